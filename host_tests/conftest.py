@@ -1,0 +1,12 @@
+# pytest on CPython: the firmware package and the test helpers on sys.path.
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for p in (
+    os.path.join(ROOT, "firmware"),
+    os.path.join(ROOT, "host_tests"),
+    os.path.join(ROOT, "tools"),
+):
+    if p not in sys.path:
+        sys.path.insert(0, p)

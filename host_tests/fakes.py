@@ -1,0 +1,174 @@
+# A fake clock and a fake network for the host tests, on CPython and on the unix-port MicroPython.
+#
+# The fakes are independent oracles: they build replies with their own struct code and
+# their own NTP conversion, not with the firmware's encoder, so a bug there cannot hide.
+import struct
+
+from sntp.net import Address, NetError
+
+NTP_1970 = 2208988800
+NTP_2000 = 3155673600
+TICKS_PERIOD = 1 << 30
+ERA_ROLLOVER_UNIX = 2085978496  # 2036-02-07 06:28:16 UTC: NTP seconds wrap to 0
+BUILD_2026_UNIX = 1795219200  # 2026-11-21
+
+
+class FakeClock:
+    """Wall clock (us since the port epoch) and wrapping ticks, moved only by advance()/step()."""
+
+    def __init__(self, start_unix_us, epoch_s=NTP_1970, ticks_start=TICKS_PERIOD - 500_000):
+        self.epoch_s = epoch_s  # s from 1900 to the port epoch
+        # wall time in us since the port epoch
+        self.wall_us = start_unix_us - (epoch_s - NTP_1970) * 1_000_000
+        self.mono_us = 0  # elapsed real time
+        self.ticks0 = ticks_start  # default: half a second before ticks_us wraps
+        self._rand = 0
+
+    def now_us(self):
+        return self.wall_us + self.mono_us
+
+    def ticks_us(self):
+        return (self.ticks0 + self.mono_us) % TICKS_PERIOD
+
+    def ticks_diff(self, a, b):
+        return ((a - b + TICKS_PERIOD // 2) % TICKS_PERIOD) - TICKS_PERIOD // 2
+
+    def advance(self, us):
+        self.mono_us += us
+
+    def step(self, us):
+        """The wall clock jumps (a user sets the RTC); real time does not move."""
+        self.wall_us += us
+
+    def random_bytes(self, n):
+        self._rand += 1
+        return bytes((self._rand * 37 + i * 101) % 256 for i in range(n))
+
+
+def ntp64(unix_us):
+    """Unix microseconds -> 64-bit wire NTP timestamp (seconds mod 2**32)."""
+    s = unix_us // 1_000_000
+    us = unix_us % 1_000_000
+    return (((s + NTP_1970) % (1 << 32)) << 32) | ((us << 32) // 1_000_000)
+
+
+def reply(
+    origin,
+    t2_unix_us,
+    t3_unix_us,
+    li=0,
+    vn=4,
+    mode=4,
+    stratum=2,
+    poll=6,
+    precision=-20,
+    root_delay=0x100,
+    root_disp=0x200,
+    refid=b"\x7f\x00\x00\x01",
+    ref_unix_us=None,
+    rx=None,
+    tx=None,
+    ref=None,
+    extra=b"",
+):
+    """A server reply built field by field. rx/tx/ref override the computed timestamps."""
+    buf = bytearray(48)
+    struct.pack_into(
+        "!BBbbII",
+        buf,
+        0,
+        (li << 6) | (vn << 3) | mode,
+        stratum,
+        poll,
+        precision,
+        root_delay,
+        root_disp,
+    )
+    buf[12:16] = refid
+    if ref is None:
+        ref = ntp64(t2_unix_us - 16_000_000 if ref_unix_us is None else ref_unix_us)
+    rx = ntp64(t2_unix_us) if rx is None else rx
+    tx = ntp64(t3_unix_us) if tx is None else tx
+    struct.pack_into("!Q", buf, 16, ref)
+    buf[24:32] = origin
+    struct.pack_into("!QQ", buf, 32, rx, tx)
+    return bytes(buf) + extra
+
+
+SERVER = ("192.0.2.1", 123)  # TEST-NET-1: never reached, the fake network is in memory
+
+
+class FakeNet:
+    """Resolver table and an in-memory UDP world driven by the fake clock.
+
+    responder(request_bytes, dst_key, unix_us_at_server) -> list of (delay_us, data, src_key)
+    """
+
+    def __init__(self, clock, responder, hosts=None):
+        self.clock = clock
+        self.responder = responder
+        self.hosts = hosts if hosts is not None else {"ntp.example": [SERVER]}
+        self.sent = []  # (mono_us, data, dst_key)
+        self.sockets = 0  # sockets opened
+        self.bound_ports = []
+
+    def resolve(self, host, port):
+        if host not in self.hosts:
+            raise NetError("resolve", "cannot resolve {}: not found".format(host))
+        return [
+            Address(2, (ip, p if p else port), (ip, p if p else port))
+            for ip, p in self.hosts[host]
+        ]
+
+    def udp(self, family):
+        self.sockets += 1
+        return FakeUdp(self)
+
+
+class FakeUdp:
+    def __init__(self, net):
+        self.net = net
+        self.pending = []  # (arrival mono_us, data, src_key)
+        self.closed = False
+
+    def bind_random(self):
+        port = 49152 + len(self.net.bound_ports) * 7919 % 16384
+        self.net.bound_ports.append(port)
+        return port
+
+    def send(self, data, sockaddr):
+        clock = self.net.clock
+        self.net.sent.append((clock.mono_us, bytes(data), sockaddr))
+        server_unix_us = clock.mono_us  # the responder adds its own notion of true time
+        for delay_us, out, src in self.net.responder(bytes(data), sockaddr, server_unix_us):
+            self.pending.append((clock.mono_us + delay_us, out, src))
+        self.pending.sort(key=lambda p: p[0])
+
+    def recv(self, timeout_ms):
+        clock = self.net.clock
+        deadline = clock.mono_us + max(0, timeout_ms) * 1000
+        if self.pending and self.pending[0][0] <= deadline:
+            at, data, src = self.pending.pop(0)
+            if at > clock.mono_us:
+                clock.advance(at - clock.mono_us)
+            return data, src
+        clock.advance(deadline - clock.mono_us)
+        return None
+
+    def close(self):
+        self.closed = True
+
+
+def honest(true_start_unix_us, delay_us=20_000, server=SERVER, **fields):
+    """A responder whose clock reads true time: true_start_unix_us + elapsed real time.
+
+    The reply leaves half a delay after the request and arrives a full delay after it;
+    the server spends 100 us between receive and transmit.
+    """
+
+    def respond(req, dst, mono_us):
+        t2 = true_start_unix_us + mono_us + delay_us // 2
+        t3 = t2 + 100
+        return [(delay_us + 100, reply(req[40:48], t2, t3, **fields), server)]
+
+    return respond
