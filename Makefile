@@ -4,15 +4,27 @@ VENV := .venv
 PY := $(VENV)/bin/python3
 MP := $(VENV)/bin/micropython
 STAMP := $(VENV)/.setup-done
+STUBS := $(VENV)/stubs
+STUB_PORTS := unix esp32 rp2
+MP_STUBS_VERSION := 1.29.0.post1
+MP_STDLIB_STUBS_VERSION := 1.29.0.post2
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup test test-mp test-cpython demo lint mpy clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(foreach p,$(STUB_PORTS),$(STUBS)/$(p)/.stamp)
 
 $(STAMP): requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# Each port's stubs in a folder of their own (typeshed layout), for mypy's
+# --custom-typeshed-dir: time, socket, machine... then resolve to MicroPython, not CPython.
+$(STUBS)/%/.stamp: $(STAMP)
+	rm -rf $(STUBS)/$*
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile --target $(STUBS)/$* \
+	  micropython-$*-stubs==$(MP_STUBS_VERSION) micropython-stdlib-stubs==$(MP_STDLIB_STUBS_VERSION)
 	touch $@
 
 # Both runtimes: the shared tests under the unix-port MicroPython, then everything under
@@ -42,9 +54,17 @@ demo: setup
 	echo "\$$ tools/sntp query 127.0.0.1:$$port"; \
 	MICROPYTHON=$(MP) tools/sntp query 127.0.0.1:$$port
 
+# ruff, then mypy: firmware/ against the unix stubs, the board glue against its board's.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	MYPYPATH=$(STUBS)/unix $(VENV)/bin/mypy --cache-dir build/mypy/unix \
+	  --custom-typeshed-dir $(STUBS)/unix firmware/sntp
+	@for b in esp32 rp2; do \
+	  echo "mypy boards/$$b boards/common ($$b stubs)"; \
+	  MYPYPATH=$(STUBS)/$$b:firmware:boards/common $(VENV)/bin/mypy --cache-dir build/mypy/$$b \
+	    --custom-typeshed-dir $(STUBS)/$$b boards/$$b/main.py boards/common/demo.py || exit 1; \
+	done
 
 # Cross-compile firmware/ to .mpy and print each module's size and the total.
 mpy: setup

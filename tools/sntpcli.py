@@ -167,7 +167,7 @@ def to_json(r, epoch_s):
         ("delay", _num(r.delay_us)),
         ("server_time", _num(unix_us(r.t3_us, epoch_s)) if r.t3_us is not None else "null"),
         ("ignored", json.dumps(r.ignored or {})),
-        ("detail", json.dumps(getattr(r, "detail", None))),
+        ("detail", json.dumps(r.detail)),
     ]
     return "{" + ", ".join(json.dumps(k) + ": " + v for k, v in fields) + "}"
 
@@ -178,12 +178,14 @@ def _refid(h):
     return refid_text(h.stratum, h.refid)
 
 
-def _ts_line(name, ts64, pivot_s, epoch_s, note=""):
+def _ts_line(name, ts64, pivot_s, epoch_s, note=None):
     if ts64 == 0:
         when = "0 (not set)"
+    elif note:
+        when = note
     else:
         when = format_utc(ntp_to_us(resolve_era(ts64, pivot_s), epoch_s), epoch_s)
-    return "  {:<10} {:08x}.{:08x}  {}{}".format(name, ts64 >> 32, ts64 & 0xFFFFFFFF, when, note)
+    return "  {:<10} {:08x}.{:08x}  {}".format(name, ts64 >> 32, ts64 & 0xFFFFFFFF, when)
 
 
 def describe(r, epoch_s, pivot_s):
@@ -211,7 +213,9 @@ def describe(r, epoch_s, pivot_s):
         if h.stratum == 0:
             lines.append("  (timestamps of a Kiss-o'-Death are not used)")
         lines.append(_ts_line("reference", h.ref_ts, pivot_s, epoch_s))
-        lines.append(_ts_line("origin", h.origin_ts, pivot_s, epoch_s, "  (our random nonce)"))
+        lines.append(
+            _ts_line("origin", h.origin_ts, pivot_s, epoch_s, "(our random nonce, echoed)")
+        )
         lines.append(_ts_line("receive", h.rx_ts, pivot_s, epoch_s))
         lines.append(_ts_line("transmit", h.tx_ts, pivot_s, epoch_s))
     if r.ok:
@@ -231,9 +235,8 @@ def error_line(r):
     text = EXPLAIN.get(r.error, r.error)
     if r.error == exchange.KISS:
         text = "Kiss-o'-Death {}; its timestamps are not used".format(r.kiss)
-    detail = getattr(r, "detail", None)
-    if detail:
-        text = detail
+    if r.detail:
+        text = r.detail
     return "sntp: {}: {} ({})".format(server_text(r.server), r.error, text)
 
 

@@ -38,7 +38,7 @@ class SystemClock:
 
 def failed(server, error, detail):
     r = Result(server, error)
-    r.detail = detail  # type: ignore[attr-defined]
+    r.detail = detail
     return r
 
 

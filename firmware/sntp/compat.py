@@ -9,11 +9,11 @@ import time
 try:
     from micropython import const
 except ImportError:  # CPython
+    const = lambda x: x  # noqa: E731 - a lambda takes the stub's signature for the type check
 
-    def const(x):  # type: ignore[no-redef]
-        return x
-
-
+# The type checker reads the MicroPython stubs and treats a name TYPE_CHECKING as always true
+# (typing does not exist on the boards): the CPython branches below are not checked.
+TYPE_CHECKING = False
 IS_MICROPYTHON = hasattr(time, "ticks_us")
 
 # Ticks period on the 32-bit boards: small ints are 31-bit, so ticks wrap at 2**30
@@ -22,28 +22,28 @@ TICKS_PERIOD = const(1 << 30)
 _TICKS_MASK = const((1 << 30) - 1)
 _TICKS_HALF = const(1 << 29)
 
-if IS_MICROPYTHON:
-    ticks_us = time.ticks_us  # type: ignore[attr-defined]
-    ticks_ms = time.ticks_ms  # type: ignore[attr-defined]
-    ticks_add = time.ticks_add  # type: ignore[attr-defined]
-    ticks_diff = time.ticks_diff  # type: ignore[attr-defined]
+if TYPE_CHECKING or IS_MICROPYTHON:
+    ticks_us = time.ticks_us
+    ticks_ms = time.ticks_ms
+    ticks_add = time.ticks_add
+    ticks_diff = time.ticks_diff
 else:
     # Start the shim near a wrap so that every host run crosses one within seconds of ticks_us.
     _TICKS_START_US = time.monotonic_ns() // 1000 - (_TICKS_MASK - 3_000_000)
 
-    def ticks_us():  # type: ignore[misc]
+    def ticks_us():
         return (time.monotonic_ns() // 1000 - _TICKS_START_US) & _TICKS_MASK
 
-    def ticks_ms():  # type: ignore[misc]
+    def ticks_ms():
         return ((time.monotonic_ns() // 1000 - _TICKS_START_US) // 1000) & _TICKS_MASK
 
-    def ticks_add(ticks, delta):  # type: ignore[misc]
+    def ticks_add(ticks, delta):
         # Same contract as MicroPython: |delta| must be below half the period.
         if delta >= _TICKS_HALF or delta < -_TICKS_HALF:
             raise OverflowError("ticks interval overflow")
         return (ticks + delta) & _TICKS_MASK
 
-    def ticks_diff(a, b):  # type: ignore[misc]
+    def ticks_diff(a, b):
         # Signed difference a - b in (-2**29, 2**29], as on the boards.
         return ((a - b + _TICKS_HALF) & _TICKS_MASK) - _TICKS_HALF
 

@@ -68,6 +68,7 @@ class Result:
         self.delay_us = None  # round-trip delay minus server processing time
         self.root_distance_us = None  # root delay / 2 + root dispersion
         self.ignored = None  # {reason: count} of datagrams that were not our reply
+        self.detail = None  # a sentence for 'resolve' and 'network' failures
 
     @property
     def server_time_us(self):

@@ -45,8 +45,8 @@ def addr_key(sockaddr):
     if isinstance(sockaddr, tuple):  # CPython, lwIP: (ip, port) or (ip, port, flow, scope)
         return (sockaddr[0], sockaddr[1])
     # unix port: raw struct sockaddr; socket.sockaddr() decodes it to (family, ip bytes, port...)
-    dec = socket.sockaddr(sockaddr)  # type: ignore[attr-defined]
-    return (socket.inet_ntop(dec[0], dec[1]), dec[2])  # type: ignore[attr-defined]
+    dec = socket.sockaddr(sockaddr)
+    return (socket.inet_ntop(dec[0], dec[1]), dec[2])
 
 
 def _valid_family(family):

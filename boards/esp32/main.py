@@ -1,0 +1,4 @@
+# esp32: run the shared board demo at boot (see boards/common/demo.py).
+import demo
+
+demo.main()

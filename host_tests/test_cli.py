@@ -1,0 +1,204 @@
+# tools/sntp end to end over real UDP on 127.0.0.1 against tools/refserver.py, in every one of
+# its modes, under both runtimes: the unix-port MicroPython (default) and CPython (--python).
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from refserver import RefServer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SNTP = os.path.join(ROOT, "tools", "sntp")
+MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+RUNTIMES = ["micropython", "cpython"]
+OFFSET_S = 3.25  # the reference server runs this far ahead (test arithmetic only)
+
+
+def sntp(runtime, *args, timeout=30):
+    env = dict(os.environ, MICROPYTHON=MICROPYTHON, PYTHON=sys.executable)
+    cmd = [SNTP] + (["--python"] if runtime == "cpython" else []) + list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = RefServer(offset_ns=3_250_000_000, delay_s=0.3).start()
+    yield srv
+    srv.stop()
+
+
+def query_json(runtime, server, mode, timeout="0.5"):
+    server.mode = mode
+    p = sntp(runtime, "query", "127.0.0.1:{}".format(server.port), "--json", "--timeout", timeout)
+    assert p.stderr == "", p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert len(lines) == 1, p.stdout
+    return p.returncode, json.loads(lines[0])
+
+
+# mode -> (error, kiss); None error means the reply must be accepted
+EXPECT = {
+    "normal": (None, None),
+    "long": (None, None),  # a MAC after the header is ignored
+    "duplicate": (None, None),
+    "spoof-then-real": (None, None),
+    "slow": (None, None),  # 0.3 s late, within the 0.5 s timeout
+    "kod-rate": ("kiss", "RATE"),  # ntpsec form: LI 3, origin = rx = tx = our nonce
+    "kod-rate-zero": ("kiss", "RATE"),  # LI 0, zero timestamps (the 1900 incident)
+    "kod-deny": ("kiss", "DENY"),
+    "kod-rstr": ("kiss", "RSTR"),
+    "kod-xcode": ("kiss", "XFOO"),
+    "kod-spoof": ("bad-origin", None),
+    "bad-origin": ("bad-origin", None),
+    "zero-origin": ("bad-origin", None),
+    "garbage": ("bad-origin", None),
+    "wrong-port": ("wrong-source", None),
+    "short": ("short", None),
+    "empty": ("short", None),
+    "unsync": ("unsynchronized", None),
+    "stratum16": ("unsynchronized", None),
+    "mode3": ("bad-mode", None),
+    "mode5": ("bad-mode", None),
+    "version2": ("bad-version", None),
+    "version5": ("bad-version", None),
+    "zero-rx": ("zero-timestamp", None),
+    "zero-tx": ("zero-timestamp", None),
+    "zero-ref": ("no-reference", None),
+    "far": ("too-far", None),
+    "far-delay": ("too-far", None),
+    "backwards": ("bad-timestamps", None),
+    "silent": ("timeout", None),
+}
+
+
+def test_every_server_mode_is_covered():
+    import refserver
+
+    assert set(EXPECT) == set(refserver.MODES)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("mode", sorted(EXPECT))
+def test_query_json_against_each_mode(runtime, server, mode):
+    error, kiss = EXPECT[mode]
+    before = time.time()
+    rc, j = query_json(runtime, server, mode)
+    assert j["error"] == error and j["kiss"] == kiss, j
+    assert j["ok"] is (error is None) and rc == (0 if error is None else 1)
+    assert j["server"] == "127.0.0.1:{}".format(server.port)
+    if error is None:
+        assert abs(j["offset"] - OFFSET_S) < 0.05
+        assert 0 <= j["delay"] < 0.05
+        assert abs(j["server_time"] - (before + OFFSET_S)) < 1.0
+        assert (j["stratum"], j["leap"], j["version"], j["mode"]) == (2, 0, 4, 4)
+        assert j["refid"] == "127.0.0.1"
+    else:
+        # nothing from a rejected reply is offered as a time
+        assert j["offset"] is None and j["delay"] is None and j["server_time"] is None
+    if mode == "spoof-then-real":
+        assert j["ignored"] == {"bad-origin": 1}
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_slow_reply_after_the_timeout_is_a_timeout(runtime, server):
+    rc, j = query_json(runtime, server, "slow", timeout="0.15")
+    assert rc == 1 and j["error"] == "timeout"
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_server_past_the_2036_rollover(runtime):
+    start_ns = (2085978496 + 3600) * 10**9  # an hour into NTP era 1
+    srv = RefServer(start_time_ns=start_ns).start()
+    try:
+        p = sntp(runtime, "query", "127.0.0.1:{}".format(srv.port), "--json", "--timeout", "2")
+    finally:
+        srv.stop()
+    j = json.loads(p.stdout)
+    assert j["ok"], j
+    assert 2085978496 + 3600 <= j["server_time"] < 2085978496 + 3700  # 2036, not 1900
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_human_output_decodes_every_field(runtime, server):
+    server.mode = "normal"
+    p = sntp(runtime, "query", "127.0.0.1:{}".format(server.port))
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    for field in (
+        "leap       0 (no warning)",
+        "version    4",
+        "mode       4 (server)",
+        "stratum    2 (secondary)",
+        "precision  -20",
+        "root delay 0.003906 s",
+        "root disp. 0.007813 s",
+        "refid      127.0.0.1",
+        "reference ",
+        "origin ",
+        "receive ",
+        "transmit ",
+        "offset     +3.2",
+        "delay      0.0",
+    ):
+        assert field in out, (field, out)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_human_output_of_a_kod_is_one_error_line(runtime, server):
+    server.mode = "kod-rate-zero"
+    p = sntp(runtime, "query", "127.0.0.1:{}".format(server.port))
+    assert p.returncode == 1
+    assert p.stderr.strip().splitlines() == [
+        "sntp: 127.0.0.1:{}: kiss (Kiss-o'-Death RATE; its timestamps are not used)".format(
+            server.port
+        )
+    ]
+    assert "kiss code  RATE" in p.stdout and "offset" not in p.stdout
+
+
+BAD_ARGS = [
+    (["query"], "query needs a SERVER"),
+    (["query", "127.0.0.1:0"], "bad port"),
+    (["query", "127.0.0.1:99999"], "bad port"),
+    (["query", "[::1"], "unclosed ["),
+    (["query", "a b"], "bad server name"),
+    (["query", "x", "--timeout"], "--timeout needs a value"),
+    (["query", "x", "--timeout", "-1"], "--timeout wants seconds"),
+    (["query", "x", "--timeout", "0"], "above 0"),
+    (["query", "x", "--timeout", "61"], "at most 60"),
+    (["query", "x", "--timeout", "1e3"], "--timeout wants seconds"),
+    (["query", "x", "--frobnicate"], "unknown option"),
+    (["query", "x", "y"], "one server only"),
+    (["bogus"], "unknown command"),
+]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("args,message", BAD_ARGS)
+def test_bad_arguments_give_one_line_and_status_2(runtime, args, message):
+    p = sntp(runtime, *args)
+    assert p.returncode == 2 and p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sntp: ") and message in lines[0], p.stderr
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_unresolvable_name_is_one_line(runtime):
+    p = sntp(runtime, "query", "no-such-host.invalid", "--timeout", "1")
+    assert p.returncode == 1 and p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "resolve" in lines[0] and "no-such-host.invalid" in lines[0]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_ipv6_loopback(runtime):
+    srv = RefServer(host="::1", offset_ns=3_250_000_000).start()
+    try:
+        p = sntp(runtime, "query", "[::1]:{}".format(srv.port), "--json", "--timeout", "2")
+    finally:
+        srv.stop()
+    j = json.loads(p.stdout)
+    assert j["ok"] and j["server"] == "[::1]:{}".format(srv.port)
+    assert abs(j["offset"] - OFFSET_S) < 0.05
