@@ -10,7 +10,7 @@ MP_STUBS_VERSION := 1.29.0.post1
 MP_STDLIB_STUBS_VERSION := 1.29.0.post2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test test-mp test-cpython demo lint mpy clean
+.PHONY: setup test test-mp test-cpython demo lint mpy deploy clean
 
 setup: $(STAMP) $(foreach p,$(STUB_PORTS),$(STUBS)/$(p)/.stamp)
 
@@ -75,6 +75,18 @@ mpy: setup
 	  n=$$(stat -c %s $$out); total=$$((total + n)); \
 	  printf '%6d  %s\n' $$n $$out; \
 	done; printf '%6d  total\n' $$total
+
+# Put the firmware (as .mpy) and the board demo on a board over USB serial:
+#   make deploy BOARD=esp32 PORT=/dev/ttyUSB0      (BOARD=rp2 for a Pico W, PORT=/dev/ttyACM0)
+# Edit boards/common/board_config.py first (Wi-Fi and your vendor zone).
+BOARD ?= esp32
+PORT ?= auto
+deploy: mpy
+	@test -f boards/$(BOARD)/main.py || { echo "deploy: no boards/$(BOARD)"; exit 2; }
+	$(VENV)/bin/mpremote connect $(PORT) exec "import os\ntry:\n os.mkdir('lib')\nexcept OSError:\n pass" \
+	  + fs cp -r build/mpy/sntp :lib/ \
+	  + fs cp boards/common/demo.py boards/common/board_config.py boards/$(BOARD)/main.py : \
+	  + reset
 
 clean:
 	rm -rf build $(VENV)

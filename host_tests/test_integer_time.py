@@ -32,9 +32,14 @@ def float_uses(source):
             found.append((line, "true division"))
         elif tok.type == tokenize.NAME and text == "float":
             found.append((line, "float()"))
-        elif (tok.type == tokenize.NAME and text == "time" and i + 3 < len(toks)
-              and toks[i + 1].string == "." and toks[i + 2].string == "time"
-              and toks[i + 3].string == "("):
+        elif (
+            tok.type == tokenize.NAME
+            and text == "time"
+            and i + 3 < len(toks)
+            and toks[i + 1].string == "."
+            and toks[i + 2].string == "time"
+            and toks[i + 3].string == "("
+        ):
             found.append((line, "time.time() (a float on some ports)"))
     return found
 
@@ -42,8 +47,12 @@ def float_uses(source):
 def test_the_scan_finds_each_kind_of_float():
     src = "a = 1.5\nb = x / 2\nc = float(y)\nd = 1e3\ne = time.time()\nf //= 2  # 2.5 / 3\n"
     assert [k for _, k in float_uses(src)] == [
-        "float literal 1.5", "true division", "float()", "float literal 1e3",
-        "time.time() (a float on some ports)"]
+        "float literal 1.5",
+        "true division",
+        "float()",
+        "float literal 1e3",
+        "time.time() (a float on some ports)",
+    ]
 
 
 @pytest.mark.parametrize("path", firmware_files(), ids=lambda p: os.path.relpath(p, ROOT))

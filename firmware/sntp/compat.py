@@ -17,7 +17,8 @@ TYPE_CHECKING = False
 IS_MICROPYTHON = hasattr(time, "ticks_us")
 
 # Ticks period on the 32-bit boards: small ints are 31-bit, so ticks wrap at 2**30
-# (extmod/modtime.c: MICROPY_PY_TIME_TICKS_PERIOD). The CPython shim wraps at the same value.
+# (extmod/modtime.c: MICROPY_PY_TIME_TICKS_PERIOD). The CPython shim wraps at the same value;
+# the 64-bit unix port wraps at 2**62, which is why the host tests also run on CPython.
 TICKS_PERIOD = const(1 << 30)
 _TICKS_MASK = const((1 << 30) - 1)
 _TICKS_HALF = const(1 << 29)
