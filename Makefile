@@ -35,7 +35,8 @@ test: setup
 
 test-mp: setup
 	@echo "== MicroPython $$($(MP) -c 'import sys; print(sys.version)')"
-	MICROPYPATH=firmware:.frozen $(MP) host_tests/mprun.py host_tests | grep -v '^PASS'; \
+	# the simulated-time scenarios keep every event of 30 simulated days: a bigger heap
+	MICROPYPATH=firmware:.frozen $(MP) -X heapsize=64M host_tests/mprun.py host_tests | grep -v '^PASS'; \
 	  exit $${PIPESTATUS[0]}
 
 test-cpython: setup

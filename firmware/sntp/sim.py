@@ -1,0 +1,168 @@
+# The simulated-time driver: the real Policy and the real Exchange checks, with simulated
+# servers, DNS and clocks, for the scenario tests and the fleet simulator. No I/O, no sleep.
+#
+# Every request is turned into real reply bytes by a simulated server and judged by
+# exchange.Exchange exactly as on a device, so a KoD or a liar in a scenario goes through
+# the same checks as one on the wire.
+import struct
+
+from . import exchange
+from .policy import Config, Policy
+from .timestamp import NTP_1970_S
+
+_NTP_1970 = NTP_1970_S
+
+
+def _ntp64(unix_us):
+    s, us = divmod(unix_us, 1_000_000)
+    return (((s + _NTP_1970) % (1 << 32)) << 32) | ((us << 32) // 1_000_000)
+
+
+class Addr:
+    """A simulated resolved address (the policy only reads .key)."""
+
+    def __init__(self, key):
+        self.key = key  # (ip, port)
+
+
+class Server:
+    """A simulated server. mode: 'honest' (offset_us: how wrong it is: a liar), 'silent',
+    'kod' (a real KoD with the given code), 'spoof-kod' (a KoD whose origin is not ours)."""
+
+    def __init__(self, mode="honest", code="RATE", offset_us=0, delay_us=20_000):
+        self.mode = mode
+        self.code = code  # KoD code for mode 'kod'
+        self.offset_us = offset_us  # how wrong its clock is
+        self.delay_us = delay_us  # round trip
+        self.requests = []  # ms of every request received
+
+    def reply(self, req, true_us):
+        if self.mode == "silent":
+            return None
+        buf = bytearray(48)
+        if self.mode == "kod" or self.mode == "spoof-kod":
+            # ntpsec form: LI 3, stratum 0, origin = rx = tx = nonce (the spoof gets it wrong)
+            buf[0] = (3 << 6) | (4 << 3) | 4
+            buf[12:16] = self.code.encode()
+            buf[24:32] = req[40:48] if self.mode == "kod" else b"\x5a" * 8
+            buf[32:40] = req[40:48]
+            buf[40:48] = req[40:48]
+            return bytes(buf)
+        t2 = true_us + self.offset_us + self.delay_us // 2
+        buf[0] = (4 << 3) | 4
+        buf[1] = 2
+        struct.pack_into("!II", buf, 4, 0x100, 0x200)
+        buf[12:16] = b"\x0a\x00\x00\x01"
+        struct.pack_into("!Q", buf, 16, _ntp64(t2 - 16_000_000))
+        buf[24:32] = req[40:48]
+        struct.pack_into("!QQ", buf, 32, _ntp64(t2), _ntp64(t2 + 100))
+        return bytes(buf)
+
+
+class World:
+    """Servers by (ip, port), DNS by name, and true time: Unix us = t0_us + now_ms * 1000."""
+
+    def __init__(self, t0_us):
+        self.t0_us = t0_us  # true Unix us at now_ms == 0
+        self.servers = {}  # (ip, port) -> Server
+        self.dns = {}  # name -> list of ips, or None for a failing lookup
+        self.lookups = []  # (ms, name) of every lookup
+
+    def true_us(self, now_ms):
+        return self.t0_us + now_ms * 1000
+
+    def resolve(self, name, port, now_ms):
+        self.lookups.append((now_ms, name))
+        ips = self.dns.get(name)
+        if not ips:
+            return None
+        return [Addr((ip, port)) for ip in ips]
+
+
+class Device:
+    """One simulated device: a Policy, a clock error, persisted state, a log of events."""
+
+    TIMEOUT_MS = 5_000
+
+    def __init__(self, world, config_dict, clock_error_us=0, rand=None, state=None):
+        self.world = world
+        self.config = Config.from_dict(config_dict)
+        self.clock_error_us = clock_error_us  # device clock minus true time
+        self.rand = rand  # callable n -> [0, n)
+        self.events = []  # every event dict
+        self.saved = state  # the persisted state (as a save would leave it)
+        self.steps = []  # (ms, offset_us) of every correction
+        self.nonce = 0
+        self.policy = None
+
+    def wall_us(self, now_ms):
+        return self.world.true_us(now_ms) + self.clock_error_us
+
+    def boot(self, now_ms):
+        self.policy = Policy(self.config, self.rand)
+        self.policy.subscribe(self.events.append)
+        self.policy.start(now_ms, self.wall_us(now_ms), self.saved)
+        self._save()
+
+    def reboot(self, now_ms, lose_clock=False):
+        """Restart from the persisted state; lose_clock: no RTC, the clock reads 1970 again."""
+        if lose_clock:
+            self.clock_error_us = -self.world.true_us(now_ms)
+        self.boot(now_ms)
+
+    def _save(self):
+        if self.policy.dirty:
+            self.saved = self.policy.state()
+            self.policy.dirty = False
+
+    def run(self, until_ms):
+        """Drive the policy until until_ms (exclusive). Returns the ms it stopped at."""
+        p = self.policy
+        while True:
+            due = p.wakeup_ms()
+            if due is None or due >= until_ms:
+                return until_ms
+            now = due
+            action = p.poll(now, self.wall_us(now))
+            self._save()
+            if action is None:
+                if p.wakeup_ms() == now:
+                    raise RuntimeError("policy stalled at {} ms".format(now))
+                continue
+            if action[0] == "resolve":
+                src = action[1]
+                p.resolved(src, self.world.resolve(src.host, src.port, now), now)
+            else:
+                now = self._query(action[1], action[2], now)
+            self._save()
+
+    def _query(self, src, addr, now):
+        self.nonce += 1
+        nonce = struct.pack("!II", self.nonce, self.rand(1 << 30) if self.rand else 7)
+        t1 = self.wall_us(now)
+        ex = exchange.Exchange(addr.key, nonce, t1, _NTP_1970)
+        req = ex.request()
+        server = self.world.servers.get(addr.key)
+        data = None
+        if server is not None:
+            server.requests.append(now)
+            data = server.reply(req, self.world.true_us(now))
+        if data is None:
+            done = now + self.TIMEOUT_MS
+            r = ex.expire()
+        else:
+            rtt_ms = server.delay_us // 1000
+            done = now + rtt_ms
+            r = ex.receive(data, addr.key, t1 + server.delay_us + 100)
+            if r is None:
+                r = ex.expire()
+        corr = self.policy.result(src, addr, r, done, self.wall_us(done))
+        if corr is not None:
+            self.clock_error_us += corr.offset_us
+            self.steps.append((done, corr.offset_us))
+        return done
+
+
+def sends(events):
+    return [e for e in events if e["event"] == "send"]
+

@@ -1,0 +1,345 @@
+# runs-on: both
+# The good-citizen policy under simulated time (firmware/sntp/sim.py drives the real Policy
+# and the real Exchange checks). Each scenario asserts the invariants, not exact timings:
+#   I1 never two requests to one address within 15 s (client-rules.md rule 1), reboots included
+#   I2 never more than HOURLY_CAP requests in any hour
+#   I3 the clock is never set from a KoD, a lone liar, or before the build date
+from sntp import policy as pol
+from sntp import sim
+
+T0 = 1_800_000_000_000_000  # true time at the start, Unix us (2027)
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+
+
+class Rng:
+    """xorshift32: the same sequence on CPython and MicroPython (random.Random is CPython's)."""
+
+    def __init__(self, seed):
+        self.x = seed or 1
+
+    def below(self, n):
+        x = self.x
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self.x = x
+        return ((x << 16) | (self.x >> 8 & 0xFFFF)) % n
+
+
+def zone_world(n=4, modes=None):
+    w = sim.World(T0)
+    for i in range(n):
+        ip = "10.0.0.{}".format(i + 1)
+        w.dns["{}.acme.pool.ntp.org".format(i)] = [ip]
+        m = (modes or {}).get(i)
+        w.servers[(ip, 123)] = m if m is not None else sim.Server()
+    return w
+
+
+def device(w, cfg=None, clock_error_us=None, seed=1):
+    err = -T0 if clock_error_us is None else clock_error_us  # default: clock reads 1970
+    cfg = {"zone": "acme"} if cfg is None else cfg
+    d = sim.Device(w, cfg, clock_error_us=err, rand=Rng(seed).below)
+    d.boot(0)
+    return d
+
+
+def all_requests(w):
+    out = []
+    for s in w.servers.values():
+        out += s.requests
+    out.sort()
+    return out
+
+
+def check_invariants(w, d=None):
+    for key, s in w.servers.items():
+        for a, b in zip(s.requests, s.requests[1:]):
+            assert b - a >= pol.MIN_GAP_MS, "I1: {} asked {} ms apart".format(key, b - a)
+    reqs = all_requests(w)
+    for i in range(len(reqs) - pol.HOURLY_CAP):
+        assert reqs[i + pol.HOURLY_CAP] - reqs[i] >= HOUR_MS, "I2: too many in an hour"
+    if d is not None:
+        for _, offset in d.steps:
+            assert abs(offset) < 365 * DAY_MS * 1000 or d.steps[0][1] == offset
+
+
+def kinds(d, kind):
+    return [e for e in d.events if e["event"] == kind]
+
+
+def test_thirty_days_of_normal_operation():
+    w = zone_world()
+    d = device(w, {"zone": "acme", "poll_min_s": 1, "poll_max_s": 1})  # asks too fast: clamped
+    assert d.config.poll_min_s == pol.POOL_POLL_MIN_S and d.config.warnings
+    d.run(30 * DAY_MS)
+    check_invariants(w, d)
+    first = d.steps[0][0]
+    assert first <= pol.STARTUP_INVALID_MS + 1_000  # synchronized within about a minute
+    assert abs(d.clock_error_us) < 1_000  # and kept right
+    reqs = all_requests(w)
+    per_day = len(reqs) * DAY_MS // (30 * DAY_MS)
+    assert 12 <= per_day <= 60, per_day  # every 30 min at most, within the jitter
+    # steady state: rounds at least 30 minutes apart against pool names (rule 14)
+    rounds = [s[0] for s in d.steps]
+    assert min(b - a for a, b in zip(rounds, rounds[1:])) >= pol.POOL_POLL_MIN_S * 1000
+    # no wall-clock alignment (rule 15): send times spread over the minutes of the hour
+    minutes = {(t // 60_000) % 60 for t in reqs}
+    assert len(minutes) >= 30, minutes
+    # and the load spreads over the four servers
+    counts = [len(s.requests) for s in w.servers.values()]
+    assert min(counts) * 2 >= max(counts), counts
+
+
+def test_poll_interval_grows_to_its_maximum_and_local_servers_go_to_64_s():
+    w = sim.World(T0)
+    w.dns["ntp.factory.lan"] = ["192.168.1.10"]
+    w.servers[("192.168.1.10", 123)] = sim.Server()
+    cfg = {"servers": ["ntp.factory.lan"], "poll_min_s": 10, "poll_max_s": 256}
+    d = device(w, cfg, clock_error_us=0)
+    assert d.config.poll_min_s == pol.LOCAL_POLL_MIN_S
+    d.run(DAY_MS)
+    check_invariants(w, d)
+    intervals = [e["interval_s"] for e in kinds(d, "poll")]
+    assert intervals[0] == 64 and intervals[-1] == 256 and intervals == sorted(intervals)
+    gaps = [b - a for a, b in zip(w.servers[("192.168.1.10", 123)].requests[1:],
+                                  w.servers[("192.168.1.10", 123)].requests[2:])]
+    assert min(gaps) >= 64_000
+
+
+def test_servers_that_never_answer():
+    w = zone_world(modes={i: sim.Server("silent") for i in range(4)})
+    d = device(w)
+    d.run(3 * DAY_MS)
+    check_invariants(w, d)
+    assert d.steps == []
+    for key, s in w.servers.items():
+        later = [t for t in s.requests if t >= DAY_MS]  # after the first day: backoff capped
+        assert len(later) <= 2 * 24 + 2, (key, len(later))  # at most about hourly
+        assert len(s.requests) >= 20  # but it does keep trying
+    backoffs = [e["wait_ms"] for e in kinds(d, "backoff")]
+    assert backoffs[0] >= pol.BACKOFF_MIN_MS and max(backoffs) <= pol.BACKOFF_MAX_MS * 5 // 4
+    assert backoffs[3] > backoffs[0] * 4  # exponential
+
+
+def test_one_dead_server_among_honest_ones_is_asked_rarely():
+    w = zone_world(modes={2: sim.Server("silent")})
+    d = device(w)
+    d.run(10 * DAY_MS)
+    check_invariants(w, d)
+    dead = w.servers[("10.0.0.3", 123)].requests
+    live = w.servers[("10.0.0.1", 123)].requests
+    assert len(dead) <= len(live) + 2
+    assert abs(d.clock_error_us) < 1_000
+
+
+def test_rate_kiss_lengthens_that_servers_interval():
+    w = sim.World(T0)
+    w.dns["ntp.example.net"] = ["10.0.0.1"]
+    w.servers[("10.0.0.1", 123)] = sim.Server("kod", "RATE")
+    d = device(w, {"servers": ["ntp.example.net"]})
+    d.run(2 * DAY_MS)
+    check_invariants(w, d)
+    assert d.steps == []  # a KoD never sets the clock
+    reqs = w.servers[("10.0.0.1", 123)].requests
+    gaps = [b - a for a, b in zip(reqs, reqs[1:])]
+    assert gaps and min(gaps) >= pol.RATE_MIN_MS  # at least 10 min after every RATE
+    kods = kinds(d, "kod")
+    assert len(kods) == len(reqs) and all(k["code"] == "RATE" for k in kods)
+    assert kods[1]["gap_ms"] >= 2 * kods[0]["gap_ms"] or kods[1]["gap_ms"] == pol.RATE_MAX_MS
+    assert max(k["gap_ms"] for k in kods) <= pol.RATE_MAX_MS  # 2**13 s from RATE alone
+    assert len(reqs) <= 2 * DAY_MS // pol.RATE_MIN_MS
+
+
+def test_deny_stops_that_address_for_a_day_even_across_reboots():
+    w = zone_world(modes={0: sim.Server("kod", "DENY")})
+    d = device(w, seed=3)
+    d.run(2 * HOUR_MS)
+    denied = w.servers[("10.0.0.1", 123)].requests
+    assert len(denied) == 1 and kinds(d, "kod")[0]["code"] == "DENY"
+    for k in range(1, 20):  # reboots, the clock kept by an RTC
+        d.reboot(2 * HOUR_MS + k * 60_000)
+        d.run(2 * HOUR_MS + (k + 1) * 60_000)
+    d.run(DAY_MS)
+    assert len(w.servers[("10.0.0.1", 123)].requests) == 1
+    d.run(3 * DAY_MS)  # after the hold, a re-resolved address may be tried again
+    check_invariants(w, d)
+    assert abs(d.clock_error_us) < 1_000
+
+
+def test_spoofed_kod_is_not_acted_on():
+    w = zone_world(modes={0: sim.Server("spoof-kod", "DENY")})
+    d = device(w)
+    d.run(DAY_MS)
+    check_invariants(w, d)
+    assert kinds(d, "kod") == []
+    rejected = [e for e in kinds(d, "timeout") if e["address"] == "10.0.0.1:123"]
+    assert rejected and all(e["reason"] == "bad-origin" for e in rejected)
+    # the address is not denied: it is still asked (after failures, rarely)
+    assert len(w.servers[("10.0.0.1", 123)].requests) >= 2
+
+
+def test_server_leaves_the_pool_and_dns_later_gives_a_new_address():
+    w = zone_world()
+    d = device(w)
+    d.run(DAY_MS)
+    w.servers[("10.0.0.1", 123)].mode = "silent"  # it leaves the pool for good
+    w.dns["0.acme.pool.ntp.org"] = ["10.0.0.9"]
+    w.servers[("10.0.0.9", 123)] = sim.Server()
+    d.run(4 * DAY_MS)
+    check_invariants(w, d)
+    dead = [t for t in w.servers[("10.0.0.1", 123)].requests if t > DAY_MS]
+    assert len(dead) <= pol.ADDR_FAILS_SWITCH + 1
+    assert len(w.servers[("10.0.0.9", 123)].requests) >= 3  # one of four in rotation
+    lookups = [t for t, name in w.lookups if name == "0.acme.pool.ntp.org"]
+    for a, b in zip(lookups, lookups[1:]):
+        assert b - a >= pol.RERESOLVE_MIN_MS  # rule 16: never more than once an hour
+
+
+def test_dns_outage_backs_off_to_hourly_lookups_and_recovers():
+    w = zone_world()
+    saved = dict(w.dns)
+    w.dns = {}
+    d = device(w)
+    d.run(6 * HOUR_MS)
+    assert d.steps == [] and all_requests(w) == []
+    for name in saved:
+        mine = [t for t, n in w.lookups if n == name]
+        late = [t for t in mine if t >= HOUR_MS]
+        for a, b in zip(late, late[1:]):
+            assert b - a >= HOUR_MS, name  # after the first failures: at most hourly
+        assert 3 <= len(mine) <= 9, (name, len(mine))
+    w.dns = saved
+    d.run(9 * HOUR_MS)
+    # lookups stay hourly: two names must come back (two agreeing servers) within 2.5 h
+    assert d.steps and d.steps[0][0] <= 6 * HOUR_MS + 5 * HOUR_MS // 2
+    check_invariants(w, d)
+
+
+def test_reboot_loop_every_ten_seconds_for_an_hour_is_not_a_fast_poller():
+    for lose_clock in (True, False):
+        w = zone_world(modes={i: sim.Server("silent") for i in range(4)})
+        d = device(w, seed=5)
+        for k in range(360):
+            if k:
+                d.reboot(k * 10_000, lose_clock=lose_clock)
+            d.run((k + 1) * 10_000)
+        check_invariants(w)
+        assert len(all_requests(w)) <= 8, len(all_requests(w))
+
+
+def test_reboot_loop_with_honest_servers_still_respects_the_floor():
+    w = zone_world()
+    d = device(w, seed=9)
+    for k in range(360):
+        if k:
+            d.reboot(k * 10_000, lose_clock=True)
+        d.run((k + 1) * 10_000)
+    check_invariants(w)
+    assert len(all_requests(w)) <= 8
+
+
+def test_one_server_lying_by_a_year_never_sets_the_clock():
+    year_us = 365 * DAY_MS * 1000
+    for start_error in (-T0, 0):  # clock invalid (1970), then valid
+        w = zone_world(modes={1: sim.Server(offset_us=year_us)})
+        d = device(w, clock_error_us=start_error, seed=11)
+        d.run(10 * DAY_MS)
+        check_invariants(w, d)
+        assert abs(d.clock_error_us) < 1_000, d.clock_error_us
+        for _, offset in d.steps[1:]:
+            assert abs(offset) < 1_000_000
+        assert kinds(d, "disagree")  # the lie is reported
+        assert len(w.servers[("10.0.0.2", 123)].requests) >= 3  # and it was asked
+
+
+def test_two_liars_agreeing_with_each_other_still_lose_to_a_valid_clock():
+    # a valid clock takes a small correction from one server; two liars a year off are never
+    # consulted alone because they need agreement, and honest servers answer in between
+    year_us = 365 * DAY_MS * 1000
+    w = zone_world(modes={0: sim.Server(offset_us=year_us), 1: sim.Server(offset_us=year_us)})
+    d = device(w, clock_error_us=0, seed=2)
+    d.run(5 * DAY_MS)
+    check_invariants(w, d)
+    assert abs(d.clock_error_us) < 1_000
+
+
+def test_single_configured_server_may_set_an_invalid_clock_alone():
+    w = sim.World(T0)
+    w.dns["ntp.factory.lan"] = ["192.168.1.10"]
+    w.servers[("192.168.1.10", 123)] = sim.Server()
+    d = device(w, {"servers": ["ntp.factory.lan"]})
+    d.run(2 * pol.STARTUP_INVALID_MS)
+    assert len(d.steps) == 1 and abs(d.clock_error_us) < 1_000
+
+
+def test_never_steps_before_the_build_date():
+    w = sim.World(T0)
+    w.dns["ntp.factory.lan"] = ["192.168.1.10"]
+    # a server whose clock reads 2001: before the firmware was built
+    w.servers[("192.168.1.10", 123)] = sim.Server(offset_us=-(T0 - 1_000_000_000_000_000))
+    d = device(w, {"servers": ["ntp.factory.lan"]})
+    d.run(DAY_MS)
+    assert d.steps == []
+    assert [e for e in kinds(d, "reject") if e["reason"] == "before-build-date"]
+
+
+def test_no_server_configured_means_no_traffic_and_says_why():
+    w = zone_world()
+    d = device(w, {})
+    d.run(DAY_MS)
+    assert all_requests(w) == [] and w.lookups == []
+    assert "no servers configured" in kinds(d, "idle")[0]["reason"]
+    assert d.policy.wakeup_ms() is None
+
+
+def test_sync_now_obeys_the_floor_and_the_hourly_cap():
+    w = zone_world()
+    d = device(w, clock_error_us=0)
+    d.run(HOUR_MS)
+    for k in range(600):  # someone presses 'sync' every second for ten minutes
+        now = HOUR_MS + k * 1000
+        d.policy.sync_now(now)
+        d.run(now + 1000)
+    check_invariants(w, d)
+    recent = [t for t in all_requests(w) if t >= HOUR_MS]
+    assert len(recent) <= pol.HOURLY_CAP
+
+
+def test_ten_thousand_devices_started_in_the_same_second_spread_their_first_request():
+    rng = Rng(42)
+    cfg = pol.Config.from_dict({"zone": "acme"})
+    buckets = [0] * 61
+    for _ in range(10_000):
+        p = pol.Policy(cfg, rng.below)
+        p.start(0, 0, None)  # every clock reads 1970 after the power cut
+        first = p.wakeup_ms()
+        assert 0 <= first < pol.STARTUP_INVALID_MS
+        buckets[first // 1000] += 1
+    mean = 10_000 // 60
+    assert max(buckets) <= mean * 3 // 2, max(buckets)  # no second gets a burst
+    assert min(buckets[:60]) >= mean // 2, min(buckets[:60])  # and none is left empty
+
+
+def test_bad_configuration_values_are_clamped_or_rejected_with_a_reason():
+    c = pol.Config.from_dict({"servers": ["ok.example", "bad host", 7, "x:99999", "[::1]:123",
+                                          "a.example", "b.example", "c.example"],
+                              "zone": "not.a.label", "poll_min_s": "fast",
+                              "poll_max_s": 10 ** 9})
+    assert c.servers == [("ok.example", 123), ("::1", 123), ("a.example", 123),
+                         ("b.example", 123)]
+    text = " | ".join(c.warnings)
+    for needle in ("zone", "bad host", "7", "99999", "c.example", "poll_min_s", "poll_max_s"):
+        assert needle in text, (needle, text)
+    assert c.poll_max_s == pol.POLL_MAX_LIMIT_S and c.poll_min_s >= pol.LOCAL_POLL_MIN_S
+
+
+def test_persisted_state_garbage_is_ignored():
+    cfg = pol.Config.from_dict({"zone": "acme"})
+    for junk in (None, 3, "x", {"v": 1, "fails": "many", "interval_s": -5, "denied": [1]},
+                 {"v": 1, "denied": {"1.2.3.4:123": "soon", 5: 6}}, {"v": 99}):
+        p = pol.Policy(cfg, Rng(1).below)
+        p.start(0, T0, junk)
+        assert p.fails == 0 and p.interval_s == cfg.poll_min_s
+        assert 0 <= p.wakeup_ms() <= pol.STARTUP_VALID_MS
