@@ -103,8 +103,13 @@ def test_poll_interval_grows_to_its_maximum_and_local_servers_go_to_64_s():
     check_invariants(w, d)
     intervals = [e["interval_s"] for e in kinds(d, "poll")]
     assert intervals[0] == 64 and intervals[-1] == 256 and intervals == sorted(intervals)
-    gaps = [b - a for a, b in zip(w.servers[("192.168.1.10", 123)].requests[1:],
-                                  w.servers[("192.168.1.10", 123)].requests[2:])]
+    gaps = [
+        b - a
+        for a, b in zip(
+            w.servers[("192.168.1.10", 123)].requests[1:],
+            w.servers[("192.168.1.10", 123)].requests[2:],
+        )
+    ]
     assert min(gaps) >= 64_000
 
 
@@ -118,6 +123,11 @@ def test_servers_that_never_answer():
         later = [t for t in s.requests if t >= DAY_MS]  # after the first day: backoff capped
         assert len(later) <= 2 * 24 + 2, (key, len(later))  # at most about hourly
         assert len(s.requests) >= 20  # but it does keep trying
+    for name in w.dns:  # DNS still answers with the dead addresses: re-resolve hourly at most
+        mine = [t for t, n in w.lookups if n == name]
+        assert len(mine) >= 2
+        for a, b in zip(mine, mine[1:]):
+            assert b - a >= pol.RERESOLVE_MIN_MS, (name, b - a)
     backoffs = [e["wait_ms"] for e in kinds(d, "backoff")]
     assert backoffs[0] >= pol.BACKOFF_MIN_MS and max(backoffs) <= pol.BACKOFF_MAX_MS * 5 // 4
     assert backoffs[3] > backoffs[0] * 4  # exponential
@@ -265,6 +275,17 @@ def test_two_liars_agreeing_with_each_other_still_lose_to_a_valid_clock():
     assert abs(d.clock_error_us) < 1_000
 
 
+def test_two_liars_against_two_honest_servers_never_set_an_invalid_clock():
+    # the liars answer first (rotation starts at name 0); a tie is no majority
+    year_us = 365 * DAY_MS * 1000
+    w = zone_world(modes={0: sim.Server(offset_us=year_us), 1: sim.Server(offset_us=year_us)})
+    d = device(w, seed=4)
+    d.run(2 * DAY_MS)
+    check_invariants(w, d)
+    assert d.steps == []  # two against two: the clock stays invalid, and says why
+    assert kinds(d, "disagree")
+
+
 def test_single_configured_server_may_set_an_invalid_clock_alone():
     w = sim.World(T0)
     w.dns["ntp.factory.lan"] = ["192.168.1.10"]
@@ -323,12 +344,24 @@ def test_ten_thousand_devices_started_in_the_same_second_spread_their_first_requ
 
 
 def test_bad_configuration_values_are_clamped_or_rejected_with_a_reason():
-    c = pol.Config.from_dict({"servers": ["ok.example", "bad host", 7, "x:99999", "[::1]:123",
-                                          "a.example", "b.example", "c.example"],
-                              "zone": "not.a.label", "poll_min_s": "fast",
-                              "poll_max_s": 10 ** 9})
-    assert c.servers == [("ok.example", 123), ("::1", 123), ("a.example", 123),
-                         ("b.example", 123)]
+    c = pol.Config.from_dict(
+        {
+            "servers": [
+                "ok.example",
+                "bad host",
+                7,
+                "x:99999",
+                "[::1]:123",
+                "a.example",
+                "b.example",
+                "c.example",
+            ],
+            "zone": "not.a.label",
+            "poll_min_s": "fast",
+            "poll_max_s": 10**9,
+        }
+    )
+    assert c.servers == [("ok.example", 123), ("::1", 123), ("a.example", 123), ("b.example", 123)]
     text = " | ".join(c.warnings)
     for needle in ("zone", "bad host", "7", "99999", "c.example", "poll_min_s", "poll_max_s"):
         assert needle in text, (needle, text)
@@ -337,8 +370,14 @@ def test_bad_configuration_values_are_clamped_or_rejected_with_a_reason():
 
 def test_persisted_state_garbage_is_ignored():
     cfg = pol.Config.from_dict({"zone": "acme"})
-    for junk in (None, 3, "x", {"v": 1, "fails": "many", "interval_s": -5, "denied": [1]},
-                 {"v": 1, "denied": {"1.2.3.4:123": "soon", 5: 6}}, {"v": 99}):
+    for junk in (
+        None,
+        3,
+        "x",
+        {"v": 1, "fails": "many", "interval_s": -5, "denied": [1]},
+        {"v": 1, "denied": {"1.2.3.4:123": "soon", 5: 6}},
+        {"v": 99},
+    ):
         p = pol.Policy(cfg, Rng(1).below)
         p.start(0, T0, junk)
         assert p.fails == 0 and p.interval_s == cfg.poll_min_s

@@ -197,8 +197,9 @@ class Config:
         zone = d.get("zone")
         if zone is not None:
             if not isinstance(zone, str) or not zone or "." in zone or len(zone) > 63:
-                w.append("zone: {!r} is not a vendor zone label (like 'acme'), ignored".format(
-                    zone))
+                w.append(
+                    "zone: {!r} is not a vendor zone label (like 'acme'), ignored".format(zone)
+                )
             else:
                 names += ["{}.{}.pool.ntp.org".format(i, zone) for i in range(4)]
         servers = d.get("servers") or []
@@ -225,8 +226,14 @@ class Config:
             pool = pool or h.endswith(POOL_SUFFIX)
         floor = POOL_POLL_MIN_S if pool else LOCAL_POLL_MIN_S
         c.poll_min_s = _int_in(d, "poll_min_s", floor, POLL_MAX_LIMIT_S, max(floor, 1024), w)
-        c.poll_max_s = _int_in(d, "poll_max_s", c.poll_min_s, POLL_MAX_LIMIT_S,
-                               max(c.poll_min_s, DEFAULT_POLL_MAX_S), w)
+        c.poll_max_s = _int_in(
+            d,
+            "poll_max_s",
+            c.poll_min_s,
+            POLL_MAX_LIMIT_S,
+            max(c.poll_min_s, DEFAULT_POLL_MAX_S),
+            w,
+        )
         return c
 
 
@@ -302,8 +309,14 @@ class Policy:
         w = []
         self.fails = _int_in(st, "fails", 0, 64, 0, w)
         self.boots = _int_in(st, "boots", 0, 1 << 30, 0, w)
-        self.interval_s = _int_in(st, "interval_s", self.config.poll_min_s,
-                                  self.config.poll_max_s, self.config.poll_min_s, w)
+        self.interval_s = _int_in(
+            st,
+            "interval_s",
+            self.config.poll_min_s,
+            self.config.poll_max_s,
+            self.config.poll_min_s,
+            w,
+        )
         self.last_sync_unix_s = _opt_int(st.get("last_sync_unix_s"))
         self.next_due_unix_s = _opt_int(st.get("next_due_unix_s"))
         denied = st.get("denied")
@@ -317,7 +330,9 @@ class Policy:
                 left_s = until - wall_s if valid else DENY_HOLD_S
                 if left_s > 0:
                     self.denied_wall[k] = until
-                    self._peer_by_text(k).denied_until_ms = now_ms + min(left_s, DENY_HOLD_S) * 1000
+                    self._peer_by_text(k).denied_until_ms = (
+                        now_ms + min(left_s, DENY_HOLD_S) * 1000
+                    )
 
     def state(self):
         """The dict to persist (small, JSON-able). Call when self.dirty, then clear it."""
@@ -453,8 +468,13 @@ class Policy:
             for _ in range(src.dns_fails - 1):
                 delay = min(DNS_RETRY_MAX_MS, delay * 5)
             src.dns_next_ms = now_ms + self._jitter(delay)
-            self.emit("resolve", server=src.label(), ok=False, detail=detail,
-                      retry_ms=src.dns_next_ms - now_ms)
+            self.emit(
+                "resolve",
+                server=src.label(),
+                ok=False,
+                detail=detail,
+                retry_ms=src.dns_next_ms - now_ms,
+            )
             if self.round is not None:
                 self.round["tried"].append(src)
             return
@@ -465,8 +485,9 @@ class Policy:
         src.dns_fails = 0
         src.want_resolve = False
         src.dns_next_ms = now_ms + RERESOLVE_MIN_MS  # rule 16: at most hourly from here
-        self.emit("resolve", server=src.label(), ok=True,
-                  addresses=[key_text(a.key) for a in src.addrs])
+        self.emit(
+            "resolve", server=src.label(), ok=True, addresses=[key_text(a.key) for a in src.addrs]
+        )
 
     def result(self, src, addr, r, now_ms, wall_us):
         """The outcome of a query action. Returns a Correction to apply, or None."""
@@ -477,8 +498,14 @@ class Policy:
         if r.ok:
             src.replies += 1
             src.addr_fails = 0
-            self.emit("reply", server=label, address=key_text(key), offset_us=r.offset_us,
-                      delay_us=r.delay_us, stratum=r.header.stratum)
+            self.emit(
+                "reply",
+                server=label,
+                address=key_text(key),
+                offset_us=r.offset_us,
+                delay_us=r.delay_us,
+                stratum=r.header.stratum,
+            )
             if self.round is not None:
                 self.round["samples"].append((now_ms, src, key, r.offset_us, r.delay_us))
                 return self._decide(now_ms, wall_us)
@@ -508,15 +535,21 @@ class Policy:
             gap = max(RATE_MIN_MS, 2 * self.interval_s * 1000, 2 * peer.rate_gap_ms)
             peer.rate_gap_ms = min(gap, RATE_MAX_MS)
             peer.rate_until_ms = now_ms + RATE_HOLD_MS
-            self.emit("kod", server=src.label(), address=key_text(key), code=code,
-                      gap_ms=peer.rate_gap_ms)
+            self.emit(
+                "kod",
+                server=src.label(),
+                address=key_text(key),
+                code=code,
+                gap_ms=peer.rate_gap_ms,
+            )
         elif code == "DENY" or code == "RSTR":
             peer.denied_until_ms = now_ms + DENY_HOLD_S * 1000
             self.denied_wall[key_text(key)] = wall_us // 1_000_000 + DENY_HOLD_S
             self.dirty = True
             src.want_resolve = True
-            self.emit("kod", server=src.label(), address=key_text(key), code=code,
-                      hold_s=DENY_HOLD_S)
+            self.emit(
+                "kod", server=src.label(), address=key_text(key), code=code, hold_s=DENY_HOLD_S
+            )
         else:  # unknown or X...: no protocol meaning, a failed exchange (with backoff)
             src.addr_fails += 1
             self.emit("kod", server=src.label(), address=key_text(key), code=code)
@@ -541,19 +574,27 @@ class Policy:
             chosen = self._majority(samples)
             if chosen is None:
                 if len(samples) >= 2:
-                    self.emit("disagree", offsets_us=[s[3] for s in samples],
-                              servers=[s[1].label() for s in samples])
+                    self.emit(
+                        "disagree",
+                        offsets_us=[s[3] for s in samples],
+                        servers=[s[1].label() for s in samples],
+                    )
                 return self._round_failed(now_ms, wall_us)
         pick = chosen[0]
         for s in chosen:
             if s[4] < pick[4]:
                 pick = s  # the smallest round trip is the best measurement
         offset = pick[3]
-        outliers = [s for s in samples
-                    if abs(s[3] - offset) > AGREE_TOLERANCE_US + (s[4] + pick[4]) // 2]
+        outliers = [
+            s for s in samples if abs(s[3] - offset) > AGREE_TOLERANCE_US + (s[4] + pick[4]) // 2
+        ]
         if outliers:  # falsetickers: reported, never followed
-            self.emit("disagree", offsets_us=[s[3] for s in outliers],
-                      servers=[s[1].label() for s in outliers], chosen_us=offset)
+            self.emit(
+                "disagree",
+                offsets_us=[s[3] for s in outliers],
+                servers=[s[1].label() for s in outliers],
+                chosen_us=offset,
+            )
         if wall_us + offset < self.floor_us:
             self.emit("reject", server=pick[1].label(), reason="before-build-date")
             self.round["samples"] = [s for s in samples if s not in chosen]
@@ -623,12 +664,25 @@ class Policy:
         out = []
         for s in self.sources:
             addr = key_text(s.addrs[s.idx].key) if s.addrs else None
-            out.append({"server": s.label(), "address": addr, "sends": s.sends,
-                        "replies": s.replies, "kods": s.kods, "pool": s.pool,
-                        "dns_failures": s.dns_fails})
-        return {"interval_s": self.interval_s, "fails": self.fails, "kods": self.kods,
-                "next_ms": None if self.due_ms is None else max(0, self.due_ms - now_ms),
-                "servers": out, "last_sync_unix_s": self.last_sync_unix_s}
+            out.append(
+                {
+                    "server": s.label(),
+                    "address": addr,
+                    "sends": s.sends,
+                    "replies": s.replies,
+                    "kods": s.kods,
+                    "pool": s.pool,
+                    "dns_failures": s.dns_fails,
+                }
+            )
+        return {
+            "interval_s": self.interval_s,
+            "fails": self.fails,
+            "kods": self.kods,
+            "next_ms": None if self.due_ms is None else max(0, self.due_ms - now_ms),
+            "servers": out,
+            "last_sync_unix_s": self.last_sync_unix_s,
+        }
 
 
 def _opt_int(v):

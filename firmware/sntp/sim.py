@@ -165,4 +165,3 @@ class Device:
 
 def sends(events):
     return [e for e in events if e["event"] == "send"]
-
