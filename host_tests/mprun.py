@@ -22,7 +22,13 @@ def main():
     passed = failed = 0
     only = sys.argv[2] if len(sys.argv) > 2 else None
     for modname in shared_modules():
-        mod = __import__(modname)
+        try:
+            mod = __import__(modname)
+        except Exception as e:  # noqa: BLE001 - a module that cannot load is a failure
+            failed += 1
+            print("FAIL {} (import)".format(modname))
+            sys.print_exception(e)  # type: ignore[attr-defined]
+            continue
         for name in sorted(dir(mod)):
             if not name.startswith("test_") or (only and only not in name):
                 continue

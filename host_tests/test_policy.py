@@ -315,6 +315,22 @@ def test_no_server_configured_means_no_traffic_and_says_why():
     assert d.policy.wakeup_ms() is None
 
 
+def test_restarts_with_a_valid_clock_keep_the_floor_and_the_cap():
+    # tools/sntp sync run again and again: each run is a fresh Policy from the state file
+    w = sim.World(T0)
+    w.dns["ntp.factory.lan"] = ["192.168.1.10"]
+    w.servers[("192.168.1.10", 123)] = sim.Server()
+    d = device(w, {"servers": ["ntp.factory.lan"]}, clock_error_us=0)
+    for k in range(120):  # a restart and an immediate sync every 2 s for 4 minutes
+        now = k * 2_000
+        d.reboot(now)
+        d.policy.sync_now(now)
+        d.run(now + 2_000)
+    check_invariants(w, d)
+    reqs = w.servers[("192.168.1.10", 123)].requests
+    assert 5 <= len(reqs) <= pol.HOURLY_CAP, reqs  # it syncs, at most every 15 s
+
+
 def test_sync_now_obeys_the_floor_and_the_hourly_cap():
     w = zone_world()
     d = device(w, clock_error_us=0)
