@@ -121,7 +121,9 @@ class Source:
         self.kods = 0
 
     def label(self):
-        return "{}:{}".format(self.host, self.port) if self.port != 123 else self.host
+        if self.port == 123:
+            return self.host
+        return key_text((self.host, self.port))  # [v6]:port
 
 
 class Peer:
@@ -249,6 +251,7 @@ class Policy:
         self.denied_wall = {}  # key text -> Unix s until which it is denied (persisted)
         self.listeners = []  # callables(event dict)
         self.sends_ms = []  # send times within the last hour (R2)
+        self.sent_wall = []  # [key text, Unix ms] of the last HOURLY_CAP sends (persisted)
         self.interval_s = config.poll_min_s  # current poll interval, s
         self.fails = 0  # consecutive failed rounds (persisted before each round)
         self.boots = 0  # boots seen in the persisted state
@@ -319,6 +322,26 @@ class Policy:
         )
         self.last_sync_unix_s = _opt_int(st.get("last_sync_unix_s"))
         self.next_due_unix_s = _opt_int(st.get("next_due_unix_s"))
+        sent = st.get("sent")
+        if isinstance(sent, list) and wall_us >= self.floor_us:
+            # R1, R2 across restarts: the last hour's sends, by wall time, while it is valid
+            wall_ms = wall_us // 1000
+            for item in sent[-HOURLY_CAP:]:
+                if not (
+                    isinstance(item, list)
+                    and len(item) == 2
+                    and isinstance(item[0], str)
+                    and isinstance(item[1], int)
+                ):
+                    continue
+                age_ms = wall_ms - item[1]
+                if 0 <= age_ms < _HOUR_MS:
+                    self.sends_ms.append(now_ms - age_ms)
+                    self.sent_wall.append(item)
+                    peer = self._peer_by_text(item[0])
+                    if peer.last_send_ms is None or peer.last_send_ms < now_ms - age_ms:
+                        peer.last_send_ms = now_ms - age_ms
+            self.sends_ms.sort()
         denied = st.get("denied")
         if isinstance(denied, dict):
             wall_s = wall_us // 1_000_000
@@ -344,6 +367,7 @@ class Policy:
             "last_sync_unix_s": self.last_sync_unix_s,
             "next_due_unix_s": self.next_due_unix_s,
             "denied": dict(self.denied_wall),
+            "sent": [list(x) for x in self.sent_wall],
         }
 
     def _peer_by_text(self, text):
@@ -395,6 +419,10 @@ class Policy:
         peer = self._peer(addr.key)
         peer.last_send_ms = now_ms
         self.sends_ms.append(now_ms)
+        self.sent_wall.append([key_text(addr.key), wall_us // 1000])
+        if len(self.sent_wall) > HOURLY_CAP:
+            self.sent_wall.pop(0)
+        self.dirty = True  # a restart must know this send (R1, R2)
         self.round["tried"].append(src)
         self.awaiting = (src, addr.key)
         src.sends += 1
@@ -608,6 +636,8 @@ class Policy:
         self.urgent = False
         for k in self.denied_wall:  # holds are wall deadlines: they move with the clock
             self.denied_wall[k] += offset // 1_000_000
+        for item in self.sent_wall:
+            item[1] += offset // 1000
         self.last_sync_unix_s = (wall_us + offset) // 1_000_000
         self.last_offset_us = offset
         self.dirty = True
