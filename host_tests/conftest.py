@@ -5,6 +5,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 for p in (
     os.path.join(ROOT, "firmware"),
+    os.path.join(ROOT, "boards", "unix"),
     os.path.join(ROOT, "host_tests"),
     os.path.join(ROOT, "tools"),
 ):

@@ -5,6 +5,11 @@
 #   packet     request encoding, header decoding                        (core, no I/O)
 #   exchange   one exchange: reply checks with named reasons, offset    (core, no I/O)
 #   net        sockets and resolver, port differences hidden            (driver)
-#   client     query(): one blocking exchange                           (driver)
-#   compat     const, wrapping ticks and entropy on every port          (driver)
+#   policy     when to ask whom: floors, backoff, KoD, DNS, agreement  (core, no I/O)
+#   client     query(), exchange_with(): one blocking exchange          (driver)
+#   service    Service: the policy driven in real time, blocking        (driver)
+#   aio        AsyncService, start(): the same as an asyncio task       (driver)
+#   store      JsonStore: the persisted state, saved atomically         (driver)
+#   compat     const, wrapping ticks, sleep, entropy on every port      (driver)
+#   sim        the policy in simulated time, for tests (host only)
 __version__ = "0.1.0"

@@ -18,7 +18,7 @@ MAX_TIMEOUT_MS = compat.const(60_000)
 
 
 class SystemClock:
-    """The port's clock: wall time since the port epoch, monotonic ticks, entropy."""
+    """The port's clock: wall time since the port epoch, monotonic ticks, sleep, entropy."""
 
     def __init__(self):
         self.epoch_s = epoch_ntp_s(compat.epoch_year())  # s from 1900 to the port epoch
@@ -29,8 +29,14 @@ class SystemClock:
     def ticks_us(self):
         return compat.ticks_us()
 
+    def ticks_ms(self):
+        return compat.ticks_ms()
+
     def ticks_diff(self, a, b):
         return compat.ticks_diff(a, b)
+
+    def sleep_ms(self, ms):
+        compat.sleep_ms(ms)
 
     def random_bytes(self, n):
         return compat.random_bytes(n)
@@ -57,42 +63,81 @@ def query(
     with Result.detail saying what went wrong.
     """
     net = net if net is not None else Net()
-    clock = clock if clock is not None else SystemClock()
-    timeout_ms = max(1, min(timeout_ms, MAX_TIMEOUT_MS))
     try:
         addr = net.resolve(host, port)[0]
     except NetError as e:
         return failed((host, port), e.reason, e.message)
+    return exchange_with(net, clock, addr, timeout_ms, pivot_s, max_root_distance_us)
+
+
+def exchange_with(
+    net,
+    clock,
+    addr,
+    timeout_ms=DEFAULT_TIMEOUT_MS,
+    pivot_s=ERA_PIVOT_NTP_S,
+    max_root_distance_us=None,
+):
+    """One blocking exchange with an already resolved net.Address. Returns a Result.
+
+    Never raises on I/O: a socket failure is a Result with error 'network' and a detail.
+    The drivers (service.py) call this for each ('query', source, address) of the policy.
+    """
+    net = net if net is not None else Net()
+    clock = clock if clock is not None else SystemClock()
+    timeout_ms = clamp_timeout_ms(timeout_ms)
     try:
         sock = net.udp(addr.family)
     except NetError as e:
         return failed(addr.key, e.reason, e.message)
     try:
-        return _exchange(sock, addr, timeout_ms, clock, pivot_s, max_root_distance_us)
+        p = Pending(sock, addr, clock, pivot_s, max_root_distance_us)
+        while True:
+            left_ms = p.left_ms(timeout_ms)
+            if left_ms <= 0:
+                return p.ex.expire()
+            result = p.receive(sock.recv(left_ms))
+            if result is not None:
+                return result
     except NetError as e:
         return failed(addr.key, e.reason, e.message)
     finally:
         sock.close()
 
 
-def _exchange(sock, addr, timeout_ms, clock, pivot_s, max_root_distance_us):
-    sock.bind_random()
-    nonce = clock.random_bytes(8)
-    request = packet.build_request(bytearray(packet.HEADER_LEN), nonce)
-    t1_us = clock.now_us()  # as late as possible before the send
-    sent_ticks = clock.ticks_us()
-    ex = Exchange(addr.key, nonce, t1_us, clock.epoch_s, pivot_s, max_root_distance_us)
-    sock.send(request, addr.sockaddr)
-    while True:
-        elapsed_us = clock.ticks_diff(clock.ticks_us(), sent_ticks)
-        left_ms = timeout_ms - elapsed_us // 1000
-        if left_ms <= 0:
-            return ex.expire()
-        got = sock.recv(left_ms)
+def clamp_timeout_ms(timeout_ms):
+    """A timeout in 1 ms .. MAX_TIMEOUT_MS (ticks_us is only good to 2**29 us)."""
+    return max(1, min(timeout_ms, MAX_TIMEOUT_MS))
+
+
+class Pending:
+    """A request on the wire: binds the socket, sends, then judges what comes back.
+
+    Shared by the blocking loop above and the asyncio driver (aio.py), which differ only in
+    how they wait. Raises NetError if the socket cannot send.
+    """
+
+    def __init__(self, sock, addr, clock, pivot_s=ERA_PIVOT_NTP_S, max_root_distance_us=None):
+        self.clock = clock
+        sock.bind_random()
+        nonce = clock.random_bytes(8)
+        request = packet.build_request(bytearray(packet.HEADER_LEN), nonce)
+        self.t1_us = clock.now_us()  # local send time, as late as possible before the send
+        self.sent_ticks = clock.ticks_us()  # ticks_us at the send
+        self.ex = Exchange(
+            addr.key, nonce, self.t1_us, clock.epoch_s, pivot_s, max_root_distance_us
+        )
+        sock.send(request, addr.sockaddr)
+
+    def left_ms(self, timeout_ms):
+        """ms left until timeout_ms after the send (0 or less: expired)."""
+        elapsed_us = self.clock.ticks_diff(self.clock.ticks_us(), self.sent_ticks)
+        return timeout_ms - elapsed_us // 1000
+
+    def receive(self, got):
+        """Judge got ((data, (ip, port)) or None): a final Result, or None to keep waiting."""
         if got is None:
-            continue
+            return None
         # T4 from the monotonic ticks: a clock step during the exchange cannot corrupt it.
-        t4_us = t1_us + clock.ticks_diff(clock.ticks_us(), sent_ticks)
-        result = ex.receive(got[0], got[1], t4_us)
-        if result is not None:
-            return result
+        t4_us = self.t1_us + self.clock.ticks_diff(self.clock.ticks_us(), self.sent_ticks)
+        return self.ex.receive(got[0], got[1], t4_us)

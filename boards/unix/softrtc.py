@@ -1,0 +1,129 @@
+# The unix board's real-time clock, in software: board time = host clock + offset_us.
+#
+# The host clock is never changed. A correction only moves offset_us, and the state file
+# (tools/sntp --state FILE) keeps it from one run to the next, with the policy state, so a
+# test or a demo can start the board with a wrong or an invalid clock and watch it be fixed.
+#
+# State file: one JSON object. Every key is optional; unknown keys are dropped on save.
+#   "v"              1, the schema version
+#   "rtc_offset_us"  int: board clock minus host clock, in us (absent: 0, the host's time)
+#   "rtc_unix_s"     int: set the board clock by hand: it reads this Unix time when the file
+#                    is loaded (0: 1 January 1970, an invalid clock). It wins over
+#                    rtc_offset_us, and is replaced by rtc_offset_us at the next save.
+#   "policy"         object: the policy's own state (policy.Policy.state()), not read here
+#   "servers"        list: each configured server's counters at the last save (sends,
+#                    replies, kods...), shown by `tools/sntp status`, never read back
+#   "saved_unix_s"   int: host time of the last save
+# Examples: {"rtc_unix_s": 0} (the board believes it is 1970), {"rtc_offset_us": -5000000}
+# (the board is 5 s behind). Integers only: a float offset is refused with a warning.
+from sntp.client import SystemClock
+from sntp.store import JsonStore
+from sntp.timestamp import US_PER_S, unix_us
+
+SCHEMA_VERSION = 1
+
+
+class SoftRTC:
+    """A clock for the service (now_us, ticks, sleep, entropy) and its rtc (adjust)."""
+
+    def __init__(self, offset_us=0, host=None):
+        self.host = host if host is not None else SystemClock()  # the untouched host clock
+        self.offset_us = offset_us  # board minus host, us
+        self.epoch_s = self.host.epoch_s  # s from 1900 to the port epoch
+
+    def now_us(self):
+        """Board time, us since the port epoch."""
+        return self.host.now_us() + self.offset_us
+
+    def unix_us(self):
+        """Board time, Unix us."""
+        return unix_us(self.now_us(), self.epoch_s)
+
+    def set_unix_us(self, t_unix_us):
+        """Make the board clock read t_unix_us now."""
+        self.offset_us = t_unix_us - unix_us(self.host.now_us(), self.epoch_s)
+
+    def adjust(self, offset_us):
+        """The service's correction: move the board clock by offset_us (positive: forward)."""
+        self.offset_us += offset_us
+
+    def ticks_us(self):
+        return self.host.ticks_us()
+
+    def ticks_ms(self):
+        return self.host.ticks_ms()
+
+    def ticks_diff(self, a, b):
+        return self.host.ticks_diff(a, b)
+
+    def sleep_ms(self, ms):
+        self.host.sleep_ms(ms)
+
+    def random_bytes(self, n):
+        return self.host.random_bytes(n)
+
+
+def _int(doc, key, warn, path):
+    v = doc.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        warn("{}: {}: {!r} is not an integer, ignored".format(path, key, v))
+        return None
+    return v
+
+
+class StateFile:
+    """The --state FILE: the SoftRTC's offset and the policy state, saved atomically together.
+
+    It is the service's store: load() -> the policy state, save(policy_state). self.rtc is
+    the board clock, built from the file by open().
+    """
+
+    def __init__(self, path, host=None, warn=None):
+        self.path = path  # the JSON file
+        self.warn = warn if warn is not None else print  # one line per problem
+        self.store = JsonStore(path, self.warn)
+        self.rtc = SoftRTC(0, host)  # the board clock
+        self.policy_state = None  # the dict the policy saved last, or None
+        self.servers = None  # per-server counters to record, or None to keep the file's
+        self.doc = {}  # the file as loaded
+
+    def open(self):
+        """Read the file (a missing or broken one starts afresh, with a warning). Returns self."""
+        return self.apply(self.store.load() or {})
+
+    def apply(self, doc):
+        """Take the board clock and the policy state from doc (the file's object)."""
+        self.doc = doc
+        offset = _int(doc, "rtc_offset_us", self.warn, self.path)
+        if offset is not None:
+            self.rtc.offset_us = offset
+        when_s = _int(doc, "rtc_unix_s", self.warn, self.path)
+        if when_s is not None:
+            self.rtc.set_unix_us(when_s * US_PER_S)
+        policy = doc.get("policy")
+        self.policy_state = policy if isinstance(policy, dict) else None
+        return self
+
+    def load(self):
+        return self.policy_state
+
+    def save(self, policy_state):
+        self.policy_state = policy_state
+        return self.flush()
+
+    def flush(self):
+        servers = self.servers if self.servers is not None else self.doc.get("servers")
+        doc = {
+            "v": SCHEMA_VERSION,
+            "rtc_offset_us": self.rtc.offset_us,
+            "policy": self.policy_state,
+            "servers": servers if isinstance(servers, list) else [],
+            "saved_unix_s": unix_us(self.rtc.host.now_us(), self.rtc.epoch_s) // US_PER_S,
+        }
+        return self.store.save(doc)
+
+    @property
+    def warning(self):
+        return self.store.warning

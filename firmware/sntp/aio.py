@@ -1,0 +1,120 @@
+# The asyncio time service: service.py's loop as a task, for boards that run asyncio.
+#
+#   from sntp import aio
+#   task = aio.start({"zone": "acme"}, rtc=my_rtc, store=my_store)   # inside a running loop
+#
+# MicroPython's asyncio has no UDP transport (micropython-pitfalls.md item 7): the request
+# goes out on the same non-blocking net.Udp socket as the blocking driver, and the reply is
+# looked for with a zero-timeout select.poll between asyncio.sleep_ms() slices, so other
+# tasks run while we wait. T4 is read when the datagram is found, up to one slice after it
+# arrived: the delay is over-estimated by up to a slice and the offset is low by up to half
+# of one. The slices start at 1 ms and double to POLL_SLICE_MAX_MS, so a fast reply is seen
+# within about a millisecond and a slow one costs few wake-ups.
+# getaddrinfo blocks, even here (item 6): a DNS lookup stalls the event loop while it runs.
+# Import this module only on boards that use asyncio: the blocking service does not need it.
+import asyncio
+
+from . import client
+from .compat import TYPE_CHECKING, const
+from .net import NetError
+from .service import STALL_MS, Service
+
+POLL_SLICE_MAX_MS = const(8)  # the longest wait between looks at the socket
+
+if TYPE_CHECKING or hasattr(asyncio, "sleep_ms"):
+    sleep_ms = asyncio.sleep_ms
+else:  # CPython: asyncio counts seconds; an exact Fraction keeps the firmware integer-only
+    from fractions import Fraction
+
+    def sleep_ms(ms):
+        return asyncio.sleep(Fraction(max(0, ms), 1000))
+
+
+async def exchange_async(
+    net,
+    clock,
+    addr,
+    timeout_ms=client.DEFAULT_TIMEOUT_MS,
+    pivot_s=client.ERA_PIVOT_NTP_S,
+    max_root_distance_us=None,
+):
+    """client.exchange_with() without blocking the event loop. Returns a Result."""
+    timeout_ms = client.clamp_timeout_ms(timeout_ms)
+    try:
+        sock = net.udp(addr.family)
+    except NetError as e:
+        return client.failed(addr.key, e.reason, e.message)
+    try:
+        p = client.Pending(sock, addr, clock, pivot_s, max_root_distance_us)
+        slice_ms = 1  # ms until the next look
+        while True:
+            left_ms = p.left_ms(timeout_ms)
+            if left_ms <= 0:
+                return p.ex.expire()
+            got = sock.recv(0)
+            if got is None:
+                await sleep_ms(min(slice_ms, left_ms))
+                slice_ms = min(2 * slice_ms, POLL_SLICE_MAX_MS)
+                continue
+            result = p.receive(got)
+            if result is not None:
+                return result
+    except NetError as e:
+        return client.failed(addr.key, e.reason, e.message)
+    finally:
+        sock.close()
+
+
+class AsyncService(Service):
+    """Service whose run() and sync() are coroutines. Do not run two of them at once."""
+
+    async def run(self, until_ms=None, stop=None):
+        """Serve until now_ms() reaches until_ms (None: forever) or stop() is true."""
+        self.boot()
+        while True:
+            now = self.now_ms()
+            if self._finished(now, until_ms, stop):
+                break
+            wait_ms = self._wait_ms(now, until_ms)
+            if wait_ms > 0:
+                await sleep_ms(wait_ms)
+                continue
+            action = self._poll(now)
+            if action is None:
+                if self._stalled(now):
+                    await sleep_ms(STALL_MS)
+            elif action[0] == "resolve":
+                self._resolve(action[1])  # blocks: getaddrinfo has no asynchronous form
+            else:
+                r = await exchange_async(self.net, self.clock, action[2], self.timeout_ms)
+                self._result(action[1], action[2], r)
+        self._save()
+        return self.now_ms()
+
+    async def sync(self, until_ms=None):
+        """Service.sync() as a coroutine: the same summary dict."""
+        watch = self._sync_begin()
+        if not watch.done:
+            await self.run(until_ms, watch.finished)
+        return self._sync_end(watch)
+
+
+def start(
+    config,
+    net=None,
+    clock=None,
+    rtc=None,
+    store=None,
+    rand_below=None,
+    listener=None,
+    timeout_ms=client.DEFAULT_TIMEOUT_MS,
+):
+    """Make an AsyncService and run it forever as a task (call inside a running event loop).
+
+    listener(event dict), if given, gets every event. Returns the asyncio task: cancel it
+    to stop the service. The first request waits for the start-up delay of rule 12.
+    """
+    svc = AsyncService(config, net, clock, rtc, store, rand_below, timeout_ms)
+    if listener is not None:
+        svc.subscribe(listener)
+    return asyncio.create_task(svc.run())

@@ -1,0 +1,148 @@
+# A small JSON file, saved atomically: the persisted state of the time service.
+#
+# save() writes the new text to PATH.tmp and renames it over PATH, so a power cut leaves
+# either the old file or the new one, never half of one (rename(2) replaces atomically on
+# unix and on LittleFS). FAT, on some boards, will not rename over an existing file: then
+# PATH is removed first, and load() falls back to PATH.tmp, complete by then, if PATH is gone.
+#
+# load() never raises: a missing, unreadable, oversized, non-UTF-8, non-JSON file, or JSON
+# that is not an object, loads as None with one warning line (the service then starts afresh,
+# which is safe: the policy's start-up delay and floors hold without any state).
+import json
+import os
+
+from .compat import const
+
+MAX_BYTES = const(16_384)  # the state is a few hundred bytes; anything far larger is broken
+
+
+class JsonStore:
+    """load() -> dict or None; save(dict) -> True or False. warn(text): one line per problem."""
+
+    def __init__(self, path, warn=None):
+        self.path = path  # the file
+        self.tmp = path + ".tmp"  # where a save is written before the rename
+        self.warn = warn  # callable(one-line text); None: print it
+        self.warning = None  # the last warning, for callers that do not pass warn
+
+    def load(self):
+        """The stored object (a dict), or None with one warning. Never raises."""
+        doc, why = read_json(self.path)
+        if doc is not None:
+            return doc
+        if why == NOT_FOUND:
+            tmp, _ = read_json(self.tmp)  # a save that removed PATH but had not renamed yet
+            if tmp is not None:
+                return tmp
+            self._warn("{}: not found, starting without saved state".format(self.path))
+        else:
+            self._warn("{}: {}, ignored (starting without saved state)".format(self.path, why))
+        return None
+
+    def save(self, doc):
+        """Write doc (a JSON-able dict) atomically. False, with one warning, if it failed."""
+        try:
+            text = json.dumps(doc)
+            # MicroPython's dumps writes repr() for what JSON cannot hold ('<object>'): make
+            # sure the text reads back before it replaces a good file.
+            json.loads(text)
+        except (TypeError, ValueError) as e:
+            self._warn("{}: cannot encode the state: {}".format(self.path, _text(e)))
+            return False
+        try:
+            f = open(self.tmp, "w")
+            try:
+                self._write(f, text)
+                f.flush()
+                _fsync(f)
+            finally:
+                f.close()
+            _replace(self.tmp, self.path)
+        except OSError as e:
+            _remove(self.tmp)
+            self._warn("{}: cannot save: {}".format(self.path, _text(e)))
+            return False
+        return True
+
+    def _write(self, f, text):
+        # One write; a test overrides this to cut the power half-way.
+        f.write(text)
+
+    def _warn(self, text):
+        text = " ".join(text.split())  # one line, whatever an error message held
+        if text == self.warning:
+            return  # a save that keeps failing the same way is said once
+        self.warning = text
+        if self.warn is not None:
+            self.warn(text)
+        else:
+            print("sntp: " + text)
+
+
+NOT_FOUND = "not found"
+
+
+def read_json(path):
+    """(dict, None), or (None, why): a short reason such as NOT_FOUND or "not JSON"."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        return None, (NOT_FOUND if _errno(e) == 2 else "cannot open: " + _text(e))  # ENOENT
+    try:
+        try:
+            data = f.read(MAX_BYTES + 1)
+        finally:
+            f.close()
+        if len(data) > MAX_BYTES:
+            return None, "larger than {} bytes".format(MAX_BYTES)
+        doc = json.loads(data.decode("utf-8"))
+    except OSError as e:
+        return None, "cannot read: " + _text(e)
+    except Exception:  # noqa: BLE001 - ValueError/UnicodeError/MemoryError differ by port
+        return None, "not JSON"
+    if not isinstance(doc, dict):
+        return None, "not a JSON object"
+    return doc, None
+
+
+def _replace(src, dst):
+    try:
+        os.rename(src, dst)
+    except OSError:
+        # FAT will not rename over a file. Not atomic: load() falls back to src meanwhile.
+        _remove(dst)
+        os.rename(src, dst)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _fsync(f):
+    # CPython and some ports have os.fsync; elsewhere close() is as far as we can go.
+    fsync = getattr(os, "fsync", None)
+    if fsync is None:
+        return
+    try:
+        fsync(f.fileno())
+    except (AttributeError, OSError):
+        pass
+
+
+def _errno(e):
+    return e.args[0] if e.args and isinstance(e.args[0], int) else None
+
+
+def _text(e):
+    # CPython: "[Errno 13] Permission denied: 'x'"; MicroPython: just the number.
+    if len(e.args) == 1 and isinstance(e.args[0], int):
+        try:
+            import errno
+
+            return errno.errorcode[e.args[0]]  # "EACCES"
+        except (ImportError, AttributeError, KeyError):
+            return "errno {}".format(e.args[0])
+    return str(e) or type(e).__name__

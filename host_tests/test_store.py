@@ -1,0 +1,144 @@
+# runs-on: both
+# The atomic JSON store (firmware/sntp/store.py): round trips, a save cut short, broken files.
+import os
+
+from sntp import store
+
+# build/ at the top of the repository, from this file's place (no os.path on MicroPython)
+BUILD = (__file__.rpartition("/")[0] or ".") + "/../build"
+DIR = BUILD + "/test_store"
+
+
+def fresh(name):
+    try:
+        os.mkdir(BUILD)
+    except OSError:
+        pass
+    try:
+        os.mkdir(DIR)
+    except OSError:
+        pass
+    path = DIR + "/" + name
+    for p in (path, path + ".tmp"):
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+    return path
+
+
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def make(path):
+    warnings = []
+    return store.JsonStore(path, warnings.append), warnings
+
+
+def test_round_trip_and_no_temporary_file_left():
+    path = fresh("round.json")
+    s, warnings = make(path)
+    doc = {"v": 1, "fails": 3, "denied": {"192.0.2.1:123": 1795300000}, "x": None}
+    assert s.save(doc) is True
+    assert s.load() == doc and warnings == []
+    assert not exists(path + ".tmp")
+    assert s.save({"v": 1, "fails": 0}) and s.load() == {"v": 1, "fails": 0}
+
+
+class PowerCut(store.JsonStore):
+    """A save that dies half-way through writing the new text."""
+
+    def _write(self, f, text):
+        f.write(text[: len(text) // 2])
+        raise OSError(28)  # ENOSPC, or the power going
+
+
+def test_a_save_cut_short_leaves_the_old_file_whole():
+    path = fresh("cut.json")
+    s, _ = make(path)
+    s.save({"v": 1, "fails": 1})
+    warnings = []
+    cut = PowerCut(path, warnings.append)
+    assert cut.save({"v": 1, "fails": 2, "pad": "x" * 200}) is False
+    assert len(warnings) == 1 and "cannot save" in warnings[0] and "\n" not in warnings[0]
+    assert s.load() == {"v": 1, "fails": 1}  # the old state, not half of the new one
+    assert not exists(path + ".tmp")
+
+
+def test_a_stale_half_written_temporary_file_is_ignored():
+    path = fresh("stale.json")
+    s, warnings = make(path)
+    s.save({"v": 1})
+    write(path + ".tmp", b'{"v": 1, "fai')
+    assert s.load() == {"v": 1} and warnings == []
+    assert s.save({"v": 1, "fails": 5}) and s.load() == {"v": 1, "fails": 5}
+
+
+def test_a_missing_file_with_a_complete_temporary_one_loads_that():
+    # FAT boards remove the old file before the rename: a power cut between the two
+    path = fresh("fat.json")
+    write(path + ".tmp", b'{"v": 1, "fails": 4}')
+    s, warnings = make(path)
+    assert s.load() == {"v": 1, "fails": 4} and warnings == []
+
+
+def test_broken_files_load_as_none_with_one_warning_line():
+    cases = [
+        (b"", "not JSON"),
+        (b"{not json", "not JSON"),
+        (b"\xff\xfe\x00garbage\x80", "not JSON"),
+        (b"[1, 2, 3]", "not a JSON object"),
+        (b'"a string"', "not a JSON object"),
+        (b"null", "not a JSON object"),
+        (b"{" + b" " * (store.MAX_BYTES + 10) + b"}", "larger than"),
+    ]
+    for data, why in cases:
+        path = fresh("broken.json")
+        write(path, data)
+        s, warnings = make(path)
+        assert s.load() is None, data[:20]
+        assert len(warnings) == 1 and why in warnings[0] and path in warnings[0], warnings
+        assert "\n" not in warnings[0]
+        assert s.save({"v": 1}) and s.load() == {"v": 1}  # and it can be replaced
+
+
+def test_a_missing_file_loads_as_none_with_one_warning_line():
+    path = fresh("missing.json")
+    s, warnings = make(path)
+    assert s.load() is None and len(warnings) == 1 and "not found" in warnings[0]
+
+
+def test_a_file_that_cannot_be_written_is_false_and_one_warning():
+    s, warnings = make(DIR + "/no/such/dir/state.json")
+    assert s.save({"v": 1}) is False
+    assert len(warnings) == 1 and "cannot save" in warnings[0]
+    assert "ENOENT" in warnings[0] or "No such file" in warnings[0], warnings
+    assert s.save({"v": 2}) is False and len(warnings) == 1  # the same failure: said once
+
+
+def test_a_state_that_is_not_json_is_refused_before_touching_the_file():
+    path = fresh("enc.json")
+    s, warnings = make(path)
+    s.save({"v": 1})
+    assert s.save({"v": object()}) is False and len(warnings) == 1
+    assert s.load() == {"v": 1}
+
+
+def test_a_directory_in_place_of_the_file_is_a_warning():
+    path = fresh("isdir.json")
+    os.mkdir(path)
+    try:
+        s, warnings = make(path)
+        assert s.load() is None and len(warnings) == 1
+    finally:
+        os.rmdir(path)
