@@ -1,16 +1,21 @@
 # tools/sntp: the command line of the firmware package, for the unix-port MicroPython and CPython.
 #
 # It runs the firmware modules unchanged; the tools/sntp wrapper picks the runtime
-# (MicroPython by default, CPython with --python). No argparse (MicroPython has none): the
-# grammar is small and every mistake gets one line on stderr and exit status 2.
+# (MicroPython by default, CPython with --python). query is one exchange; sync, run and
+# status are the time service (sntp.service, or sntp.aio with --asyncio) on the unix board,
+# whose clock is a software RTC over the untouched host clock (boards/unix/softrtc.py).
+# No argparse (MicroPython has none): the grammar is small and every mistake gets one line
+# on stderr and exit status 2.
 # Output formatting is the only place seconds are shown with a decimal point, and even
 # here they are formatted from integer microseconds, never through a float.
 import json
 import sys
 
-from sntp import client, exchange
+from sntp import client, exchange, policy
 from sntp.timestamp import (
     BUILD_UNIX_S,
+    NTP_1970_S,
+    US_PER_S,
     format_us,
     format_utc,
     ntp_to_us,
@@ -19,14 +24,40 @@ from sntp.timestamp import (
     unix_us,
 )
 
-USAGE = """usage: sntp [--python] query SERVER[:PORT] [--timeout SECONDS] [--json]
+USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
+
+  sntp query SERVER[:PORT] [--timeout SECONDS] [--json]
+  sntp sync [--server HOST[:PORT]]... [--zone VENDOR] [--state FILE] [--timeout SECONDS]
+            [--json] [--asyncio]
+  sntp run [--server HOST[:PORT]]... [--zone VENDOR] [--state FILE] [--timeout SECONDS]
+           [--for SECONDS] [--no-startup-delay] [--asyncio]
+  sntp status --state FILE [--json]
 
   query   one SNTP exchange with SERVER (a name, an IPv4 address, or [IPv6]:PORT);
           changes no clock. Exit status 0 when the reply passed every check, 1 otherwise.
-  --timeout SECONDS   how long to wait for the reply (default 5, at most 60; decimals allowed)
-  --json              one JSON object instead of the decoded reply
-  --python            run under CPython instead of the unix-port MicroPython
-  --version           print the version and the build date (the era pivot and clock floor)
+  sync    one round of the time service, started at once: the servers are asked in turn
+          until the board clock is set or the policy gives up for now (every server tried
+          once, a Kiss-o'-Death, the hourly cap). Exit status 0 when the clock was set.
+  run     the time service in real time, one JSON line per event. The first request waits
+          for the randomized start-up delay (up to 60 s with an invalid clock, 30 min with
+          a valid one) unless --no-startup-delay.
+  status  the board clock and what the state file remembers (last sync, interval, servers).
+
+  --server HOST[:PORT]  an NTP server; repeat for up to 4 (with one, it alone sets the clock)
+  --zone VENDOR         your NTP Pool vendor zone: 0-3.VENDOR.pool.ntp.org. There is no
+                        built-in default server: give --server or --zone.
+  --state FILE          the unix board's state (JSON): its clock, kept as host clock plus an
+                        offset (the host clock is never changed), and the policy's state
+                        (backoff, Kiss-o'-Death holds). {"rtc_unix_s": 0} starts the board
+                        clock in 1970, {"rtc_offset_us": -5000000} 5 s behind. Without it the
+                        board clock starts at the host's time and nothing is kept.
+  --timeout SECONDS     how long to wait for each reply (default 5, at most 60; decimals allowed)
+  --for SECONDS         run: stop after this long (default: until interrupted)
+  --no-startup-delay    run: ask at once instead of after the start-up delay (not for fleets)
+  --asyncio             sync, run: the asyncio driver (sntp.aio) instead of the blocking one
+  --json                one JSON object instead of text
+  --python              run under CPython instead of the unix-port MicroPython
+  --version             print the version and the build date (the era pivot and clock floor)
 """
 
 EXPLAIN = {
@@ -62,11 +93,11 @@ class UsageError(Exception):
     pass
 
 
-def parse_decimal_ms(text):
+def parse_decimal_ms(text, option="--timeout"):
     """'1.5' -> 1500, integers only. Raises UsageError on anything but digits and one point."""
     whole, _, frac = text.partition(".")
     if not (whole or frac) or not (whole + frac).isdigit() or len(frac) > 3:
-        raise UsageError("--timeout wants seconds such as 5 or 0.5, not {!r}".format(text))
+        raise UsageError("{} wants seconds such as 5 or 0.5, not {!r}".format(option, text))
     return int(whole or "0") * 1000 + int((frac + "000")[:3])
 
 
@@ -109,32 +140,103 @@ def parse_args(argv):
     if argv[0] == "--version":
         return {"cmd": "version"}
     cmd = argv[0]
-    if cmd != "query":
+    if cmd not in COMMAND_OPTIONS:
         raise UsageError("unknown command {!r} (try: sntp --help)".format(cmd))
-    opts = {"cmd": cmd, "json": False, "timeout_ms": client.DEFAULT_TIMEOUT_MS, "server": None}
+    allowed = COMMAND_OPTIONS[cmd]
+    opts = {
+        "cmd": cmd,
+        "json": False,
+        "timeout_ms": client.DEFAULT_TIMEOUT_MS,
+        "server": None,
+        "servers": [],
+        "zone": None,
+        "state": None,
+        "for_ms": None,
+        "startup_delay": True,
+        "asyncio": False,
+    }
     i = 1
     while i < len(argv):
         a = argv[i]
-        if a == "--json":
-            opts["json"] = True
-        elif a == "--timeout":
-            if i + 1 >= len(argv):
-                raise UsageError("--timeout needs a value")
-            i += 1
-            ms = parse_decimal_ms(argv[i])
-            if not 0 < ms <= client.MAX_TIMEOUT_MS:
-                raise UsageError("--timeout must be above 0 and at most 60 seconds")
-            opts["timeout_ms"] = ms
-        elif a.startswith("-"):
+        if a.startswith("-") and a not in allowed:
+            if a in ALL_OPTIONS:
+                raise UsageError("{} is not an option of {}".format(a, cmd))
             raise UsageError("unknown option {!r}".format(a))
+        if a in VALUE_OPTIONS:
+            if i + 1 >= len(argv):
+                raise UsageError("{} needs a value".format(a))
+            i += 1
+            _option_value(opts, a, argv[i])
+        elif a == "--json":
+            opts["json"] = True
+        elif a == "--no-startup-delay":
+            opts["startup_delay"] = False
+        elif a == "--asyncio":
+            opts["asyncio"] = True
+        elif cmd != "query":
+            raise UsageError("unexpected argument {!r} (servers go after --server)".format(a))
         elif opts["server"] is None:
             opts["server"] = parse_server(a)
         else:
             raise UsageError("one server only, got {!r}".format(a))
         i += 1
-    if opts["server"] is None:
+    if cmd == "query" and opts["server"] is None:
         raise UsageError("query needs a SERVER")
+    if cmd == "status" and opts["state"] is None:
+        raise UsageError("status needs --state FILE")
+    if cmd in ("sync", "run"):
+        opts["config"] = _config(opts)
     return opts
+
+
+_SERVICE = ("--server", "--zone", "--state", "--timeout", "--asyncio")
+COMMAND_OPTIONS = {
+    "query": ("--timeout", "--json"),
+    "sync": _SERVICE + ("--json",),
+    "run": _SERVICE + ("--for", "--no-startup-delay"),
+    "status": ("--state", "--json"),
+}
+VALUE_OPTIONS = ("--server", "--zone", "--state", "--timeout", "--for")
+ALL_OPTIONS = VALUE_OPTIONS + ("--json", "--no-startup-delay", "--asyncio")
+
+
+def _option_value(opts, option, value):
+    if option == "--timeout":
+        ms = parse_decimal_ms(value)
+        if not 0 < ms <= client.MAX_TIMEOUT_MS:
+            raise UsageError("--timeout must be above 0 and at most 60 seconds")
+        opts["timeout_ms"] = ms
+    elif option == "--for":
+        ms = parse_decimal_ms(value, "--for")
+        if ms <= 0:
+            raise UsageError("--for must be above 0 seconds")
+        opts["for_ms"] = ms
+    elif option == "--server":
+        problem = None
+        try:
+            policy.parse_server(value)
+        except ValueError as e:  # no `raise from` on MicroPython: raised below
+            problem = e.args[0]
+        if problem is not None:
+            raise UsageError("--server: {}".format(problem))
+        opts["servers"].append(value)
+    elif option == "--zone":
+        opts["zone"] = value
+    elif option == "--state":
+        if not value:
+            raise UsageError("--state needs a file name")
+        opts["state"] = value
+
+
+def _config(opts):
+    """The policy's Config; anything it would clamp or drop is a usage error here."""
+    d = {"servers": opts["servers"]}
+    if opts["zone"] is not None:
+        d["zone"] = opts["zone"]
+    config = policy.Config.from_dict(d)
+    if config.warnings:
+        raise UsageError(config.warnings[0])
+    return config
 
 
 def server_text(key):
@@ -259,6 +361,10 @@ def run(argv, out=None, err=None):
             )
         )
         return 0
+    if opts["cmd"] == "status":
+        return cmd_status(opts, out, err)
+    if opts["cmd"] in ("sync", "run"):
+        return cmd_service(opts, out, err)
     host, port = opts["server"]
     clock = client.SystemClock()
     r = client.query(host, port, opts["timeout_ms"], clock=clock)
@@ -270,6 +376,187 @@ def run(argv, out=None, err=None):
         if not r.ok:
             err.write(error_line(r) + "\n")
     return 0 if r.ok else 1
+
+
+# ---- sync, run, status: the time service on the unix board ----------------------------------
+
+
+def _utc(t_unix_us):
+    return format_utc(t_unix_us, NTP_1970_S)  # an epoch of 1970: the value is Unix us
+
+
+def _seconds(us):
+    return format_us(us) if us is not None else "null"
+
+
+def _signed(us):
+    return ("+" if us >= 0 else "") + format_us(us)
+
+
+def cmd_service(opts, out, err):
+    """sync and run. The board clock is a SoftRTC; with --state it persists."""
+    from softrtc import SoftRTC, StateFile
+
+    if not opts["config"].servers:
+        err.write(
+            "sntp: no servers configured: give --server HOST[:PORT] or --zone VENDOR "
+            "(there is no built-in default server)\n"
+        )
+        return 1
+
+    def warn(text):
+        err.write("sntp: warning: {}\n".format(text))
+
+    state = None
+    if opts["state"] is not None:
+        state = StateFile(opts["state"], warn=warn).open()
+        rtc = state.rtc
+    else:
+        rtc = SoftRTC()
+    if opts["asyncio"]:
+        from sntp import aio
+
+        svc = aio.AsyncService(
+            opts["config"], clock=rtc, rtc=rtc, store=state, timeout_ms=opts["timeout_ms"]
+        )
+    else:
+        from sntp import service
+
+        svc = service.Service(
+            opts["config"], clock=rtc, rtc=rtc, store=state, timeout_ms=opts["timeout_ms"]
+        )
+    try:
+        if opts["cmd"] == "sync":
+            return _sync(svc, opts, rtc, out, err)
+        return _run(svc, opts, out)
+    finally:
+        if state is not None:
+            state.servers = svc.status()["servers"]
+            state.flush()
+
+
+def _drive(opts, coro_or_value):
+    if opts["asyncio"]:
+        import asyncio
+
+        return asyncio.run(coro_or_value)
+    return coro_or_value
+
+
+def _sync(svc, opts, rtc, out, err):
+    s = _drive(opts, svc.sync())
+    board_us = rtc.unix_us()
+    if opts["json"]:
+        fields = [
+            ("ok", json.dumps(s["ok"])),
+            ("error", json.dumps(s["error"])),
+            ("detail", json.dumps(s["detail"])),
+            ("kiss", json.dumps(s["kiss"])),
+            ("offset", _seconds(s["offset_us"])),
+            ("server", json.dumps(s["server"])),
+            ("servers", json.dumps(s["servers"])),
+            ("clock_set", json.dumps(s["clock_set"])),
+            ("servers_tried", json.dumps(s["servers_tried"])),
+            ("failures", json.dumps(s["failures"])),
+            ("time", _seconds(board_us)),
+            ("valid", json.dumps(board_us >= BUILD_UNIX_S * US_PER_S)),
+        ]
+        out.write("{" + ", ".join(json.dumps(k) + ": " + v for k, v in fields) + "}\n")
+    elif s["clock_set"]:
+        out.write(
+            "clock set: {} s from {} (board clock now {})\n".format(
+                _signed(s["offset_us"]), s["server"], _utc(board_us)
+            )
+        )
+    else:
+        err.write("sntp: clock not set: {} ({})\n".format(s["error"], s["detail"]))
+    return 0 if s["clock_set"] else 1
+
+
+def event_json(e):
+    """One event as one line of JSON: event and t_ms first, then the other fields sorted."""
+    keys = ["event", "t_ms"] + sorted(k for k in e if k not in ("event", "t_ms"))
+    return "{" + ", ".join(json.dumps(k) + ": " + json.dumps(e[k]) for k in keys) + "}"
+
+
+def _run(svc, opts, out):
+    def show(e):
+        out.write(event_json(e) + "\n")
+        flush = getattr(out, "flush", None)
+        if flush is not None:
+            flush()
+
+    svc.subscribe(show)
+    svc.boot(startup_delay=opts["startup_delay"])
+    until = None if opts["for_ms"] is None else svc.now_ms() + opts["for_ms"]
+    _drive(opts, svc.run(until))
+    return 0
+
+
+def cmd_status(opts, out, err):
+    from softrtc import StateFile
+
+    from sntp.store import read_json
+
+    path = opts["state"]
+    doc, why = read_json(path)
+    if doc is None:
+        err.write("sntp: {}: {}\n".format(path, why))
+        return 1
+
+    def warn(text):
+        err.write("sntp: warning: {}\n".format(text))
+
+    state = StateFile(path, warn=warn).apply(doc)
+    board_us = state.rtc.unix_us()
+    valid = board_us >= BUILD_UNIX_S * US_PER_S
+    pst = state.policy_state or {}
+    last = _int_or_none(pst.get("last_sync_unix_s"))
+    interval = _int_or_none(pst.get("interval_s"))
+    servers = doc.get("servers") if isinstance(doc.get("servers"), list) else []
+    if opts["json"]:
+        fields = [
+            ("time", _seconds(board_us)),
+            ("valid", json.dumps(valid)),
+            ("last_sync", json.dumps(last)),
+            ("interval", json.dumps(interval)),
+            ("servers", json.dumps(servers)),
+            ("rtc_offset", _seconds(state.rtc.offset_us)),
+            ("fails", json.dumps(_int_or_none(pst.get("fails")))),
+            ("next_due", json.dumps(_int_or_none(pst.get("next_due_unix_s")))),
+            ("denied", json.dumps(pst.get("denied") or {})),
+        ]
+        out.write("{" + ", ".join(json.dumps(k) + ": " + v for k, v in fields) + "}\n")
+        return 0
+    lines = [
+        "time       {} (host clock {} s)".format(_utc(board_us), _signed(state.rtc.offset_us)),
+        "valid      {}".format(
+            "yes"
+            if valid
+            else "no (before the build date {})".format(_utc(BUILD_UNIX_S * US_PER_S)[:10])
+        ),
+        "last_sync  {}".format(
+            _utc(last * US_PER_S)[:19] + " UTC" if last is not None else "never"
+        ),
+        "interval   {}".format("{} s".format(interval) if interval is not None else "unknown"),
+    ]
+    if not servers:
+        lines.append("servers    none recorded")
+    for i, srv in enumerate(servers):
+        label = "servers" if i == 0 else ""
+        if isinstance(srv, dict):
+            text = "{} (sent {}, replies {}, KoD {})".format(
+                srv.get("server"), srv.get("sends"), srv.get("replies"), srv.get("kods")
+            )
+        else:
+            text = str(srv)
+        lines.append("{:<10} {}".format(label, text))
+    out.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _int_or_none(v):
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
 def _version():

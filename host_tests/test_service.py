@@ -1,0 +1,305 @@
+# The time service end to end: tools/sntp sync / run / status over real UDP on 127.0.0.1
+# against tools/refserver.py, under both runtimes, with the blocking and the asyncio driver.
+# The board clock is the unix board's software RTC (host clock + an offset in the --state
+# file): these tests read it back from the file, and the host clock is never touched.
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from refserver import RefServer
+
+from sntp.timestamp import BUILD_UNIX_S
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SNTP = os.path.join(ROOT, "tools", "sntp")
+MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+RUNTIMES = ["micropython", "cpython"]
+DRIVERS = ["blocking", "asyncio"]
+TOL_S = 0.05  # loopback: every offset is good to a few ms
+
+
+def sntp(runtime, *args, timeout=30):
+    env = dict(os.environ, MICROPYTHON=MICROPYTHON, PYTHON=sys.executable)
+    cmd = [SNTP] + (["--python"] if runtime == "cpython" else []) + list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+@pytest.fixture
+def servers():
+    """servers(offset_s, mode) -> a running RefServer; all stopped after the test."""
+    started = []
+
+    def start(offset_s=0.0, mode="normal"):
+        srv = RefServer(offset_ns=int(offset_s * 1e9), mode=mode).start()
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+def addr(srv):
+    return "127.0.0.1:{}".format(srv.port)
+
+
+def server_args(*srvs):
+    out = []
+    for s in srvs:
+        out += ["--server", addr(s)]
+    return out
+
+
+def state_file(tmp_path, doc=None):
+    path = str(tmp_path / "state.json")
+    if doc is not None:
+        with open(path, "w") as f:
+            json.dump(doc, f)
+    return path
+
+
+def read_state(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def sync_json(runtime, driver, *args):
+    extra = ["--asyncio"] if driver == "asyncio" else []
+    p = sntp(runtime, "sync", "--json", *(list(args) + extra))
+    lines = p.stdout.strip().splitlines()
+    assert len(lines) == 1, (p.stdout, p.stderr)
+    return p, json.loads(lines[0])
+
+
+def warnings_only(stderr):
+    return [line for line in stderr.splitlines() if not line.startswith("sntp: warning: ")]
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_sync_sets_the_board_clock_from_one_server(runtime, driver, servers, tmp_path):
+    srv = servers(7.25)
+    path = state_file(tmp_path)
+    host_before = time.time()
+    wall_minus_mono = time.time() - time.monotonic()
+    p, j = sync_json(runtime, driver, "--server", addr(srv), "--state", path, "--timeout", "2")
+    host_after = time.time()
+    assert p.returncode == 0 and warnings_only(p.stderr) == [], p.stderr
+    assert j["ok"] and j["clock_set"] and j["error"] is None, j
+    assert abs(j["offset"] - 7.25) < TOL_S
+    assert j["server"] == addr(srv) and j["servers_tried"] == [addr(srv)]
+    assert host_before + 7.25 - TOL_S < j["time"] < host_after + 7.25 + TOL_S
+    assert len(srv.requests) == 1
+    st = read_state(path)
+    assert abs(st["rtc_offset_us"] - 7_250_000) < TOL_S * 1e6
+    assert st["policy"]["last_sync_unix_s"] >= int(host_before + 7)
+    assert st["policy"]["fails"] == 0
+    # the host clock was not stepped: it still keeps pace with the monotonic clock
+    assert abs((time.time() - time.monotonic()) - wall_minus_mono) < TOL_S
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_an_invalid_board_clock_is_set_and_status_reads_it_back(runtime, servers, tmp_path):
+    srv = servers(0.0)
+    path = state_file(tmp_path, {"rtc_unix_s": 0})  # the board believes it is 1970
+    p = sntp(runtime, "status", "--state", path, "--json")
+    before = json.loads(p.stdout)
+    assert before["valid"] is False and before["time"] < 10 and before["last_sync"] is None
+    p, j = sync_json(runtime, "blocking", "--server", addr(srv), "--state", path)
+    assert p.returncode == 0 and j["clock_set"] and j["valid"], j
+    assert abs(j["offset"] - time.time()) < 5  # about 56 years forward
+    p = sntp(runtime, "status", "--state", path, "--json")
+    after = json.loads(p.stdout)
+    assert p.returncode == 0 and after["valid"] is True
+    assert abs(after["time"] - time.time()) < 1 and after["last_sync"] >= BUILD_UNIX_S
+    assert after["interval"] >= 64 and [s["server"] for s in after["servers"]] == [addr(srv)]
+    assert after["servers"][0]["replies"] == 1
+    p = sntp(runtime, "status", "--state", path)
+    lines = p.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "time",
+        "valid",
+        "last_sync",
+        "interval",
+        "servers",
+    ]
+    assert lines[1].split()[1] == "yes" and addr(srv) in lines[4]
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_falseticker_is_outvoted_by_two_honest_servers(runtime, driver, servers, tmp_path):
+    liar, honest1, honest2 = servers(3600.0), servers(0.0), servers(0.0)
+    path = state_file(tmp_path, {"rtc_offset_us": -5_000_000})  # board 5 s behind
+    p, j = sync_json(runtime, driver, *server_args(liar, honest1, honest2), "--state", path)
+    assert p.returncode == 0 and j["clock_set"], j
+    assert abs(j["offset"] - 5.0) < TOL_S  # the honest servers' 5 s, not the liar's hour
+    assert sorted(j["servers"]) == sorted([addr(honest1), addr(honest2)])
+    assert j["servers_tried"] == [addr(liar), addr(honest1), addr(honest2)]
+    assert {"server": addr(liar), "error": "disagree"} in j["failures"]
+    assert abs(read_state(path)["rtc_offset_us"]) < TOL_S * 1e6
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_small_offset_from_one_honest_server_is_enough_when_the_clock_is_valid(
+    runtime, servers, tmp_path
+):
+    liar, honest1, honest2 = servers(3600.0), servers(0.3), servers(0.3)
+    path = state_file(tmp_path)
+    p, j = sync_json(runtime, "blocking", *server_args(liar, honest1, honest2), "--state", path)
+    assert p.returncode == 0 and j["clock_set"] and abs(j["offset"] - 0.3) < TOL_S, j
+    assert j["server"] == addr(honest1) and j["servers_tried"] == [addr(liar), addr(honest1)]
+    assert len(honest2.requests) == 0
+
+
+@pytest.mark.parametrize("mode,code", [("kod-rate", "RATE"), ("kod-deny", "DENY")])
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_kiss_of_death_sets_nothing(runtime, mode, code, servers, tmp_path):
+    srv = servers(100.0, mode)
+    path = state_file(tmp_path, {"rtc_offset_us": -5_000_000})
+    p, j = sync_json(runtime, "blocking", "--server", addr(srv), "--state", path)
+    assert p.returncode == 1 and not j["ok"] and not j["clock_set"], j
+    assert j["error"] == "kiss" and j["kiss"] == code and j["offset"] is None
+    assert len(srv.requests) == 1
+    st = read_state(path)
+    assert st["rtc_offset_us"] == -5_000_000 and st["policy"]["fails"] == 1
+    if code == "DENY":  # kept across runs: the next run does not ask that server at all
+        assert list(st["policy"]["denied"]) == [addr(srv)]
+        p, j = sync_json(runtime, "blocking", "--server", addr(srv), "--state", path)
+        assert p.returncode == 1 and j["error"] == "unavailable" and j["servers_tried"] == []
+        assert len(srv.requests) == 1
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_silent_servers_are_each_tried_once_then_it_gives_up(runtime, driver, servers, tmp_path):
+    a, b = servers(0.0, "silent"), servers(0.0, "silent")
+    path = state_file(tmp_path, {"rtc_offset_us": -5_000_000})
+    t0 = time.monotonic()
+    p, j = sync_json(runtime, driver, *server_args(a, b), "--timeout", "0.3", "--state", path)
+    elapsed = time.monotonic() - t0
+    assert p.returncode == 1 and not j["clock_set"] and j["error"] == "timeout", j
+    assert j["servers_tried"] == [addr(a), addr(b)]
+    assert len(a.requests) == 1 and len(b.requests) == 1
+    assert elapsed < 3  # two timeouts of 0.3 s; the 30 s backoff is not waited for
+    st = read_state(path)
+    assert st["rtc_offset_us"] == -5_000_000 and st["policy"]["fails"] == 1
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_human_output_is_one_line(runtime, servers, tmp_path):
+    good, bad = servers(2.0), servers(0.0, "silent")
+    p = sntp(runtime, "sync", "--server", addr(good))
+    assert p.returncode == 0 and p.stderr == ""
+    words = p.stdout.split()
+    assert len(p.stdout.splitlines()) == 1 and words[:2] == ["clock", "set:"], p.stdout
+    assert abs(float(words[2]) - 2.0) < TOL_S and words[3:6] == ["s", "from", addr(good)]
+    p = sntp(runtime, "sync", "--server", addr(bad), "--timeout", "0.2")
+    assert p.returncode == 1 and p.stdout == ""
+    assert p.stderr.splitlines() == [
+        "sntp: clock not set: timeout ({}: no reply)".format(addr(bad))
+    ]
+
+
+RUN_FOR = {"blocking": "3", "asyncio": "1"}
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_run_prints_one_json_event_per_line(runtime, driver, servers, tmp_path):
+    srv = servers(1.5)
+    path = state_file(tmp_path)
+    args = ["run", "--server", addr(srv), "--state", path, "--no-startup-delay"]
+    args += ["--for", RUN_FOR[driver]] + (["--asyncio"] if driver == "asyncio" else [])
+    t0 = time.monotonic()
+    p = sntp(runtime, *args)
+    elapsed = time.monotonic() - t0
+    assert p.returncode == 0, p.stderr
+    events = [json.loads(line) for line in p.stdout.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[:1] == ["start"]
+    for k in ("send", "reply", "step", "clock", "poll"):
+        assert k in kinds, kinds
+    assert kinds.index("send") < kinds.index("reply") < kinds.index("clock")
+    clock = events[kinds.index("clock")]
+    assert clock["applied"] is True and abs(clock["offset_us"] - 1_500_000) < TOL_S * 1e6
+    t = [e["t_ms"] for e in events]
+    assert t == sorted(t)
+    assert len(srv.requests) == 1  # then the next poll is 64 s or more away
+    assert int(RUN_FOR[driver]) <= elapsed < int(RUN_FOR[driver]) + 2
+    assert abs(read_state(path)["rtc_offset_us"] - 1_500_000) < TOL_S * 1e6
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_run_waits_for_the_startup_delay_and_a_kod_is_an_event(runtime, servers, tmp_path):
+    srv = servers(0.0, "kod-rate")
+    # an invalid clock would wait 0-60 s, but six failed rounds are saved: R4's backoff holds
+    saved = {"v": 1, "boots": 3, "fails": 6}
+    path = state_file(tmp_path, {"rtc_unix_s": 0, "policy": saved})
+    p = sntp(runtime, "run", "--server", addr(srv), "--state", path, "--for", "0.5")
+    events = [json.loads(line) for line in p.stdout.splitlines()]
+    assert p.returncode == 0 and [e["event"] for e in events] == ["start"], p.stdout
+    assert events[0]["wait_ms"] >= 30_000 * 2**5 and srv.requests == []
+    p = sntp(runtime, "run", "--server", addr(srv), "--for", "0.5", "--no-startup-delay")
+    events = [json.loads(line) for line in p.stdout.splitlines()]
+    kods = [e for e in events if e["event"] == "kod"]
+    assert len(kods) == 1 and kods[0]["code"] == "RATE" and kods[0]["server"] == addr(srv)
+    assert [e["event"] for e in events][-1] == "backoff" and "clock" not in events
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_broken_state_file_is_one_warning_and_then_replaced(runtime, servers, tmp_path):
+    srv = servers(0.5)
+    path = state_file(tmp_path)
+    with open(path, "w") as f:
+        f.write("{ this is not json")
+    p, j = sync_json(runtime, "blocking", "--server", addr(srv), "--state", path)
+    assert p.returncode == 0 and j["clock_set"]
+    assert p.stderr.splitlines() == ["sntp: warning: {}: not JSON, ignored ".format(path)
+                                     + "(starting without saved state)"]  # fmt: skip
+    assert abs(read_state(path)["rtc_offset_us"] - 500_000) < TOL_S * 1e6
+
+
+BAD_ARGS = [
+    (["sync", "--server"], 2, "--server needs a value"),
+    (["sync", "--server", "127.0.0.1:0"], 2, "bad port"),
+    (["sync", "--server", "a b"], 2, "bad server name"),
+    (["sync", "--zone", "acme.example"], 2, "zone"),
+    (["sync", "--server", "a", "--for", "3"], 2, "--for is not an option of sync"),
+    (["sync", "127.0.0.1"], 2, "unexpected argument"),
+    (["sync", "--server", "a", "--timeout", "0"], 2, "above 0"),
+    (
+        ["sync"] + " ".join("--server 127.0.0.1:{}".format(i) for i in range(1, 6)).split(),
+        2,
+        "more than 4",
+    ),
+    (["run", "--server", "a", "--for", "0"], 2, "--for must be above 0"),
+    (["run", "--server", "a", "--for", "x"], 2, "--for wants seconds"),
+    (["run", "--server", "a", "--json"], 2, "--json is not an option of run"),
+    (["status"], 2, "status needs --state FILE"),
+    (["status", "--state", "/nonexistent/state.json"], 1, "not found"),
+    (["sync"], 1, "no servers configured"),
+    (["run", "--for", "1"], 1, "no servers configured"),
+]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("args,status,message", BAD_ARGS)
+def test_mistakes_are_one_line(runtime, args, status, message):
+    p = sntp(runtime, *args)
+    assert p.returncode == status and p.stdout == "", (p.returncode, p.stdout)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sntp: ") and message in lines[0], p.stderr
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_status_of_a_broken_file_is_one_line(runtime, tmp_path):
+    path = state_file(tmp_path)
+    with open(path, "w") as f:
+        f.write("[1, 2]")
+    p = sntp(runtime, "status", "--state", path)
+    assert p.returncode == 1 and p.stdout == ""
+    assert p.stderr.splitlines() == ["sntp: {}: not a JSON object".format(path)]
