@@ -2,6 +2,7 @@
 #
 # The fakes are independent oracles: they build replies with their own struct code and
 # their own NTP conversion, not with the firmware's encoder, so a bug there cannot hide.
+import os
 import struct
 
 from sntp.net import Address, NetError
@@ -172,3 +173,22 @@ def honest(true_start_unix_us, delay_us=20_000, server=SERVER, **fields):
         return [(delay_us + 100, reply(req[40:48], t2, t3, **fields), server)]
 
     return respond
+
+
+BUILD = (__file__.rpartition("/")[0] or ".") + "/../build"
+
+
+def fresh_path(folder, name):
+    """build/FOLDER/NAME with no file (nor its .tmp) there: a clean place for a state file."""
+    for d in (BUILD, BUILD + "/" + folder):
+        try:
+            os.mkdir(d)
+        except OSError:
+            pass
+    path = BUILD + "/" + folder + "/" + name
+    for p in (path, path + ".tmp"):
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+    return path

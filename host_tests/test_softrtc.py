@@ -2,28 +2,15 @@
 # The unix board's software RTC and its state file (boards/unix/softrtc.py): the board clock
 # is the host clock plus an offset, corrections move only the offset, and the file keeps it.
 import json
-import os
 
-from fakes import FakeClock
+from fakes import FakeClock, fresh_path
 from softrtc import SoftRTC, StateFile
 
 HOST_UNIX_US = 1_795_300_000_123_456  # the fake host clock at the start (2026-11-21)
-BUILD = (__file__.rpartition("/")[0] or ".") + "/../build"
 
 
 def fresh(name):
-    for d in (BUILD, BUILD + "/test_softrtc"):
-        try:
-            os.mkdir(d)
-        except OSError:
-            pass
-    path = BUILD + "/test_softrtc/" + name
-    for p in (path, path + ".tmp"):
-        try:
-            os.remove(p)
-        except OSError:
-            pass
-    return path
+    return fresh_path("test_softrtc", name)
 
 
 def write_json(path, doc):

@@ -2,29 +2,15 @@
 # The atomic JSON store (firmware/sntp/store.py): round trips, a save cut short, broken files.
 import os
 
+from fakes import fresh_path
+
 from sntp import store
 
 # build/ at the top of the repository, from this file's place (no os.path on MicroPython)
-BUILD = (__file__.rpartition("/")[0] or ".") + "/../build"
-DIR = BUILD + "/test_store"
 
 
 def fresh(name):
-    try:
-        os.mkdir(BUILD)
-    except OSError:
-        pass
-    try:
-        os.mkdir(DIR)
-    except OSError:
-        pass
-    path = DIR + "/" + name
-    for p in (path, path + ".tmp"):
-        try:
-            os.remove(p)
-        except OSError:
-            pass
-    return path
+    return fresh_path("test_store", name)
 
 
 def write(path, data):
@@ -119,7 +105,9 @@ def test_a_missing_file_loads_as_none_with_one_warning_line():
 
 
 def test_a_file_that_cannot_be_written_is_false_and_one_warning():
-    s, warnings = make(DIR + "/no/such/dir/state.json")
+    s, warnings = make(
+        fresh_path("test_store", "x").rpartition("/")[0] + "/no/such/dir/state.json"
+    )
     assert s.save({"v": 1}) is False
     assert len(warnings) == 1 and "cannot save" in warnings[0]
     assert "ENOENT" in warnings[0] or "No such file" in warnings[0], warnings

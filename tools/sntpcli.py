@@ -102,36 +102,13 @@ def parse_decimal_ms(text, option="--timeout"):
 
 
 def parse_server(text):
-    """'host', 'host:port', '1.2.3.4:123', '[::1]:123', '::1' -> (host, port)."""
-    host, port = text, 123
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise UsageError("unclosed [ in {!r}".format(text))
-        host, rest = text[1:end], text[end + 1 :]
-        if rest:
-            if not rest.startswith(":"):
-                raise UsageError("expected :PORT after ] in {!r}".format(text))
-            port = _port(rest[1:], text)
-    elif text.count(":") == 1:
-        host, p = text.split(":")
-        port = _port(p, text)
-    if not host or len(host) > 253 or not _printable(host):
-        raise UsageError("bad server name {!r}".format(text))
-    return host, port
+    """'host', 'host:port', '1.2.3.4:123', '[::1]:123', '::1' -> (host, port).
 
-
-def _printable(s):
-    for c in s:
-        if ord(c) <= 0x20 or ord(c) >= 0x7F:
-            return False
-    return True
-
-
-def _port(p, text):
-    if not p.isdigit() or not 0 < int(p) < 65536:
-        raise UsageError("bad port in {!r}".format(text))
-    return int(p)
+    The policy's parser (the same rules as the configuration), as a usage error."""
+    try:
+        return policy.parse_server(text)
+    except ValueError as e:
+        raise UsageError(e.args[0])
 
 
 def parse_args(argv):
