@@ -32,6 +32,7 @@ $(STUBS)/%/.stamp: $(STAMP)
 test: setup
 	$(MAKE) --no-print-directory test-mp
 	$(MAKE) --no-print-directory test-cpython
+	$(MAKE) --no-print-directory test-testnet
 
 test-mp: setup
 	@echo "== MicroPython $$($(MP) -c 'import sys; print(sys.version)')"
@@ -41,7 +42,7 @@ test-mp: setup
 
 test-cpython: setup
 	@echo "== CPython $$($(PY) -c 'import sys; print(sys.version.split()[0])')"
-	$(PY) -m pytest -q -p no:cacheprovider host_tests
+	$(PY) -m pytest -q -p no:cacheprovider host_tests --ignore=host_tests/test_testnet.py
 
 # A visible offset: the reference server runs 12.5 s ahead of this machine's clock.
 DEMO_OFFSET := 12.5
@@ -98,11 +99,12 @@ clean:
 
 # The real-server test network (tools/testnet; root, Debian): dnsmasq, chronyd, ntpsec and
 # reference servers on 127.0.0.1-.9 in private namespaces. `make testnet` opens a shell inside
-# it (exit to tear it down); `make test-testnet` runs only its tests, which `make test` runs
-# too (host_tests/test_testnet.py, in test-cpython).
+# it (exit to tear it down); `make test-testnet` runs only its tests (verbose: the output
+# names each real-server test), as the last step of `make test`.
 .PHONY: testnet test-testnet
 testnet: setup
 	tools/testnet/testnet.sh
 
 test-testnet: setup
-	$(PY) -m pytest -q -p no:cacheprovider host_tests/test_testnet.py
+	@echo "== real servers (tools/testnet: chrony, ntpsec, dnsmasq in private namespaces)"
+	$(PY) -m pytest -v -p no:cacheprovider host_tests/test_testnet.py

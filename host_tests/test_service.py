@@ -303,3 +303,17 @@ def test_status_of_a_broken_file_is_one_line(runtime, tmp_path):
     p = sntp(runtime, "status", "--state", path)
     assert p.returncode == 1 and p.stdout == ""
     assert p.stderr.splitlines() == ["sntp: {}: not a JSON object".format(path)]
+
+
+def test_back_to_back_syncs_keep_the_15_s_floor_across_runs(servers, tmp_path):
+    # Each run of tools/sntp is a restart of the board: the state file carries the last
+    # hour's sends, so a second sync right after the first waits out the floor (rule 1).
+    # Found by the real-server tests before the policy persisted its sends.
+    srv = servers()
+    path = state_file(tmp_path)
+    p1, j1 = sync_json("micropython", "blocking", "--server", addr(srv), "--state", path)
+    p2, j2 = sync_json("micropython", "blocking", "--server", addr(srv), "--state", path)
+    assert j1["clock_set"] and j2["clock_set"], (j1, j2)
+    times = [t for t, _, _ in srv.requests]
+    assert len(times) == 2
+    assert times[1] - times[0] >= 15 * 10**9, (times[1] - times[0]) / 1e9
