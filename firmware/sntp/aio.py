@@ -99,22 +99,14 @@ class AsyncService(Service):
         return self._sync_end(watch)
 
 
-def start(
-    config,
-    net=None,
-    clock=None,
-    rtc=None,
-    store=None,
-    rand_below=None,
-    listener=None,
-    timeout_ms=client.DEFAULT_TIMEOUT_MS,
-):
+def start(config, listener=None, **kw):
     """Make an AsyncService and run it forever as a task (call inside a running event loop).
 
-    listener(event dict), if given, gets every event. Returns the asyncio task: cancel it
-    to stop the service. The first request waits for the start-up delay of rule 12.
+    kw are Service's (net, clock, rtc, store, rand_below, timeout_ms). listener(event dict),
+    if given, gets every event. Returns the asyncio task: cancel it to stop the service.
+    The first request waits for the start-up delay of rule 12.
     """
-    svc = AsyncService(config, net, clock, rtc, store, rand_below, timeout_ms)
+    svc = AsyncService(config, **kw)
     if listener is not None:
         svc.subscribe(listener)
     return asyncio.create_task(svc.run())
