@@ -189,6 +189,8 @@ class Config:
         self.servers = []  # [(host, port)], at most MAX_SOURCES
         self.poll_min_s = POOL_POLL_MIN_S  # s, after clamping to the safe floor
         self.poll_max_s = DEFAULT_POLL_MAX_S  # s
+        self.poll_max_explicit = False  # configured: the clock discipline may not exceed it
+        self.accuracy_ms = 100  # how far the clock may wander between polls (discipline.py)
         self.warnings = []  # what was clamped or dropped, one sentence each
 
     @staticmethod
@@ -236,6 +238,9 @@ class Config:
             max(c.poll_min_s, DEFAULT_POLL_MAX_S),
             w,
         )
+        c.poll_max_explicit = d.get("poll_max_s") is not None
+        # 1 ms is below what SNTP over the Internet can hold; a minute is no target at all
+        c.accuracy_ms = _int_in(d, "accuracy_ms", 1, 60_000, 100, w)
         return c
 
 
@@ -253,6 +258,7 @@ class Policy:
         self.sends_ms = []  # send times within the last hour (R2)
         self.sent_wall = []  # [key text, Unix ms] of the last HOURLY_CAP sends (persisted)
         self.interval_s = config.poll_min_s  # current poll interval, s
+        self.cap_s = None  # the clock discipline's longest safe interval, s (None: unknown)
         self.fails = 0  # consecutive failed rounds (persisted before each round)
         self.boots = 0  # boots seen in the persisted state
         self.rr = 0  # rotation index into sources
@@ -296,7 +302,7 @@ class Policy:
             delay = max(delay, self._backoff_ms())
         if valid and self.next_due_unix_s is not None:
             until_due = self.next_due_unix_s * 1000 - wall_us // 1000
-            delay = max(delay, min(until_due, self.config.poll_max_s * 1000))
+            delay = max(delay, min(until_due, POLL_MAX_LIMIT_S * 1000))
         self._schedule(now_ms, delay, wall_us, "start", clock_valid=valid)
 
     def sync_now(self, now_ms):
@@ -312,13 +318,9 @@ class Policy:
         w = []
         self.fails = _int_in(st, "fails", 0, 64, 0, w)
         self.boots = _int_in(st, "boots", 0, 1 << 30, 0, w)
+        top = self.config.poll_max_s if self.config.poll_max_explicit else POLL_MAX_LIMIT_S
         self.interval_s = _int_in(
-            st,
-            "interval_s",
-            self.config.poll_min_s,
-            self.config.poll_max_s,
-            self.config.poll_min_s,
-            w,
+            st, "interval_s", self.config.poll_min_s, top, self.config.poll_min_s, w
         )
         self.last_sync_unix_s = _opt_int(st.get("last_sync_unix_s"))
         self.next_due_unix_s = _opt_int(st.get("next_due_unix_s"))
@@ -630,7 +632,7 @@ class Policy:
             return None
         # success: the interval grows toward its maximum (R3 jitter on top)
         if self.last_sync_unix_s is not None:
-            self.interval_s = min(self.config.poll_max_s, self.interval_s * 2)
+            self.interval_s = min(self.max_interval_s(), self.interval_s * 2)
         self.fails = 0
         self.round = None
         self.urgent = False
@@ -664,6 +666,26 @@ class Policy:
         if len(best) >= 2 and 2 * len(best) > len(distinct):
             return best
         return None
+
+    def max_interval_s(self):
+        """The interval's ceiling: poll_max_s, or what the clock discipline allows (up to
+        POLL_MAX_LIMIT_S when the drift is well known) unless poll_max_s was configured."""
+        c = self.config
+        if self.cap_s is None:
+            return c.poll_max_s
+        top = c.poll_max_s if c.poll_max_explicit else POLL_MAX_LIMIT_S
+        return max(c.poll_min_s, min(self.cap_s, top))
+
+    def set_interval_cap(self, cap_s, now_ms):
+        """The discipline's longest safe interval. Growth toward it comes a sync at a time;
+        a cap below the current interval takes effect at once (an earlier poll)."""
+        self.cap_s = cap_s
+        top = self.max_interval_s()
+        if self.interval_s > top:
+            self.interval_s = top
+            if self.round is None and self.due_ms is not None:
+                if self.due_ms - now_ms > top * 1000:
+                    self.due_ms = now_ms + self._jitter(top * 1000)
 
     def _round_failed(self, now_ms, wall_us):
         self.round = None

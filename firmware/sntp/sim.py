@@ -7,6 +7,7 @@
 import struct
 
 from . import exchange
+from .discipline import Discipline
 from .policy import Config, Policy
 from .timestamp import NTP_1970_S
 
@@ -16,6 +17,61 @@ _NTP_1970 = NTP_1970_S
 def _ntp64(unix_us):
     s, us = divmod(unix_us, 1_000_000)
     return (((s + _NTP_1970) % (1 << 32)) << 32) | ((us << 32) // 1_000_000)
+
+
+class Oscillator:
+    """A crystal's frequency error over time, in ppb (+: the clock runs slow), integers only.
+
+    base_ppb: the constant part (a cheap 32 kHz watch crystal: 10-50 ppm; 20 ppm default).
+    wander_ppb: a daily temperature swing, as a triangle wave of that amplitude (a room's
+    day/night cycle moves a tuning-fork crystal by about 1-3 ppm; 2 ppm default).
+    walk_ppb: the largest hourly step of a slow random walk (ageing, drafts), bounded to
+    +/- 4 * walk_ppb around the base. rand: callable n -> [0, n) for the walk.
+    """
+
+    STEP_MS = 60_000  # integration step: the error is summed a minute at a time
+
+    def __init__(
+        self, base_ppb=20_000, wander_ppb=2_000, period_ms=86_400_000, walk_ppb=100, rand=None
+    ):
+        self.base_ppb = base_ppb
+        self.wander_ppb = wander_ppb
+        self.period_ms = period_ms
+        self.walk_ppb = walk_ppb
+        self.rand = rand
+        self.walk = 0  # current random-walk part, ppb
+        self.walk_hour = 0  # the hour the walk was last stepped
+        self.frac = 0  # error not yet whole us, in ppb*ms
+
+    def freq_ppb(self, t_ms):
+        phase = t_ms % self.period_ms
+        quarter = self.period_ms // 4
+        # triangle: 0 -> +A at a quarter, -A at three quarters, back to 0
+        if phase < quarter:
+            tri = self.wander_ppb * phase // quarter
+        elif phase < 3 * quarter:
+            tri = self.wander_ppb - 2 * self.wander_ppb * (phase - quarter) // (2 * quarter)
+        else:
+            tri = -self.wander_ppb + self.wander_ppb * (phase - 3 * quarter) // quarter
+        hour = t_ms // 3_600_000
+        while self.rand is not None and self.walk_ppb and self.walk_hour < hour:
+            self.walk_hour += 1
+            self.walk += self.rand(2 * self.walk_ppb + 1) - self.walk_ppb
+            bound = 4 * self.walk_ppb
+            self.walk = max(-bound, min(bound, self.walk))
+        return self.base_ppb + tri + self.walk
+
+    def lag_us(self, t0_ms, t1_ms):
+        """How many us the clock falls behind true time from t0 to t1 (negative: gains)."""
+        total = self.frac
+        t = t0_ms
+        while t < t1_ms:
+            dt = min(self.STEP_MS, t1_ms - t)
+            total += self.freq_ppb(t + dt // 2) * dt
+            t += dt
+        whole = total // 1_000_000
+        self.frac = total - whole * 1_000_000
+        return whole
 
 
 class Addr:
@@ -84,10 +140,24 @@ class Device:
 
     TIMEOUT_MS = 5_000
 
-    def __init__(self, world, config_dict, clock_error_us=0, rand=None, state=None):
+    def __init__(
+        self,
+        world,
+        config_dict,
+        clock_error_us=0,
+        rand=None,
+        state=None,
+        oscillator=None,
+        discipline=False,
+    ):
         self.world = world
         self.config = Config.from_dict(config_dict)
         self.clock_error_us = clock_error_us  # device clock minus true time
+        self.osc = oscillator  # Oscillator or None (a perfect clock)
+        self.disc = Discipline(self.config.accuracy_ms) if discipline else None
+        self.disc_state = None  # the discipline's persisted state
+        self.t_ms = 0  # the time the clock error was last brought up to date
+        self.errors = []  # (ms, clock error us) at each sample of run(sample_ms=...)
         self.rand = rand  # callable n -> [0, n)
         self.events = []  # every event dict
         self.saved = state  # the persisted state (as a save would leave it)
@@ -99,10 +169,25 @@ class Device:
         return self.world.true_us(now_ms) + self.clock_error_us
 
     def boot(self, now_ms):
+        self.advance(now_ms)
         self.policy = Policy(self.config, self.rand)
         self.policy.subscribe(self.events.append)
+        if self.disc is not None:
+            self.disc = Discipline(self.config.accuracy_ms)
+            self.disc.load(self.disc_state)
+            self.disc.tick(now_ms)
         self.policy.start(now_ms, self.wall_us(now_ms), self.saved)
         self._save()
+
+    def advance(self, now_ms):
+        """Bring the clock to now_ms: the oscillator's error, then the discipline's ticks."""
+        if now_ms <= self.t_ms:
+            return
+        if self.osc is not None:
+            self.clock_error_us -= self.osc.lag_us(self.t_ms, now_ms)
+        if self.disc is not None:
+            self.clock_error_us += self.disc.tick(now_ms)
+        self.t_ms = now_ms
 
     def reboot(self, now_ms, lose_clock=False):
         """Restart from the persisted state; lose_clock: no RTC, the clock reads 1970 again."""
@@ -115,14 +200,27 @@ class Device:
             self.saved = self.policy.state()
             self.policy.dirty = False
 
-    def run(self, until_ms):
-        """Drive the policy until until_ms (exclusive). Returns the ms it stopped at."""
+    def run(self, until_ms, sample_ms=None):
+        """Drive the policy until until_ms (exclusive). sample_ms: also record the clock
+        error every sample_ms (and tick the discipline there, as a driver's loop would)."""
         p = self.policy
+        next_sample = self.t_ms + sample_ms if sample_ms else None
         while True:
             due = p.wakeup_ms()
+            if (
+                next_sample is not None
+                and next_sample < until_ms
+                and (due is None or next_sample < due)
+            ):
+                self.advance(next_sample)
+                self.errors.append((next_sample, self.clock_error_us))
+                next_sample += sample_ms
+                continue
             if due is None or due >= until_ms:
+                self.advance(until_ms)
                 return until_ms
             now = due
+            self.advance(now)
             action = p.poll(now, self.wall_us(now))
             self._save()
             if action is None:
@@ -156,9 +254,17 @@ class Device:
             r = ex.receive(data, addr.key, t1 + server.delay_us + 100)
             if r is None:
                 r = ex.expire()
-        corr = self.policy.result(src, addr, r, done, self.wall_us(done))
+        self.advance(done)
+        wall = self.wall_us(done)
+        corr = self.policy.result(src, addr, r, done, wall)
         if corr is not None:
-            self.clock_error_us += corr.offset_us
+            if self.disc is None:
+                self.clock_error_us += corr.offset_us
+            else:
+                valid = wall >= self.policy.floor_us
+                self.clock_error_us += self.disc.correction(corr.offset_us, wall, valid)
+                self.policy.set_interval_cap(self.disc.interval_cap_s(), done)
+                self.disc_state = self.disc.state()
             self.steps.append((done, corr.offset_us))
         return done
 

@@ -1,0 +1,192 @@
+# runs-on: both
+# Clock discipline (firmware/sntp/discipline.py) alone and under simulated time with an
+# oscillator model. The 30-day figures are printed: max and p99 |error|, requests per day.
+from test_policy import DAY_MS, T0, Rng, all_requests, check_invariants, zone_world
+
+from sntp import discipline as dsc
+from sntp import sim
+
+MS = 1000
+
+
+def simulate(days, base_ppb=20_000, wander_ppb=2_000, accuracy_ms=100, seed=1):
+    w = zone_world()
+    osc = sim.Oscillator(base_ppb, wander_ppb, rand=Rng(seed + 1).below)
+    d = sim.Device(
+        w,
+        {"zone": "acme", "accuracy_ms": accuracy_ms},
+        clock_error_us=-T0,
+        rand=Rng(seed).below,
+        oscillator=osc,
+        discipline=True,
+    )
+    d.boot(0)
+    d.run(days * DAY_MS, sample_ms=600_000)  # the error every 10 minutes
+    check_invariants(w, d)
+    return w, d
+
+
+def figures(w, d, days, settled_ms=None):
+    """Figures from the first sync on (or from settled_ms: once the drift is learned)."""
+    first = d.steps[0][0] if settled_ms is None else settled_ms
+    errs = sorted(abs(e) for t, e in d.errors if t > first)
+    reqs = all_requests(w)
+    last = [t for t in reqs if t >= (days - 10) * DAY_MS]
+    return {
+        "max_ms": errs[-1] // MS,
+        "p99_ms": errs[len(errs) * 99 // 100] // MS,
+        "per_day_last10": len(last) // 10,
+        "requests": len(reqs),
+        "drift_ppb": d.disc.drift_ppb,
+    }
+
+
+def test_thirty_days_at_20_ppm_hold_the_accuracy_and_poll_a_few_times_a_day():
+    w, d = simulate(30)
+    f = figures(w, d, 30)
+    print(
+        "discipline, 30 days, 20 ppm +/- 2 ppm, accuracy 100 ms: max |error| {} ms, "
+        "p99 {} ms, {} requests/day over the last 10 days, {} requests, drift {} ppb".format(
+            f["max_ms"], f["p99_ms"], f["per_day_last10"], f["requests"], f["drift_ppb"]
+        )
+    )
+    assert f["max_ms"] < 100 and f["p99_ms"] < 100
+    assert f["per_day_last10"] <= 4  # a few requests per day
+    assert abs(d.disc.drift_ppb - 20_000) <= 2_500  # the estimate found the crystal
+    assert d.policy.interval_s > 4 * 3600  # and the interval grew past the old 4 h maximum
+
+
+def test_a_tighter_target_polls_more_and_still_holds():
+    # 20 ppm unknown over the pool's 30-minute minimum is 36 ms: the target holds once the
+    # drift is learned, so the figures start after the first day
+    w, d = simulate(10, accuracy_ms=20, seed=3)
+    f = figures(w, d, 10, settled_ms=DAY_MS)
+    print(
+        "discipline, 10 days, accuracy 20 ms, after day 1: max {} ms, p99 {} ms, "
+        "{} requests/day".format(f["max_ms"], f["p99_ms"], f["per_day_last10"])
+    )
+    assert f["max_ms"] < 20
+    assert f["per_day_last10"] > 4  # the price of accuracy is more requests
+
+
+def test_without_discipline_a_20_ppm_clock_drifts_past_the_target():
+    # the control: the same oscillator, corrections only at each sync (no drift estimate)
+    w = zone_world()
+    osc = sim.Oscillator(20_000, 2_000, rand=Rng(2).below)
+    d = sim.Device(
+        w,
+        {"zone": "acme", "poll_min_s": 14_400, "poll_max_s": 86_400},
+        clock_error_us=-T0,
+        rand=Rng(1).below,
+        oscillator=osc,
+    )
+    d.boot(0)
+    d.run(10 * DAY_MS, sample_ms=600_000)
+    worst = max(abs(e) for t, e in d.errors if t > d.steps[0][0])
+    assert worst > 200_000  # 20 ppm for 4+ hours is 290+ ms
+
+
+def test_a_clock_behind_is_slewed_forward_at_the_same_bounded_rate():
+    disc = dsc.Discipline()
+    disc.tick(0)
+    assert disc.correction(100_000, T0, True) == 0  # 100 ms behind: slewed
+    steps = [disc.tick(k * 1000) for k in range(1, 201)]  # 200 s in 1 s ticks
+    assert max(steps) == dsc.MAX_SLEW_PPM * 1000 // 1000  # 500 us per second, no more
+    assert sum(steps) == 100_000
+
+
+def test_small_offsets_are_slewed_at_a_bounded_rate_and_time_never_runs_back():
+    disc = dsc.Discipline()
+    disc.tick(0)
+    assert disc.correction(-50_000, T0, True) == 0  # 50 ms ahead: slewed, not stepped
+    rtc = [T0]  # the RTC reading, us
+    mono = dsc.MonotonicTime(lambda: rtc[0])
+    last = mono.now_us()
+    applied = 0
+    for k in range(1, 2_001):  # 200 s in 100 ms ticks
+        rtc[0] += 100_000  # real time passes
+        adj = disc.tick(k * 100)
+        assert abs(adj) <= dsc.MAX_SLEW_PPM * 100 // 1000  # 50 us per 100 ms at most
+        rtc[0] += adj
+        applied += adj
+        now = mono.now_us()
+        assert now >= last  # the disciplined time never runs backwards
+        last = now
+    assert applied == -50_000 and disc.pending_us == 0
+
+
+def test_large_or_invalid_offsets_step():
+    disc = dsc.Discipline()
+    assert disc.correction(200_000, T0, True) == 200_000  # above 128 ms
+    assert disc.correction(50_000, 0, False) == 50_000  # the clock was invalid
+    assert disc.last["kind"] == "step"
+
+
+def feed(disc, offsets_per_hour_us, start=T0):
+    """Syncs every hour with the given offsets found; returns the wall time at the end."""
+    wall = start
+    disc.correction(0, wall, True)
+    for off in offsets_per_hour_us:
+        wall += 3_600_000_000
+        disc.correction(off, wall, True)
+        disc.pending_us = 0  # as if the slew completed
+    return wall
+
+
+def test_drift_estimate_is_the_median_and_rejects_an_outlier_reply():
+    disc = dsc.Discipline()
+    # a clock 10 ppm slow: 36 ms behind after each hour (the estimate starts at 0)
+    feed(disc, [36_000])
+    assert disc.drift_ppb == 10_000
+    feed_more = [0, 0, 0]  # corrected for 10 ppm: nothing left over
+    for off in feed_more:
+        disc.correction(off, disc.ref_unix_us + 3_600_000_000, True)
+    assert disc.drift_ppb == 10_000 and len(disc.samples) == 4
+    # one noisy measurement within the outlier bound (15 ppm) does not move the median
+    disc.correction(18_000, disc.ref_unix_us + 3_600_000_000, True)
+    assert disc.samples[-1] == 15_000 and disc.drift_ppb == 10_000
+    # a bad reply 400 ms off would mean 111 ppm: rejected, the estimate stays
+    disc.correction(400_000, disc.ref_unix_us + 3_600_000_000, True)
+    assert disc.drift_ppb == 10_000 and disc.rejected == 1 and len(disc.samples) == 5
+    assert disc.last["measured_ppb"] is None
+
+
+def test_tick_applies_the_drift_exactly():
+    disc = dsc.Discipline()
+    disc.drift_ppb = 20_000  # 20 ppm slow: add 20 us per second
+    disc.tick(0)
+    total = sum(disc.tick(k * 333) for k in range(1, 10_801))  # an hour in odd steps
+    assert total == 20_000 * 10_800 * 333 // 1_000_000
+
+
+def test_absurd_or_broken_persisted_drift_is_discarded():
+    for st in (
+        {"v": 1, "drift_ppb": 10_000_000},
+        {"v": 1, "drift_ppb": "20"},
+        {"v": 1, "samples": [10_000_000, "x", 5_000]},
+        {"v": 2, "drift_ppb": 5},
+        None,
+    ):
+        disc = dsc.Discipline()
+        disc.load(st)
+        assert abs(disc.drift_ppb) <= dsc.MAX_DRIFT_PPB
+        assert all(abs(s) <= dsc.MAX_DRIFT_PPB for s in disc.samples)
+    disc = dsc.Discipline()
+    disc.load({"v": 1, "drift_ppb": 12_345, "samples": [12_000, 12_500]})
+    assert disc.drift_ppb == 12_345 and disc.samples == [12_000, 12_500]
+
+
+def test_interval_cap_follows_the_uncertainty():
+    disc = dsc.Discipline(accuracy_ms=100)
+    assert disc.interval_cap_s() == 1_000  # unknown crystal: 50 ppm
+    disc.samples = [20_000, 20_400, 19_800]
+    assert disc.interval_cap_s() == 50_000  # 1 ppm floor: 100 ms / 2 / 1 ppm
+    disc.samples = [20_000, 30_000, 10_000]
+    assert disc.interval_cap_s() == 2_500  # 20 ppm spread
+
+
+def test_drift_survives_a_reboot():
+    w, d = simulate(3)
+    before = d.disc.drift_ppb
+    d.reboot(3 * DAY_MS)
+    assert d.disc.drift_ppb == before and d.disc.samples
