@@ -23,6 +23,7 @@
 # failed), "config" (a configuration warning). Each is a dict with "event" and "t_ms".
 from . import client, compat
 from .compat import const
+from .discipline import Discipline, MonotonicTime
 from .net import Net, NetError
 from .policy import Config, Policy
 from .timestamp import unix_us
@@ -34,6 +35,9 @@ STALL_MS = const(1_000)  # the policy had nothing to do at its own wake-up time:
 GIVE_UP_EVENTS = ("backoff", "idle", "hold")
 # A sync() does not wait for a next request further away than this (the floors of R1).
 SYNC_MAX_WAIT_MS = const(20_000)
+# While a slew is in progress the loop wakes this often to apply it (500 us a second at most);
+# otherwise at MAX_SLEEP_MS, applying the drift correction a minute at a time (20 ppm: 1.2 ms).
+SLEW_TICK_MS = const(1_000)
 
 
 class Service:
@@ -59,6 +63,9 @@ class Service:
         self.timeout_ms = client.clamp_timeout_ms(timeout_ms)  # per exchange, ms
         rand = rand_below if rand_below is not None else compat.random_below
         self.policy = Policy(config, rand)
+        # the clock discipline (step/slew, drift) applies corrections only where there is an rtc
+        self.disc = Discipline(config.accuracy_ms) if rtc is not None else None
+        self.time = MonotonicTime(self.clock.now_us)  # the disciplined time API (time_us())
         self.mono = compat.Monotonic(self.clock.ticks_ms, self.clock.ticks_diff)
         self.listeners = []  # callables(event dict)
         self.booted = False  # boot() ran: state loaded, first round scheduled
@@ -72,6 +79,12 @@ class Service:
     def wall_us(self):
         """The clock being disciplined, in Unix us."""
         return unix_us(self.clock.now_us(), self.clock.epoch_s)
+
+    def time_us(self):
+        """The disciplined time for the application: us since the port epoch, never running
+        backwards under a slew (only a step, after the policy's agreement rules, moves it
+        back). The RTC itself is kept right too, so plain time.time() stays right."""
+        return self.time.now_us()
 
     def subscribe(self, fn):
         """fn(event dict) for every event; raising in fn stops the loop (keep it simple)."""
@@ -97,6 +110,11 @@ class Service:
         self.booted = True
         state = self.store.load() if self.store is not None else None
         now = self.now_ms()
+        if self.disc is not None:
+            self.disc.load(state.get("discipline") if isinstance(state, dict) else None)
+            self.disc.tick(now)
+            if self.disc.samples:
+                self.policy.set_interval_cap(self.disc.interval_cap_s(), now)
         self.policy.start(now, self.wall_us(), state)
         for w in self.config.warnings:
             self.policy.emit("config", warning=w)
@@ -113,6 +131,7 @@ class Service:
         self.boot()
         while True:
             now = self.now_ms()
+            self._tick(now)
             if self._finished(now, until_ms, stop):
                 break
             wait_ms = self._wait_ms(now, until_ms)
@@ -165,9 +184,21 @@ class Service:
     def _finished(self, now, until_ms, stop):
         return (stop is not None and stop()) or (until_ms is not None and now >= until_ms)
 
+    def _tick(self, now):
+        """Apply the discipline's drift correction and slew for the time since the last tick."""
+        if self.disc is None:
+            return
+        adj = self.disc.tick(now)
+        if adj:
+            try:
+                self.rtc.adjust(adj)
+            except (OSError, ValueError):
+                pass  # the next tick tries again with what is still pending
+
     def _wait_ms(self, now, until_ms):
         due = self.policy.wakeup_ms()
-        wait_ms = MAX_SLEEP_MS if due is None else min(MAX_SLEEP_MS, due - now)
+        top = SLEW_TICK_MS if self.disc is not None and self.disc.pending_us else MAX_SLEEP_MS
+        wait_ms = top if due is None else min(top, due - now)
         if until_ms is not None:
             wait_ms = min(wait_ms, until_ms - now)
         return wait_ms
@@ -198,20 +229,45 @@ class Service:
         self._save()
 
     def _apply(self, corr):
-        applied, detail = False, None
+        applied, detail, kind = False, None, None
         if self.rtc is not None:
+            now = self.now_ms()
+            self._tick(now)  # bring the drift correction up to this instant first
+            wall = self.wall_us()
+            valid = wall >= self.policy.floor_us
+            step = self.disc.correction(corr.offset_us, wall, valid)
+            kind = self.disc.last["kind"]
             try:
-                self.rtc.adjust(corr.offset_us)
+                if step:
+                    self.rtc.adjust(step)
+                    self.time.stepped()
                 applied = True
             except (OSError, ValueError) as e:
                 detail = "cannot set the clock: {}".format(e)
-        self.policy.emit("clock", applied=applied, offset_us=corr.offset_us, detail=detail)
+                self.disc.pending_us = 0
+            self.policy.set_interval_cap(self.disc.interval_cap_s(), now)
+            self.policy.dirty = True  # the discipline's state is saved with the policy's
+            info = self.disc.last
+            self.policy.emit(
+                "drift",
+                drift_ppb=info["drift_ppb"],
+                measured_ppb=info["measured_ppb"],
+                sigma_ppb=info["sigma_ppb"],
+                interval_cap_s=info["interval_cap_s"],
+                interval_s=self.policy.interval_s,
+            )
+        self.policy.emit(
+            "clock", applied=applied, offset_us=corr.offset_us, how=kind, detail=detail
+        )
 
     def _save(self):
         if not self.policy.dirty:
             return
         self.policy.dirty = False  # a failed save is retried at the next change, not at once
-        if self.store is not None and not self.store.save(self.policy.state()):
+        state = self.policy.state()
+        if self.disc is not None:
+            state["discipline"] = self.disc.state()
+        if self.store is not None and not self.store.save(state):
             self.policy.emit("store", ok=False, detail=getattr(self.store, "warning", None))
 
     def status(self):
