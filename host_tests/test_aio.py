@@ -119,3 +119,34 @@ def test_start_runs_the_service_as_a_task_that_can_be_cancelled():
     assert len(rtc.steps) == 1 and abs(rtc.steps[0] - 4_000_000) < 10_000
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and "step" in kinds and kinds[-1] in ("poll", "clock")
+
+
+def test_the_async_service_applies_the_slew_in_its_own_loop():
+    from fakes import FakeNet, honest
+    from test_service_loop import START, LoopClock, StepRTC
+
+    clock = LoopClock(START - 50_000)  # 50 ms behind: slewed
+
+    async def fake_sleep(ms):  # the fake clock moves instead of real time passing
+        clock.advance(max(0, ms) * 1000)
+        await asyncio.sleep(0)
+
+    saved = aio.sleep_ms
+    aio.sleep_ms = fake_sleep
+    try:
+        svc = aio.AsyncService(
+            {"servers": ["ntp.example"]},
+            net=FakeNet(clock, honest(START)),
+            clock=clock,
+            rtc=StepRTC(clock),
+            rand_below=lambda n: n // 3,
+            timeout_ms=1_000,
+        )
+        s = asyncio.run(svc.sync())
+        assert s["ok"] and svc.rtc.steps == []
+        asyncio.run(svc.run(until_ms=svc.now_ms() + 200_000))
+    finally:
+        aio.sleep_ms = saved
+    # all of the decided offset arrives through the loop's ticks (the asyncio exchange reads
+    # T4 up to one poll slice late, so the offset itself is a little under 50 ms)
+    assert abs(sum(svc.rtc.steps) - s["offset_us"]) <= 500 and s["offset_us"] > 45_000

@@ -73,6 +73,7 @@ class AsyncService(Service):
         self.boot()
         while True:
             now = self.now_ms()
+            self._tick(now)  # drift correction and slew, as in Service.run
             if self._finished(now, until_ms, stop):
                 break
             wait_ms = self._wait_ms(now, until_ms)
