@@ -317,3 +317,37 @@ def test_back_to_back_syncs_keep_the_15_s_floor_across_runs(servers, tmp_path):
     times = [t for t, _, _ in srv.requests]
     assert len(times) == 2
     assert times[1] - times[0] >= 15 * 10**9, (times[1] - times[0]) / 1e9
+
+
+def test_run_with_a_simulated_drift_shows_the_estimate_converging(servers, tmp_path):
+    # The unix board's clock runs 25 ppm slow; against one honest local server polled every
+    # 64 s, the second sync measures the drift and the "drift" event reports it.
+    srv = servers()
+    path = state_file(tmp_path)
+    p = sntp(
+        "micropython",
+        "run",
+        "--server",
+        addr(srv),
+        "--state",
+        path,
+        "--drift-ppm",
+        "25",
+        "--poll-min",
+        "64",
+        "--no-startup-delay",
+        "--for",
+        "100",
+        "--timeout",
+        "2",
+        timeout=130,
+    )
+    assert p.returncode == 0, p.stderr
+    drift = [json.loads(line) for line in p.stdout.splitlines() if '"drift"' in line]
+    assert len(drift) >= 2, p.stdout
+    assert drift[0]["measured_ppb"] is None  # the first sync only sets the reference
+    measured = drift[-1]["measured_ppb"]
+    assert measured is not None and abs(measured - 25_000) <= 2_000, drift
+    assert abs(drift[-1]["drift_ppb"] - 25_000) <= 2_000
+    st = read_state(path)
+    assert abs(st["policy"]["discipline"]["drift_ppb"] - 25_000) <= 2_000  # persisted

@@ -99,3 +99,16 @@ def test_a_broken_file_starts_at_host_time_with_one_warning():
     assert sf.rtc.now_us() == HOST_UNIX_US and sf.load() is None
     assert len(warnings) == 1 and "not JSON" in warnings[0]
     assert sf.save({"v": 1}) and read_json(path)["policy"] == {"v": 1}
+
+
+def test_simulated_drift_makes_the_board_clock_fall_behind_and_survives_a_save():
+    host = FakeClock(HOST_UNIX_US)
+    rtc = SoftRTC(0, host, drift_ppb=25_000)  # 25 ppm slow
+    host.advance(1_000_000_000)  # 1000 s later
+    assert host.now_us() - rtc.now_us() == 25_000  # 25 ms behind
+    rtc.adjust(25_000)  # the discipline's correction
+    assert rtc.now_us() == host.now_us()
+    host.advance(100_000_000)
+    assert host.now_us() - rtc.now_us() == 2_500  # and it keeps drifting
+    rtc.fold()
+    assert rtc.offset_us == -2_500 and rtc.now_us() == host.now_us() - 2_500

@@ -28,9 +28,10 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
 
   sntp query SERVER[:PORT] [--timeout SECONDS] [--json]
   sntp sync [--server HOST[:PORT]]... [--zone VENDOR] [--state FILE] [--timeout SECONDS]
-            [--json] [--asyncio]
+            [--json] [--asyncio] [--drift-ppm PPM] [--poll-min S] [--accuracy-ms MS]
   sntp run [--server HOST[:PORT]]... [--zone VENDOR] [--state FILE] [--timeout SECONDS]
-           [--for SECONDS] [--no-startup-delay] [--asyncio]
+           [--for SECONDS] [--no-startup-delay] [--asyncio] [--drift-ppm PPM]
+           [--poll-min S] [--accuracy-ms MS]
   sntp status --state FILE [--json]
 
   query   one SNTP exchange with SERVER (a name, an IPv4 address, or [IPv6]:PORT);
@@ -55,6 +56,13 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
   --for SECONDS         run: stop after this long (default: until interrupted)
   --no-startup-delay    run: ask at once instead of after the start-up delay (not for fleets)
   --asyncio             sync, run: the asyncio driver (sntp.aio) instead of the blocking one
+  --drift-ppm PPM       sync, run: simulate a crystal this far off (+: the board clock runs
+                        slow) on the unix board's software clock; `run` shows the drift
+                        estimate converging in its "drift" events
+  --poll-min SECONDS    sync, run: the shortest poll interval (at least 64 s; 1800 s when a
+                        server is a pool.ntp.org name)
+  --accuracy-ms MS      sync, run: how far the clock may wander between polls (default 100):
+                        the clock discipline polls as rarely as the measured drift allows
   --json                one JSON object instead of text
   --python              run under CPython instead of the unix-port MicroPython
   --version             print the version and the build date (the era pivot and clock floor)
@@ -93,11 +101,11 @@ class UsageError(Exception):
     pass
 
 
-def parse_decimal_ms(text, option="--timeout"):
-    """'1.5' -> 1500, integers only. Raises UsageError on anything but digits and one point."""
+def parse_decimal_ms(text, option="--timeout", wants="seconds such as 5 or 0.5"):
+    """'1.5' -> 1500 (thousandths), integers only; UsageError on anything else."""
     whole, _, frac = text.partition(".")
     if not (whole or frac) or not (whole + frac).isdigit() or len(frac) > 3:
-        raise UsageError("{} wants seconds such as 5 or 0.5, not {!r}".format(option, text))
+        raise UsageError("{} wants {}, not {!r}".format(option, wants, text))
     return int(whole or "0") * 1000 + int((frac + "000")[:3])
 
 
@@ -131,6 +139,9 @@ def parse_args(argv):
         "for_ms": None,
         "startup_delay": True,
         "asyncio": False,
+        "drift_ppb": 0,
+        "poll_min_s": None,
+        "accuracy_ms": None,
     }
     i = 1
     while i < len(argv):
@@ -166,14 +177,32 @@ def parse_args(argv):
     return opts
 
 
-_SERVICE = ("--server", "--zone", "--state", "--timeout", "--asyncio")
+_SERVICE = (
+    "--server",
+    "--zone",
+    "--state",
+    "--timeout",
+    "--asyncio",
+    "--drift-ppm",
+    "--poll-min",
+    "--accuracy-ms",
+)
 COMMAND_OPTIONS = {
     "query": ("--timeout", "--json"),
     "sync": _SERVICE + ("--json",),
     "run": _SERVICE + ("--for", "--no-startup-delay"),
     "status": ("--state", "--json"),
 }
-VALUE_OPTIONS = ("--server", "--zone", "--state", "--timeout", "--for")
+VALUE_OPTIONS = (
+    "--server",
+    "--zone",
+    "--state",
+    "--timeout",
+    "--for",
+    "--drift-ppm",
+    "--poll-min",
+    "--accuracy-ms",
+)
 ALL_OPTIONS = VALUE_OPTIONS + ("--json", "--no-startup-delay", "--asyncio")
 
 
@@ -203,6 +232,18 @@ def _option_value(opts, option, value):
         if not value:
             raise UsageError("--state needs a file name")
         opts["state"] = value
+    elif option == "--drift-ppm":
+        negative = value.startswith("-")
+        ppb = parse_decimal_ms(  # ppm with three decimals: ppb
+            value[1:] if negative else value, "--drift-ppm", "ppm such as 25 or -12.5"
+        )
+        if ppb > 500_000:
+            raise UsageError("--drift-ppm: at most 500 ppm")
+        opts["drift_ppb"] = -ppb if negative else ppb
+    elif option in ("--poll-min", "--accuracy-ms"):
+        if not value.isdigit():
+            raise UsageError("{} wants a whole number, not {!r}".format(option, value))
+        opts["poll_min_s" if option == "--poll-min" else "accuracy_ms"] = int(value)
 
 
 def _config(opts):
@@ -210,6 +251,9 @@ def _config(opts):
     d = {"servers": opts["servers"]}
     if opts["zone"] is not None:
         d["zone"] = opts["zone"]
+    for key in ("poll_min_s", "accuracy_ms"):
+        if opts[key] is not None:
+            d[key] = opts[key]
     config = policy.Config.from_dict(d)
     if config.warnings:
         raise UsageError(config.warnings[0])
@@ -390,6 +434,8 @@ def cmd_service(opts, out, err):
         rtc = state.rtc
     else:
         rtc = SoftRTC()
+    rtc.fold()
+    rtc.drift_ppb = opts["drift_ppb"]
     if opts["asyncio"]:
         from sntp import aio
 

@@ -24,16 +24,33 @@ SCHEMA_VERSION = 1
 
 
 class SoftRTC:
-    """A clock for the service (now_us, ticks, sleep, entropy) and its rtc (adjust)."""
+    """A clock for the service (now_us, ticks, sleep, entropy) and its rtc (adjust).
 
-    def __init__(self, offset_us=0, host=None):
+    drift_ppb simulates a crystal's frequency error (tools/sntp --drift-ppm): positive, the
+    board clock runs slow and falls behind the host by drift_ppb * elapsed / 10**9, so the
+    clock discipline has a drift to find. Never persisted: each run says what it simulates.
+    """
+
+    def __init__(self, offset_us=0, host=None, drift_ppb=0):
         self.host = host if host is not None else SystemClock()  # the untouched host clock
-        self.offset_us = offset_us  # board minus host, us
+        self.offset_us = offset_us  # board minus host, us (drift lag folded in at each fold())
         self.epoch_s = self.host.epoch_s  # s from 1900 to the port epoch
+        self.drift_ppb = drift_ppb  # simulated frequency error, ppb, + = slow
+        self.ref_host_us = self.host.now_us()  # host time the drift lag counts from
+
+    def _lag_us(self, host_us):
+        return self.drift_ppb * (host_us - self.ref_host_us) // 1_000_000_000
+
+    def fold(self):
+        """Fold the drift accumulated so far into offset_us (before a save or an adjust)."""
+        h = self.host.now_us()
+        self.offset_us -= self._lag_us(h)
+        self.ref_host_us = h
 
     def now_us(self):
         """Board time, us since the port epoch."""
-        return self.host.now_us() + self.offset_us
+        h = self.host.now_us()
+        return h + self.offset_us - self._lag_us(h)
 
     def unix_us(self):
         """Board time, Unix us."""
@@ -41,10 +58,12 @@ class SoftRTC:
 
     def set_unix_us(self, t_unix_us):
         """Make the board clock read t_unix_us now."""
+        self.fold()
         self.offset_us = t_unix_us - unix_us(self.host.now_us(), self.epoch_s)
 
     def adjust(self, offset_us):
         """The service's correction: move the board clock by offset_us (positive: forward)."""
+        self.fold()
         self.offset_us += offset_us
 
     def ticks_us(self):
@@ -114,6 +133,7 @@ class StateFile:
         return self.flush()
 
     def flush(self):
+        self.rtc.fold()
         servers = self.servers if self.servers is not None else self.doc.get("servers")
         doc = {
             "v": SCHEMA_VERSION,
