@@ -277,3 +277,26 @@ def test_an_absurd_stored_drift_is_not_applied():
     assert svc.disc.drift_ppb == 0
     svc.run(until_ms=600_000)
     assert abs(clock.now_us() - (START + clock.mono_us)) < 2_000  # no 10,000 ppm drift
+
+
+class RefusingRTC:
+    """A board RTC that refuses every write with False (boardrtc.BoardRTC's contract)."""
+
+    def __init__(self):
+        self.error = "RTC refused the write"
+        self.calls = 0
+
+    def adjust(self, offset_us):
+        self.calls += 1
+        return False
+
+
+def test_an_rtc_that_refuses_is_reported_not_counted_as_set():
+    clock = LoopClock(START - 3_000_000)
+    svc, net, events = make(clock, rtc=False)
+    svc.rtc = RefusingRTC()
+    svc.disc = service.Discipline(100)
+    s = svc.sync()
+    assert svc.rtc.calls == 1 and not s["clock_set"]
+    clock_events = [e for e in events if e["event"] == "clock"]
+    assert clock_events[0]["applied"] is False and "refused" in clock_events[0]["detail"]

@@ -338,11 +338,13 @@ class Policy:
                     continue
                 age_ms = wall_ms - item[1]
                 if 0 <= age_ms < _HOUR_MS:
-                    self.sends_ms.append(now_ms - age_ms)
+                    # +1: the saved time was truncated to the ms; the floor must not come short
+                    sent_ms = now_ms - age_ms + 1
+                    self.sends_ms.append(sent_ms)
                     self.sent_wall.append(item)
                     peer = self._peer_by_text(item[0])
-                    if peer.last_send_ms is None or peer.last_send_ms < now_ms - age_ms:
-                        peer.last_send_ms = now_ms - age_ms
+                    if peer.last_send_ms is None or peer.last_send_ms < sent_ms:
+                        peer.last_send_ms = sent_ms
             self.sends_ms.sort()
         denied = st.get("denied")
         if isinstance(denied, dict):

@@ -191,9 +191,17 @@ class Service:
         adj = self.disc.tick(now)
         if adj:
             try:
-                self.rtc.adjust(adj)
+                ok = self.rtc.adjust(adj) is not False  # board RTCs answer False, not raise
             except (OSError, ValueError):
-                pass  # the next tick tries again with what is still pending
+                ok = False
+            if not ok:
+                self.policy.emit(
+                    "clock",
+                    applied=False,
+                    offset_us=adj,
+                    how="tick",
+                    detail=getattr(self.rtc, "error", None),
+                )
 
     def _wait_ms(self, now, until_ms):
         due = self.policy.wakeup_ms()
@@ -238,12 +246,14 @@ class Service:
             step = self.disc.correction(corr.offset_us, wall, valid)
             kind = self.disc.last["kind"]
             try:
-                if step:
-                    self.rtc.adjust(step)
-                    self.time.stepped()
-                applied = True
+                applied = not step or self.rtc.adjust(step) is not False
+                if not applied:  # a board RTC refuses with False and says why in .error
+                    detail = "cannot set the clock: {}".format(getattr(self.rtc, "error", None))
             except (OSError, ValueError) as e:
                 detail = "cannot set the clock: {}".format(e)
+            if applied and step:
+                self.time.stepped()
+            if not applied:
                 self.disc.pending_us = 0
             self.policy.set_interval_cap(self.disc.interval_cap_s(), now)
             self.policy.dirty = True  # the discipline's state is saved with the policy's
