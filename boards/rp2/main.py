@@ -1,4 +1,6 @@
-# rp2: run the shared board demo at boot (see boards/common/demo.py).
-import demo
+# rp2: at boot, the time service beside the placeholder application (boards/common/app.py).
+# Settings: /config.json on the board (boards/common/config.example.json).
+import app
+import board
 
-demo.main()
+app.run(board)

@@ -1,0 +1,121 @@
+# The board's program, shared by ESP32 and Pico W: the time service as an asyncio task beside
+# a placeholder application. boards/<board>/main.py calls run(board) at boot.
+#
+#   settings   /config.json (settings.py): Wi-Fi, vendor zone or servers, accuracy_ms
+#   rtc        board.make_rtc(): boardrtc.BoardRTC, the service's clock and rtc
+#   wifi       wifi.Wifi: joined once (at most 20 s), then kept up by a task
+#   service    sntp.aio.AsyncService(config, clock=rtc, rtc=rtc, store=JsonStore(STATE_PATH))
+#              run as a task (what sntp.aio.start() does, keeping the service for its
+#              time_us()); every event is printed as one "sntp: ..." line
+#   rtc.run()  a task that writes corrections into a 1 s RTC at the whole second (RP2040)
+#   app        the placeholder: prints the time every APP_PERIOD_MS; replace it with yours
+# A board without Wi-Fi credentials says so and runs the application on its RTC: no service,
+# no crash. A board whose servers are missing runs the service, which stays idle and says why.
+#
+# `board` is a module (boards/esp32/board.py, boards/rp2/board.py) with NAME, make_rtc(warn)
+# and make_wlan(settings); tests pass a fake one.
+import asyncio
+
+import settings as settings_mod
+from wifi import Wifi
+
+from sntp import aio
+from sntp.store import JsonStore
+from sntp.timestamp import BUILD_UNIX_S, US_PER_S, format_utc, unix_us
+
+STATE_PATH = "/sntp_state.json"  # the service's persisted state (floors, backoff, KoD holds)
+APP_PERIOD_MS = 10_000
+
+
+def event_line(e):
+    """One event dict -> 'sntp: clock applied=True offset_us=1234' (t_ms left out)."""
+    parts = ["sntp:", str(e.get("event"))]
+    for k in sorted(e):
+        if k not in ("event", "t_ms"):
+            parts.append("{}={}".format(k, e[k]))
+    return " ".join(parts)
+
+
+async def placeholder_app(board, out=print, period_ms=APP_PERIOD_MS, count=None):
+    """The application: prints the time every period_ms (count times; None: forever).
+
+    Replace it with yours. board.time_us() is the disciplined time (us since the port epoch;
+    never backwards under a slew); time.time() reads the RTC, which the service keeps right.
+    """
+    n = 0
+    while count is None or n < count:
+        t_us = board.time_us()
+        valid = unix_us(t_us, board.rtc.epoch_s) >= BUILD_UNIX_S * US_PER_S
+        text = format_utc(t_us, board.rtc.epoch_s)
+        out("app: {} ({})".format(text, "synced" if valid else "not set"))
+        n += 1
+        if count is None or n < count:
+            await aio.sleep_ms(period_ms)
+
+
+class Board:
+    """What main() started, for the application and for tests."""
+
+    def __init__(self, settings, rtc):
+        self.settings = settings  # the settings dict
+        self.rtc = rtc  # boardrtc.BoardRTC
+        self.wifi = None  # wifi.Wifi, or None without credentials
+        self.service = None  # sntp.aio.AsyncService, or None without Wi-Fi credentials
+        self.tasks = []  # every task started (cancelled when the application returns)
+
+    def time_us(self):
+        """The time for the application, us since the port epoch: the service's disciplined
+        time_us() when it runs, else the RTC's reading."""
+        if self.service is not None:
+            return self.service.time_us()
+        return self.rtc.now_us()
+
+
+async def main(
+    board,
+    config_path=settings_mod.CONFIG_PATH,
+    state_path=STATE_PATH,
+    app=None,
+    out=print,
+):
+    """Start everything, then run the application (app(board, out) coroutine, board: the
+    Board below; None: the placeholder).
+
+    Returns the Board when the application returns (never, for the placeholder), after
+    cancelling the tasks it started.
+    """
+    b = Board(settings_mod.load(config_path, out), board.make_rtc(out))
+    b.rtc.calibrate()  # 1 s RTC: anchor the sub-second interpolation (blocks up to 1 s)
+    b.tasks.append(asyncio.create_task(b.rtc.run()))
+    s = b.settings
+    if not s["wifi_ssid"]:
+        out(
+            "board: no Wi-Fi credentials (wifi_ssid in {}): no time service, the application"
+            " runs on the RTC".format(config_path)
+        )
+    else:
+        if not settings_mod.has_servers(s):
+            out(
+                "board: no NTP servers (zone or servers in {}): the service stays idle".format(
+                    config_path
+                )
+            )
+        b.wifi = Wifi(board.make_wlan(s), s["wifi_ssid"], s["wifi_pass"], out)
+        await b.wifi.connect()  # at most 20 s; the service starts either way
+        b.tasks.append(asyncio.create_task(b.wifi.keep()))
+        store = JsonStore(state_path, lambda text: out("sntp: " + text))
+        config = settings_mod.service_config(s)
+        b.service = aio.AsyncService(config, clock=b.rtc, rtc=b.rtc, store=store)
+        b.service.subscribe(lambda e: out(event_line(e)))
+        b.tasks.append(asyncio.create_task(b.service.run()))
+    try:
+        await (app or placeholder_app)(b, out)
+    finally:
+        for t in b.tasks:
+            t.cancel()
+    return b
+
+
+def run(board):
+    """The board's entry point (main.py): asyncio.run(main(board))."""
+    asyncio.run(main(board))
