@@ -46,7 +46,7 @@
 #   Absurd input never raises: a non-integer offset, or a time outside [port epoch, 2100),
 #   returns False and reports one line; so does an RTC that refuses the write. False: the
 #   clock did not move.
-from sntp.client import SystemClock
+from sntp.client import OnHostClock, SystemClock
 from sntp.compat import const
 from sntp.timestamp import NTP_1970_S, US_PER_S, days_from_civil, unix_us
 
@@ -94,7 +94,7 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-class BoardRTC:
+class BoardRTC(OnHostClock):
     """machine.RTC as the service's clock (now_us, ticks, sleep, entropy) and rtc (adjust).
 
     rtc            machine.RTC()-like: datetime() reads, datetime(tuple) writes
@@ -345,19 +345,3 @@ class BoardRTC:
                     misses = 0
         finally:
             self.background = False
-
-    # ---- the rest of the service's clock: the host's ---------------------------------------
-    def ticks_us(self):
-        return self.host.ticks_us()
-
-    def ticks_ms(self):
-        return self.host.ticks_ms()
-
-    def ticks_diff(self, a, b):
-        return self.host.ticks_diff(a, b)
-
-    def sleep_ms(self, ms):
-        self.host.sleep_ms(ms)
-
-    def random_bytes(self, n):
-        return self.host.random_bytes(n)

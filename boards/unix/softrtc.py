@@ -16,14 +16,14 @@
 #   "saved_unix_s"   int: host time of the last save
 # Examples: {"rtc_unix_s": 0} (the board believes it is 1970), {"rtc_offset_us": -5000000}
 # (the board is 5 s behind). Integers only: a float offset is refused with a warning.
-from sntp.client import SystemClock
+from sntp.client import OnHostClock, SystemClock
 from sntp.store import JsonStore
 from sntp.timestamp import US_PER_S, unix_us
 
 SCHEMA_VERSION = 1
 
 
-class SoftRTC:
+class SoftRTC(OnHostClock):
     """A clock for the service (now_us, ticks, sleep, entropy) and its rtc (adjust).
 
     drift_ppb simulates a crystal's frequency error (tools/sntp --drift-ppm): positive, the
@@ -65,21 +65,6 @@ class SoftRTC:
         """The service's correction: move the board clock by offset_us (positive: forward)."""
         self.fold()
         self.offset_us += offset_us
-
-    def ticks_us(self):
-        return self.host.ticks_us()
-
-    def ticks_ms(self):
-        return self.host.ticks_ms()
-
-    def ticks_diff(self, a, b):
-        return self.host.ticks_diff(a, b)
-
-    def sleep_ms(self, ms):
-        self.host.sleep_ms(ms)
-
-    def random_bytes(self, n):
-        return self.host.random_bytes(n)
 
 
 def _int(doc, key, warn, path):
