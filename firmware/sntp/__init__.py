@@ -6,6 +6,7 @@
 #   exchange   one exchange: reply checks with named reasons, offset    (core, no I/O)
 #   net        sockets and resolver, port differences hidden            (driver)
 #   policy     when to ask whom: floors, backoff, KoD, DNS, agreement  (core, no I/O)
+#   discipline step or slew, drift estimate, the interval accuracy allows (core, no I/O)
 #   client     query(), exchange_with(): one blocking exchange          (driver)
 #   service    Service: the policy driven in real time, blocking        (driver)
 #   aio        AsyncService, start(): the same as an asyncio task       (driver)
