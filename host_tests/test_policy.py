@@ -397,3 +397,28 @@ def test_persisted_state_garbage_is_ignored():
         p.start(0, T0, junk)
         assert p.fails == 0 and p.interval_s == cfg.poll_min_s
         assert 0 <= p.wakeup_ms() <= pol.STARTUP_VALID_MS
+
+
+def test_factory_server_is_used_alone_until_the_first_sync_then_never_again():
+    w = zone_world()
+    w.dns["192.168.1.10"] = ["192.168.1.10"]  # an IP address resolves to itself
+    w.servers[("192.168.1.10", 123)] = sim.Server()
+    d = device(w, {"zone": "acme", "factory_server": "192.168.1.10"})
+    d.run(3 * DAY_MS)
+    check_invariants(w, d)
+    factory = w.servers[("192.168.1.10", 123)].requests
+    assert len(factory) == 1  # the first sync, from it alone (an invalid clock, one server)
+    assert d.steps[0][0] <= pol.STARTUP_INVALID_MS + 1_000
+    zone = [t for t in all_requests(w) if t not in factory]
+    assert zone and min(zone) > factory[0]  # then the vendor zone
+    assert kinds(d, "config")
+
+
+def test_a_factory_server_alone_syncs_once_then_the_device_goes_quiet():
+    w = sim.World(T0)
+    w.dns["192.168.1.10"] = ["192.168.1.10"]
+    w.servers[("192.168.1.10", 123)] = sim.Server()
+    d = device(w, {"factory_server": "192.168.1.10"})
+    d.run(DAY_MS)
+    assert len(w.servers[("192.168.1.10", 123)].requests) == 1 and len(d.steps) == 1
+    assert kinds(d, "idle") and d.policy.wakeup_ms() is None

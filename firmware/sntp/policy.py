@@ -187,6 +187,7 @@ class Config:
 
     def __init__(self):
         self.servers = []  # [(host, port)], at most MAX_SOURCES
+        self.factory = None  # (host, port) used alone until the first good sync, or None
         self.poll_min_s = POOL_POLL_MIN_S  # s, after clamping to the safe floor
         self.poll_max_s = DEFAULT_POLL_MAX_S  # s
         self.poll_max_explicit = False  # configured: the clock discipline may not exceed it
@@ -225,6 +226,14 @@ class Config:
                 w.append("servers: more than {}, {} ignored (rule 17)".format(MAX_SOURCES, text))
                 continue
             c.servers.append(hp)
+        factory = d.get("factory_server")
+        if factory is not None:
+            try:
+                if not isinstance(factory, str):
+                    raise ValueError("factory_server {!r} is not a string".format(factory))
+                c.factory = parse_server(factory)  # an IP address is fine here
+            except ValueError as e:
+                w.append("factory_server: {}, ignored".format(e.args[0]))
         pool = False
         for h, _ in c.servers:
             pool = pool or h.endswith(POOL_SUFFIX)
@@ -251,7 +260,10 @@ class Policy:
         self.config = config  # Config
         self.rand_below = rand_below  # callable n -> uniform int in [0, n)
         self.floor_us = build_unix_s * 1_000_000  # rule 10: valid clocks are after this
-        self.sources = [Source(h, p) for h, p in config.servers]
+        self.normal_sources = [Source(h, p) for h, p in config.servers]
+        # the factory server, alone, until the first good sync (then the configured set)
+        self.factory_source = Source(*config.factory) if config.factory else None
+        self.sources = self.normal_sources
         self.peers = {}  # address key -> Peer
         self.denied_wall = {}  # key text -> Unix s until which it is denied (persisted)
         self.listeners = []  # callables(event dict)
@@ -290,6 +302,8 @@ class Policy:
         self._load(state, now_ms, wall_us)
         self.boots += 1
         self.dirty = True
+        if self.factory_source is not None and self.last_sync_unix_s is None:
+            self.sources = [self.factory_source]
         if not self.sources:
             self.due_ms = None
             self.emit("idle", reason="no servers configured: no NTP traffic (rule 3)")
@@ -398,6 +412,10 @@ class Policy:
         """What to do now: None, ('resolve', source) or ('query', source, address)."""
         self.now_ms = now_ms
         if self.due_ms is None or now_ms < self.due_ms or self.awaiting is not None:
+            return None
+        if not self.sources:  # only a factory server was configured, and it has done its job
+            self.due_ms = None
+            self.emit("idle", reason="no servers configured after the factory server (rule 3)")
             return None
         if self.round is None:
             self.round = {"tried": [], "samples": []}
@@ -646,6 +664,10 @@ class Policy:
         self.last_offset_us = offset
         self.dirty = True
         self.emit("step", offset_us=offset, servers=[s[1].label() for s in chosen])
+        if self.sources is not self.normal_sources:  # the factory server's job is done
+            self.sources = self.normal_sources
+            self.rr = 0
+            self.emit("config", note="first sync done: factory server no longer used")
         self._schedule(now_ms, self.interval_s * 1000, wall_us + offset, "poll")
         return Correction(offset, [s[1].label() for s in chosen])
 

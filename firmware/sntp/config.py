@@ -1,0 +1,215 @@
+# The device configuration: one documented schema, every field validated, saved atomically.
+#
+# Stored as a small JSON object on the board's flash (/config.json; the unix board: a file
+# named on the command line). Loading never fails: a missing file is the defaults, a broken
+# file or field falls back to the default for that field, with one line saying so.
+# Saving goes through store.JsonStore: a temporary file, then a rename over the old one, so a
+# power cut at any byte leaves the old or the new configuration, never a broken one.
+#
+# The schema, in order (this table is the reference; README and `help` print it):
+#   key             type      default  rule
+#   zone            label     none     NTP Pool vendor zone: 0-3.<zone>.pool.ntp.org
+#   servers         names     []       up to 4 host names (no IP addresses: rule 3), ":port" ok
+#   factory_server  host      none     a name or an IP address, used only until the first sync
+#   wifi_ssid       text      ""       1-32 bytes
+#   wifi_pass       secret    ""       8-63 characters (or "" for an open network); never shown
+#   accuracy_ms     int       100      1-60000: how far the clock may wander between polls
+#   poll_min_s      int       none     64-131072 (1800 at least for pool names: clamped)
+#   poll_max_s      int       none     64-131072: a ceiling for the discipline's interval
+#   log_level       choice    info     error, warn, info or debug
+#   country         text      ""       2-letter Wi-Fi regulatory country (e.g. DE), or ""
+from . import policy
+from .compat import const
+from .store import JsonStore
+
+MAX_TEXT = const(64)  # bytes of any text value
+SECRET_KEYS = ("wifi_pass",)
+LOG_LEVELS = ("error", "warn", "info", "debug")
+MASK = "********"
+
+# key -> (kind, default, help)
+SCHEMA = {
+    "zone": ("label", None, "NTP Pool vendor zone: 0-3.ZONE.pool.ntp.org"),
+    "servers": ("names", [], "up to 4 NTP server names, comma-separated (host or host:port)"),
+    "factory_server": ("host", None, "a name or IP address used only until the first sync"),
+    "wifi_ssid": ("text", "", "Wi-Fi network name (1-32 bytes)"),
+    "wifi_pass": ("secret", "", "Wi-Fi passphrase (8-63 characters, or empty); never shown"),
+    "accuracy_ms": ("int:1:60000", 100, "how far the clock may wander between polls, ms"),
+    "poll_min_s": ("int:64:131072", None, "shortest poll interval, s (pool names: 1800 at least)"),
+    "poll_max_s": ("int:64:131072", None, "longest poll interval, s"),
+    "log_level": ("choice", "info", "error, warn, info or debug"),
+    "country": ("country", "", "Wi-Fi regulatory country, 2 letters (e.g. DE), or empty"),
+}
+KEYS = (
+    "zone",
+    "servers",
+    "factory_server",
+    "wifi_ssid",
+    "wifi_pass",
+    "accuracy_ms",
+    "poll_min_s",
+    "poll_max_s",
+    "log_level",
+    "country",
+)
+
+
+def defaults():
+    out = {}
+    for k in KEYS:
+        d = SCHEMA[k][1]
+        out[k] = list(d) if isinstance(d, list) else d
+    return out
+
+
+def _is_ip(host):
+    if ":" in host:
+        return True  # IPv6 literal
+    parts = host.split(".")
+    return len(parts) == 4 and all(p.isdigit() for p in parts)
+
+
+def _printable(text):
+    for c in text:
+        if ord(c) < 0x20 or ord(c) == 0x7F:
+            return False
+    return True
+
+
+def check(key, value):
+    """A JSON value for key -> the valid value. Raises ValueError(reason) otherwise."""
+    if key not in SCHEMA:
+        raise ValueError("unknown key {}".format(key))
+    kind = SCHEMA[key][0]
+    if value is None:
+        if SCHEMA[key][1] is None:
+            return None
+        raise ValueError("{} cannot be empty".format(key))
+    if kind.startswith("int:"):
+        _, lo, hi = kind.split(":")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("{} must be a whole number".format(key))
+        if not int(lo) <= value <= int(hi):
+            raise ValueError("{} must be {} to {}".format(key, lo, hi))
+        return value
+    if kind == "names":
+        if not isinstance(value, list):
+            raise ValueError("servers must be a list of names")
+        if len(value) > policy.MAX_SOURCES:
+            raise ValueError("at most {} servers (rule 17)".format(policy.MAX_SOURCES))
+        out = []
+        for name in value:
+            if not isinstance(name, str):
+                raise ValueError("a server must be a name")
+            host, _ = policy.parse_server(name)  # ValueError with a reason
+            if _is_ip(host):
+                raise ValueError("{}: a name, not an IP address (rule 3)".format(name))
+            out.append(name)
+        return out
+    if not isinstance(value, str):
+        raise ValueError("{} must be text".format(key))
+    if len(value.encode()) > MAX_TEXT or not _printable(value):
+        raise ValueError("{}: at most {} bytes of printable text".format(key, MAX_TEXT))
+    if kind == "label":
+        ok = 0 < len(value) <= 63 and value[0] != "-" and value[-1] != "-"
+        for c in value:
+            ok = ok and (c.isalpha() or c.isdigit() or c == "-") and ord(c) < 0x80
+        if not ok:
+            raise ValueError("zone must be one DNS label such as acme")
+        return value.lower()
+    if kind == "host":
+        policy.parse_server(value)
+        return value
+    if kind == "text":
+        if not 0 < len(value.encode()) <= 32:
+            raise ValueError("{} must be 1 to 32 bytes".format(key))
+        return value
+    if kind == "secret":
+        if value and not 8 <= len(value) <= 63:
+            raise ValueError("{} must be 8 to 63 characters, or empty".format(key))
+        return value
+    if kind == "choice":
+        if value not in LOG_LEVELS:
+            raise ValueError("log_level must be one of error, warn, info, debug")
+        return value
+    if kind == "country":
+        if value and not (len(value) == 2 and value.isalpha() and ord(value[0]) < 0x80):
+            raise ValueError("country must be 2 letters, or empty")
+        return value.upper()
+    raise ValueError("bad schema kind {}".format(kind))
+
+
+def parse_value(key, text):
+    """The console's `set KEY VALUE` text -> the valid value, or ValueError(reason)."""
+    if key not in SCHEMA:
+        raise ValueError("unknown key {}".format(key))
+    kind = SCHEMA[key][0]
+    if kind.startswith("int:"):
+        t = text.strip()
+        if not t.isdigit():
+            raise ValueError("{} must be a whole number".format(key))
+        return check(key, int(t))
+    if kind == "names":
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        return check(key, names)
+    return check(key, text)
+
+
+def validate(doc):
+    """A loaded object -> (values, warnings): each bad or unknown field dropped, with a reason."""
+    values = defaults()
+    warnings = []
+    if not isinstance(doc, dict):
+        if doc is not None:
+            warnings.append("configuration is not a JSON object: defaults used")
+        return values, warnings
+    for k, v in doc.items():
+        if k not in SCHEMA:
+            warnings.append("{}: unknown key, ignored".format(k))
+            continue
+        try:
+            values[k] = check(k, v)
+        except ValueError as e:
+            warnings.append("{}: {}; default used".format(k, e.args[0]))
+    return values, warnings
+
+
+def load(path, warn=print):
+    """The configuration in path, validated; every problem is one warn() line."""
+    store = JsonStore(path, lambda line: None)  # a missing file is not worth a line here
+    values, warnings = validate(store.load())
+    if store.warning and "not found" not in store.warning:
+        warnings.insert(0, store.warning)
+    for w in warnings:
+        warn("config: " + w)
+    return values
+
+
+def save(path, values, warn=print):
+    """Save atomically (temporary file, then rename). True when it reached the disk."""
+    out = {}
+    for k in KEYS:
+        if values.get(k) != SCHEMA[k][1]:
+            out[k] = values[k]
+    return JsonStore(path, warn).save(out)
+
+
+def text(key, value):
+    """How get/show print a value: secrets masked, lists comma-separated, none as ''."""
+    if key in SECRET_KEYS:
+        return MASK if value else ""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ",".join(value)
+    return str(value)
+
+
+def policy_dict(values):
+    """The policy's configuration dict (policy.Config.from_dict). The policy uses the factory
+    server alone until the first good sync, then the zone and the servers."""
+    d = {"servers": list(values["servers"]), "accuracy_ms": values["accuracy_ms"]}
+    for k in ("zone", "factory_server", "poll_min_s", "poll_max_s"):
+        if values[k] is not None:
+            d[k] = values[k]
+    return d
