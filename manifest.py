@@ -16,6 +16,8 @@ package(
         "aio.py",
         "client.py",
         "compat.py",
+        "config.py",
+        "console.py",
         "discipline.py",
         "exchange.py",
         "net.py",

@@ -437,7 +437,7 @@ def test_settings_bad_values_fall_back_one_by_one():
     assert len(lines) == 1
     for word in ("wifi_ssid", "wifi_pass", "servers", "accuracy_ms", "wifi_password"):
         assert word in lines[0], word
-    assert s["wifi_ssid"] is None and s["wifi_pass"] == "" and s["servers"] == []
+    assert s["wifi_ssid"] == "" and s["wifi_pass"] == "" and s["servers"] == []
     assert s["zone"] == "acme" and s["accuracy_ms"] == 100 and s["country"] == "DE"
     assert settings.service_config(s) == {"zone": "acme", "accuracy_ms": 100, "poll_max_s": 86400}
 
@@ -445,12 +445,18 @@ def test_settings_bad_values_fall_back_one_by_one():
 def test_settings_good_file():
     path = fresh_path("test_boards", "good.json")
     write(
-        path, '{"wifi_ssid": "net", "wifi_pass": "pw", "servers": ["10.0.0.1"], "accuracy_ms": 50}'
+        path,
+        '{"wifi_ssid": "net", "wifi_pass": "password", "servers": ["ntp.example.com"],'
+        ' "factory_server": "10.0.0.1", "accuracy_ms": 50}',
     )
     lines = []
     s = settings.load(path, lines.append)
-    assert lines == [] and s["wifi_ssid"] == "net" and s["wifi_pass"] == "pw"
-    assert settings.service_config(s) == {"servers": ["10.0.0.1"], "accuracy_ms": 50}
+    assert lines == [] and s["wifi_ssid"] == "net" and s["wifi_pass"] == "password"
+    assert settings.service_config(s) == {
+        "servers": ["ntp.example.com"],
+        "factory_server": "10.0.0.1",
+        "accuracy_ms": 50,
+    }
     assert settings.has_servers(s) and not settings.has_servers(settings.defaults())
 
 
@@ -532,8 +538,8 @@ def test_board_without_wifi_credentials_says_so_and_runs_its_application():
 
 def test_board_with_credentials_joins_and_starts_the_service():
     wlan = FakeWLAN(joins_after=2)
-    board, lines = run_board('{"wifi_ssid": "net", "wifi_pass": "pw"}', wlan)
-    assert wlan.connects == [("net", "pw")] and wlan.active_set is True
+    board, lines = run_board('{"wifi_ssid": "net", "wifi_pass": "password"}', wlan)
+    assert wlan.connects == [("net", "password")] and wlan.active_set is True
     assert board.service is not None and board.wifi.joins == 1
     assert any(line.startswith("wifi: joined 'net'") for line in lines), lines
     assert any("no NTP servers" in line for line in lines), lines

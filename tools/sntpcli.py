@@ -33,6 +33,7 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
            [--for SECONDS] [--no-startup-delay] [--asyncio] [--drift-ppm PPM]
            [--poll-min S] [--accuracy-ms MS]
   sntp status --state FILE [--json]
+  sntp console --config FILE [--state FILE] [--timeout SECONDS]
 
   query   one SNTP exchange with SERVER (a name, an IPv4 address, or [IPv6]:PORT);
           changes no clock. Exit status 0 when the reply passed every check, 1 otherwise.
@@ -43,10 +44,16 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
           for the randomized start-up delay (up to 60 s with an invalid clock, 30 min with
           a valid one) unless --no-startup-delay.
   status  the board clock and what the state file remembers (last sync, interval, servers).
+  console the provisioning console of a device, on this terminal, against the configuration
+          file --config (sntp.config; created by the first save): help, show, get, set,
+          unset, save, discard, status, query, sync, reboot, exit. Replies go to stdout and
+          each ends with a line `ok` or `err REASON`; the board behind it is the unix board
+          (its clock and state in --state FILE). See boards/unix/README.md.
 
   --server HOST[:PORT]  an NTP server; repeat for up to 4 (with one, it alone sets the clock)
   --zone VENDOR         your NTP Pool vendor zone: 0-3.VENDOR.pool.ntp.org. There is no
                         built-in default server: give --server or --zone.
+  --config FILE         console: the device configuration (JSON, sntp.config's schema)
   --state FILE          the unix board's state (JSON): its clock, kept as host clock plus an
                         offset (the host clock is never changed), and the policy's state
                         (backoff, Kiss-o'-Death holds). {"rtc_unix_s": 0} starts the board
@@ -142,6 +149,7 @@ def parse_args(argv):
         "drift_ppb": 0,
         "poll_min_s": None,
         "accuracy_ms": None,
+        "config_path": None,
     }
     i = 1
     while i < len(argv):
@@ -172,6 +180,8 @@ def parse_args(argv):
         raise UsageError("query needs a SERVER")
     if cmd == "status" and opts["state"] is None:
         raise UsageError("status needs --state FILE")
+    if cmd == "console" and opts["config_path"] is None:
+        raise UsageError("console needs --config FILE")
     if cmd in ("sync", "run"):
         opts["config"] = _config(opts)
     return opts
@@ -192,8 +202,10 @@ COMMAND_OPTIONS = {
     "sync": _SERVICE + ("--json",),
     "run": _SERVICE + ("--for", "--no-startup-delay"),
     "status": ("--state", "--json"),
+    "console": ("--config", "--state", "--timeout"),
 }
 VALUE_OPTIONS = (
+    "--config",
     "--server",
     "--zone",
     "--state",
@@ -228,6 +240,10 @@ def _option_value(opts, option, value):
         opts["servers"].append(value)
     elif option == "--zone":
         opts["zone"] = value
+    elif option == "--config":
+        if not value:
+            raise UsageError("--config needs a file name")
+        opts["config_path"] = value
     elif option == "--state":
         if not value:
             raise UsageError("--state needs a file name")
@@ -384,6 +400,12 @@ def run(argv, out=None, err=None):
         return 0
     if opts["cmd"] == "status":
         return cmd_status(opts, out, err)
+    if opts["cmd"] == "console":
+        import unixconsole
+
+        return unixconsole.main(
+            opts["config_path"], opts["state"], opts["timeout_ms"], out=out, err=err
+        )
     if opts["cmd"] in ("sync", "run"):
         return cmd_service(opts, out, err)
     host, port = opts["server"]

@@ -1,12 +1,17 @@
 # The board's program, shared by ESP32 and Pico W: the time service as an asyncio task beside
 # a placeholder application. boards/<board>/main.py calls run(board) at boot.
 #
-#   settings   /config.json (settings.py): Wi-Fi, vendor zone or servers, accuracy_ms
+#   console    a window at boot (BOOT_WINDOW_MS: a line on the serial enters the provisioning
+#              console before anything starts), then on demand: a line typed at any time
+#              opens it beside the running service (serialconsole.py, sntp.console)
+#   settings   /config.json (settings.py, sntp.config's schema): Wi-Fi, vendor zone or
+#              servers, factory server, accuracy_ms, poll bounds, log_level
 #   rtc        board.make_rtc(): boardrtc.BoardRTC, the service's clock and rtc
 #   wifi       wifi.Wifi: joined once (at most 20 s), then kept up by a task
 #   service    sntp.aio.AsyncService(config, clock=rtc, rtc=rtc, store=JsonStore(STATE_PATH))
 #              run as a task (what sntp.aio.start() does, keeping the service for its
-#              time_us()); every event is printed as one "sntp: ..." line
+#              time_us()); every event at or above log_level is printed as one
+#              "sntp: ..." line
 #   rtc.run()  a task that writes corrections into a 1 s RTC at the whole second (RP2040)
 #   app        the placeholder: prints the time every APP_PERIOD_MS; replace it with yours
 # A board without Wi-Fi credentials says so and runs the application on its RTC: no service,
@@ -16,6 +21,7 @@
 # and make_wlan(settings); tests pass a fake one.
 import asyncio
 
+import serialconsole
 import settings as settings_mod
 from wifi import Wifi
 
@@ -25,6 +31,40 @@ from sntp.timestamp import BUILD_UNIX_S, US_PER_S, format_utc, unix_us
 
 STATE_PATH = "/sntp_state.json"  # the service's persisted state (floors, backoff, KoD holds)
 APP_PERIOD_MS = 10_000
+
+
+# The level of each event kind for the log_level setting (error < warn < info < debug);
+# kinds not listed are info.
+LEVELS = ("error", "warn", "info", "debug")
+EVENT_LEVELS = {
+    "store": "error",
+    "kod": "warn",
+    "disagree": "warn",
+    "reject": "warn",
+    "timeout": "warn",
+    "backoff": "warn",
+    "hold": "warn",
+    "config": "warn",
+    "idle": "warn",
+    "send": "debug",
+    "reply": "debug",
+    "poll": "debug",
+}
+
+
+def event_level(e):
+    kind = e.get("event")
+    if kind == "resolve" and not e.get("ok"):
+        return "warn"
+    if kind == "clock" and not e.get("applied"):
+        return "error"
+    return EVENT_LEVELS.get(kind, "info")
+
+
+def shown(e, log_level):
+    """True when event e is at or above log_level (an unknown level shows everything)."""
+    top = LEVELS.index(log_level) if log_level in LEVELS else len(LEVELS) - 1
+    return LEVELS.index(event_level(e)) <= top
 
 
 def event_line(e):
@@ -77,13 +117,22 @@ async def main(
     state_path=STATE_PATH,
     app=None,
     out=print,
+    console=None,
+    window_ms=serialconsole.BOOT_WINDOW_MS,
+    reboot=serialconsole.reset,
 ):
     """Start everything, then run the application (app(board, out) coroutine, board: the
     Board below; None: the placeholder).
 
+    console: a serialconsole.LineReader (the board's stdin) for the provisioning console, a
+    window_ms window at boot and then on demand; None: no console (tests of the rest).
     Returns the Board when the application returns (never, for the placeholder), after
     cancelling the tasks it started.
     """
+    gate = serialconsole.Gate(out)
+    if console is not None:
+        await serialconsole.boot_window(config_path, console, out, window_ms, reboot)
+        out = gate.out  # from here on, held back while the console is open
     b = Board(settings_mod.load(config_path, out), board.make_rtc(out))
     b.rtc.calibrate()  # 1 s RTC: anchor the sub-second interpolation (blocks up to 1 s)
     b.tasks.append(asyncio.create_task(b.rtc.run()))
@@ -106,8 +155,15 @@ async def main(
         store = JsonStore(state_path, lambda text: out("sntp: " + text))
         config = settings_mod.service_config(s)
         b.service = aio.AsyncService(config, clock=b.rtc, rtc=b.rtc, store=store)
-        b.service.subscribe(lambda e: out(event_line(e)))
+        level = s["log_level"]
+        b.service.subscribe(lambda e: shown(e, level) and out(event_line(e)))
         b.tasks.append(asyncio.create_task(b.service.run()))
+    if console is not None:
+        b.tasks.append(
+            asyncio.create_task(
+                serialconsole.on_demand(config_path, b.service, console, gate, reboot)
+            )
+        )
     try:
         await (app or placeholder_app)(b, out)
     finally:
@@ -117,5 +173,6 @@ async def main(
 
 
 def run(board):
-    """The board's entry point (main.py): asyncio.run(main(board))."""
-    asyncio.run(main(board))
+    """The board's entry point (main.py): asyncio.run(main(board)), with the provisioning
+    console on the serial (stdin)."""
+    asyncio.run(main(board, console=serialconsole.LineReader()))

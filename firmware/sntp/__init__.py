@@ -11,6 +11,8 @@
 #   service    Service: the policy driven in real time, blocking        (driver)
 #   aio        AsyncService, start(): the same as an asyncio task       (driver)
 #   store      JsonStore: the persisted state, saved atomically         (driver)
+#   config     the device configuration: schema, validation, atomic save (driver)
+#   console    the provisioning console's line protocol                 (driver)
 #   compat     const, wrapping ticks, sleep, entropy on every port      (driver)
 #   sim        the policy in simulated time, for tests (host only)
 __version__ = "0.1.0"

@@ -28,7 +28,7 @@ LOG_LEVELS = ("error", "warn", "info", "debug")
 MASK = "********"
 
 # key -> (kind, default, help)
-SCHEMA = {
+SCHEMA = {  # type: dict
     "zone": ("label", None, "NTP Pool vendor zone: 0-3.ZONE.pool.ntp.org"),
     "servers": ("names", [], "up to 4 NTP server names, comma-separated (host or host:port)"),
     "factory_server": ("host", None, "a name or IP address used only until the first sync"),
@@ -66,7 +66,7 @@ def _is_ip(host):
     if ":" in host:
         return True  # IPv6 literal
     parts = host.split(".")
-    return len(parts) == 4 and all(p.isdigit() for p in parts)
+    return len(parts) == 4 and all(p and all("0" <= c <= "9" for c in p) for p in parts)
 
 
 def _printable(text):
@@ -113,7 +113,7 @@ def check(key, value):
     if kind == "label":
         ok = 0 < len(value) <= 63 and value[0] != "-" and value[-1] != "-"
         for c in value:
-            ok = ok and (c.isalpha() or c.isdigit() or c == "-") and ord(c) < 0x80
+            ok = ok and ("a" <= c.lower() <= "z" or "0" <= c <= "9" or c == "-")
         if not ok:
             raise ValueError("zone must be one DNS label such as acme")
         return value.lower()
@@ -133,7 +133,7 @@ def check(key, value):
             raise ValueError("log_level must be one of error, warn, info, debug")
         return value
     if kind == "country":
-        if value and not (len(value) == 2 and value.isalpha() and ord(value[0]) < 0x80):
+        if value and not (len(value) == 2 and all("a" <= c.lower() <= "z" for c in value)):
             raise ValueError("country must be 2 letters, or empty")
         return value.upper()
     raise ValueError("bad schema kind {}".format(kind))
@@ -146,7 +146,7 @@ def parse_value(key, text):
     kind = SCHEMA[key][0]
     if kind.startswith("int:"):
         t = text.strip()
-        if not t.isdigit():
+        if not t or not all("0" <= c <= "9" for c in t):  # ASCII only, as on the boards
             raise ValueError("{} must be a whole number".format(key))
         return check(key, int(t))
     if kind == "names":

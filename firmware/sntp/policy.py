@@ -141,6 +141,11 @@ def key_text(key):
     return "[{}]:{}".format(ip, port) if ":" in ip else "{}:{}".format(ip, port)
 
 
+def _digits(t):
+    """ASCII digits only (str.isdigit() takes other scripts' digits on CPython)."""
+    return bool(t) and all("0" <= c <= "9" for c in t)
+
+
 def parse_server(text):
     """'host', 'host:port', '[v6]:port' -> (host, port). Raises ValueError."""
     host, port = text, 123
@@ -150,20 +155,20 @@ def parse_server(text):
             raise ValueError("unclosed [ in {!r}".format(text))
         host, rest = text[1:end], text[end + 1 :]
         if rest:
-            if not rest.startswith(":") or not rest[1:].isdigit():
+            if not rest.startswith(":") or not _digits(rest[1:]):
                 raise ValueError("bad port in {!r}".format(text))
             port = int(rest[1:])
     elif text.count(":") == 1:
         host, p = text.split(":")
-        if not p.isdigit():
+        if not _digits(p):
             raise ValueError("bad port in {!r}".format(text))
         port = int(p)
     if not 0 < port < 65536:
         raise ValueError("bad port in {!r}".format(text))
     if not host or len(host) > 253:
         raise ValueError("bad server name {!r}".format(text))
-    for c in host:
-        if not (c.isalpha() or c.isdigit() or c in ".-_:"):
+    for c in host:  # ASCII only: isalpha() takes any letter on CPython, not on the boards
+        if not ("a" <= c.lower() <= "z" or "0" <= c <= "9" or c in ".-_:"):
             raise ValueError("bad server name {!r}".format(text))
     return host, port
 
