@@ -11,3 +11,15 @@ for p in (
 ):
     if p not in sys.path:
         sys.path.insert(0, p)
+
+
+import pytest  # noqa: E402 - after the sys.path set-up above
+from refserver import RefServer  # noqa: E402
+
+
+@pytest.fixture
+def server():
+    """An honest reference server on 127.0.0.1 for one test (a module may define its own)."""
+    srv = RefServer(offset_ns=0).start()
+    yield srv
+    srv.stop()

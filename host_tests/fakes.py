@@ -2,6 +2,7 @@
 #
 # The fakes are independent oracles: they build replies with their own struct code and
 # their own NTP conversion, not with the firmware's encoder, so a bug there cannot hide.
+import json
 import os
 import struct
 
@@ -192,3 +193,16 @@ def fresh_path(folder, name):
         except OSError:
             pass
     return path
+
+
+def exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)

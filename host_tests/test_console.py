@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from fakes import SERVER, FakeNet, fresh_path, honest, reply
+from fakes import SERVER, FakeNet, exists, fresh_path, honest, reply
 from test_service_loop import START, LoopClock, StepRTC, rand
 
 from sntp import config, console, service, store
@@ -26,14 +26,6 @@ def read_bytes(path):
             return f.read()
     except OSError:
         return None
-
-
-def exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
 
 
 def make(name="c.json", doc=None, **kw):

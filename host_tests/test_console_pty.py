@@ -15,7 +15,7 @@ import time
 import tty
 
 import pytest
-from refserver import RefServer
+from fakes import read_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SNTP = os.path.join(ROOT, "tools", "sntp")
@@ -124,18 +124,6 @@ class Pty:
 
     def all_output(self):
         return self.seen.decode("utf-8", "replace") + self.stderr
-
-
-@pytest.fixture
-def server():
-    srv = RefServer(offset_ns=0).start()
-    yield srv
-    srv.stop()
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
 
 
 def write_json(path, doc):

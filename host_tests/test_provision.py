@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from refserver import RefServer
+from fakes import read_json
 from test_console_pty import MICROPYTHON, ROOT, SECRET, Pty
 
 PROVISION = os.path.join(ROOT, "tools", "provision")
@@ -40,18 +40,6 @@ def pass_file(tmp_path):
     path = tmp_path / "wifi-pass.txt"
     path.write_text(SECRET + "\n")
     return str(path)
-
-
-@pytest.fixture
-def server():
-    srv = RefServer(offset_ns=0).start()
-    yield srv
-    srv.stop()
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
 
 
 def test_provision_the_unix_board_then_sync_and_status(tmp_path, pass_file, server):

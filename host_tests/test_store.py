@@ -2,7 +2,7 @@
 # The atomic JSON store (firmware/sntp/store.py): round trips, a save cut short, broken files.
 import os
 
-from fakes import fresh_path
+from fakes import exists, fresh_path
 
 from sntp import store
 
@@ -16,14 +16,6 @@ def fresh(name):
 def write(path, data):
     with open(path, "wb") as f:
         f.write(data)
-
-
-def exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
 
 
 def make(path):
