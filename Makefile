@@ -65,7 +65,7 @@ lint: setup
 	MYPYPATH=$(STUBS)/unix $(VENV)/bin/mypy --cache-dir build/mypy/unix \
 	  --custom-typeshed-dir $(STUBS)/unix firmware/sntp
 	MYPYPATH=$(STUBS)/unix:firmware $(VENV)/bin/mypy --cache-dir build/mypy/unix \
-	  --custom-typeshed-dir $(STUBS)/unix boards/unix/softrtc.py
+	  --custom-typeshed-dir $(STUBS)/unix boards/unix/softrtc.py boards/unix/unixconsole.py
 	@for b in esp32 rp2; do \
 	  echo "mypy boards/$$b boards/common ($$b stubs)"; \
 	  MYPYPATH=$(STUBS)/$$b:firmware:boards/common:boards/$$b $(VENV)/bin/mypy \
@@ -154,3 +154,15 @@ testnet: setup
 test-testnet: setup
 	@echo "== real servers (tools/testnet: chrony, ntpsec, dnsmasq in private namespaces)"
 	$(PY) -m pytest -v -p no:cacheprovider host_tests/test_testnet.py
+
+# The fleet simulator and the device footprint (tools/fleet; README "Fleet benchmark"):
+# every scenario with this client and with the baselines, the table and the targets printed,
+# results/fleet.{md,json}, results/footprint.json and the plots results/*.png (not committed).
+#   make bench [FLEET_DEVICES=100000] [FLEET_BASELINE_DEVICES=10000] [FLEET_ARGS=...]
+.PHONY: bench
+FLEET_DEVICES ?= 100000
+FLEET_BASELINE_DEVICES ?= 10000
+FLEET_ARGS ?=
+bench: setup
+	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
+	  --baseline-devices $(FLEET_BASELINE_DEVICES) $(FLEET_ARGS)

@@ -1,0 +1,21 @@
+# The fleet simulator: N devices, each running the real firmware scheduler (sntp.policy), the
+# real clock discipline (sntp.discipline) and the real reply checks (sntp.exchange) under
+# simulated time, against simulated servers, DNS and network; and the baseline clients that
+# caused the incidents in shared/reference/seeds, modelled in the same world.
+#
+#   python3 -m fleet bench           (PYTHONPATH=tools; `make bench` runs it)
+#   python3 -m fleet run --scenario steady --client sntp --devices 100000 --days 30
+#
+# Modules: model (oscillator, servers, network, DNS, counters), clients (this client and the
+# baselines), engine (the event queue, shards over processes, progress), scenarios, report
+# (figures, targets, table, JSON, plots), footprint (.mpy sizes, heap and CPU per sync).
+# CPython only (floats, multiprocessing): it never runs on a device.
+import os
+import sys
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_FIRMWARE = os.path.join(_ROOT, "firmware")
+if _FIRMWARE not in sys.path:
+    sys.path.insert(0, _FIRMWARE)
+
+ROOT = _ROOT

@@ -1,0 +1,198 @@
+# python3 -m fleet {bench,run,footprint}  (with tools/ on PYTHONPATH; `make bench` runs bench)
+import argparse
+import json
+import os
+import sys
+import time
+
+from . import ROOT
+from . import report as rp
+from .clients import CLIENTS
+from .scenarios import SCENARIOS
+
+ORDER = ["steady", "restore-warm", "restore-cold", "outage", "kod", "dns-outage", "leaves-pool"]
+
+
+def _days(items):
+    out = {}
+    for it in items or []:
+        k, v = it.split("=")
+        out[k] = int(v)
+    return out
+
+
+def cmd_run(a):
+    from . import engine
+
+    stats, info = engine.run(
+        a.scenario, a.client, a.devices, seed=a.seed, procs=a.procs, days=_days(a.days)
+    )
+    out = {name: rp.figures(name, st, info) for name, st in stats.items()}
+    print(json.dumps(out, indent=1, sort_keys=True))
+
+
+def cmd_bench(a):
+    from . import engine
+
+    out = rp.ensure_dir(a.out)
+    for f in os.listdir(out):
+        if f.endswith((".png", ".json", ".md")):
+            os.remove(os.path.join(out, f))
+    t_start = time.time()
+    figs = {}
+    runs = {}
+    stats = {}
+    clients = a.clients or CLIENTS
+    scenarios = a.scenarios or ORDER
+    for client in clients:
+        n = a.devices if client == "sntp" else a.baseline_devices
+        st, info = engine.run(
+            scenarios,
+            client,
+            n,
+            seed=a.seed,
+            procs=a.procs,
+            days=_days(a.days),
+            label=f"{client} x{n:,}",
+        )
+        runs[client] = info
+        figs[client] = {name: rp.figures(name, s) for name, s in st.items()}
+        for name, s in st.items():
+            stats.setdefault(name, {})[client] = s
+        sys.stderr.write(
+            "    {:,} device-days in {:.0f} s: {:,.0f} device-days/s ({} processes)\n".format(
+                info["device_days"], info["wall_s"], info["device_days_per_s"], info["processes"]
+            )
+        )
+    for name in scenarios:
+        rp.plot_load(os.path.join(out, f"load-{name}.png"), name, stats[name])
+        rp.plot_error(os.path.join(out, f"error-{name}.png"), name, stats[name])
+    footprint = None
+    if not a.no_footprint:
+        from . import footprint as fp
+
+        footprint = fp.measure()
+        rp.write_json(os.path.join(out, "footprint.json"), footprint)
+    tg = rp.targets(figs, footprint)
+    speed = runs.get("sntp")
+    doc = {
+        "figures": figs,
+        "runs": runs,
+        "targets": tg,
+        "scenarios": {k: SCENARIOS[k].sentence for k in scenarios},
+        "bench_wall_s": round(time.time() - t_start, 1),
+    }
+    if speed:
+        per_s = speed["device_days_per_s"]
+        doc["estimate_1m_devices_30_days_min"] = round(1_000_000 * 30 / per_s / 60, 1)
+    rp.write_json(os.path.join(out, "fleet.json"), doc)
+    write_markdown(out, doc, footprint, clients, scenarios)
+    print(f"\nresults in {out}/ ({time.time() - t_start:.0f} s)")
+
+
+def write_markdown(out, doc, footprint, clients, scenarios):
+    figs, runs, tg = doc["figures"], doc["runs"], doc["targets"]
+    md = ["# Fleet benchmark", "", "Regenerate with `make bench`.", ""]
+    md.append("## Headline (steady state and worst moments)")
+    md.append("")
+    md.append(rp.headline(figs, clients))
+    md.append("")
+    md.append("## Per scenario")
+    md.append("")
+    md.append(rp.markdown(figs, scenarios, clients))
+    md.append("## Targets (this client)")
+    md.append("")
+    for t in tg:
+        mark = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+        md.append(f"- {mark}: {t['target']}: {t['measured']}")
+    if footprint:
+        from . import footprint as fp
+
+        md.append("")
+        md.append("## Device footprint")
+        md.append("")
+        md.append(fp.markdown(footprint))
+    md.append("")
+    md.append("## Runs")
+    md.append("")
+    for c, info in runs.items():
+        md.append(
+            f"- {c}: {info['devices']:,} devices, {info['device_days']:,} device-days in "
+            f"{info['wall_s']:.0f} s ({info['device_days_per_s']:,.0f} device-days/s, "
+            f"{info['processes']} processes)"
+        )
+    if "estimate_1m_devices_30_days_min" in doc:
+        md.append(
+            "- 1,000,000 devices x 30 days of this client at this run's rate (a mix of "
+            "scenarios, with the busy first week in each): about "
+            f"{doc['estimate_1m_devices_30_days_min']:.0f} minutes"
+        )
+    text = "\n".join(md) + "\n"
+    with open(os.path.join(out, "fleet.md"), "w") as fh:
+        fh.write(text)
+    print(text)
+    print("Targets:")
+    for t in tg:
+        mark = {True: "met   ", False: "MISSED", None: "n/a   "}[t["met"]]
+        print(f"  {mark}  {t['target']}: {t['measured']}")
+
+
+def cmd_report(a):
+    """The table and targets again from results/fleet.json (no simulation)."""
+    with open(os.path.join(a.out, "fleet.json")) as fh:
+        doc = json.load(fh)
+    footprint = None
+    path = os.path.join(a.out, "footprint.json")
+    if os.path.exists(path):
+        with open(path) as fh:
+            footprint = json.load(fh)
+    doc["targets"] = rp.targets(doc["figures"], footprint)
+    clients = [c for c in CLIENTS if c in doc["figures"]]
+    scenarios = [s for s in ORDER if any(s in doc["figures"][c] for c in clients)]
+    rp.write_json(os.path.join(a.out, "fleet.json"), doc)
+    write_markdown(a.out, doc, footprint, clients, scenarios)
+
+
+def cmd_footprint(a):
+    from . import footprint as fp
+
+    f = fp.measure()
+    out = rp.ensure_dir(a.out)
+    rp.write_json(os.path.join(out, "footprint.json"), f)
+    print(fp.markdown(f))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="fleet", description="SNTP fleet simulator")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("bench", help="every scenario and client, figures, plots, footprint")
+    b.add_argument("--devices", type=int, default=100_000, help="fleet size for this client")
+    b.add_argument("--baseline-devices", type=int, default=10_000, help="fleet size, baselines")
+    b.add_argument("--clients", nargs="*", choices=CLIENTS)
+    b.add_argument("--scenarios", nargs="*", choices=ORDER)
+    b.add_argument("--days", nargs="*", help="NAME=DAYS overrides")
+    b.add_argument("--procs", type=int, default=os.cpu_count() or 2)
+    b.add_argument("--seed", type=int, default=1)
+    b.add_argument("--out", default=os.path.join(ROOT, "results"))
+    b.add_argument("--no-footprint", action="store_true")
+    b.set_defaults(fn=cmd_bench)
+    r = sub.add_parser("run", help="one client in one scenario; prints the figures as JSON")
+    r.add_argument("--scenario", default="steady", choices=ORDER)
+    r.add_argument("--client", default="sntp", choices=CLIENTS)
+    r.add_argument("--devices", type=int, default=1000)
+    r.add_argument("--days", nargs="*", help="NAME=DAYS overrides")
+    r.add_argument("--procs", type=int, default=os.cpu_count() or 2)
+    r.add_argument("--seed", type=int, default=1)
+    r.set_defaults(fn=cmd_run)
+    p = sub.add_parser("report", help="the table and targets again from results/fleet.json")
+    p.add_argument("--out", default=os.path.join(ROOT, "results"))
+    p.set_defaults(fn=cmd_report)
+    f = sub.add_parser("footprint", help=".mpy sizes, heap and CPU per sync")
+    f.add_argument("--out", default=os.path.join(ROOT, "results"))
+    f.set_defaults(fn=cmd_footprint)
+    a = ap.parse_args(argv)
+    a.fn(a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,380 @@
+# The clients of the fleet: this project's (the real firmware code) and the baselines.
+#
+# Every client is driven the same way by the engine: wake(t_ms) is called at the time the
+# client last asked for, and returns the next time it wants (or None: never). A request
+# goes out through World.send() at one wake; its outcome is handled at a later wake, when
+# the reply (or the deadline) comes, so the queue orders sends and replies in time.
+#
+# SntpClient runs firmware/sntp unchanged: policy.Policy decides every lookup and request,
+# every request is built by exchange.Exchange and every reply is real bytes judged by it,
+# and each Correction goes through discipline.Discipline to the clock, as in sim.Device and
+# service.py. The baselines are small models of other clients, each with its source.
+import struct
+
+from sntp import discipline, exchange, sim
+from sntp import policy as pol
+from sntp.timestamp import NTP_1970_S
+
+from .model import DENY, MIN_MS, OK, RATE, Device
+
+_NTP64 = (1 << 32) / 1_000_000
+
+
+def ntp64_bytes(unix_us):
+    s, us = divmod(unix_us, 1_000_000)
+    return ((((s + NTP_1970_S) % (1 << 32)) << 32) | ((us << 32) // 1_000_000)).to_bytes(8, "big")
+
+
+_HONEST = struct.Struct("!BBbbII4s8s8s8s8s")
+
+
+def reply_bytes(outcome, req, server_rx_us):
+    """The datagram a server sends: an honest stratum-2 reply as sim.Server builds it, or a
+    KoD in ntpd/ntpsec's form (LI 3, stratum 0, origin = receive = transmit = the nonce)."""
+    nonce = bytes(req[40:48])
+    if outcome is OK:
+        return _HONEST.pack(
+            0x24,  # LI 0, VN 4, mode 4
+            2,
+            0,
+            -20,
+            0x100,
+            0x200,
+            b"\x0a\x00\x00\x01",
+            ntp64_bytes(server_rx_us - 16_000_000),
+            nonce,
+            ntp64_bytes(server_rx_us),
+            ntp64_bytes(server_rx_us + 100),
+        )
+    return _HONEST.pack(0xE4, 0, 0, 0, 0, 0, outcome.encode(), bytes(8), nonce, nonce, nonce)
+
+
+class SntpClient(Device):
+    """This project's client: the real Policy, Discipline and Exchange (see the top)."""
+
+    name = "sntp"
+    TIMEOUT_MS = sim.Device.TIMEOUT_MS  # the drivers' default (client.DEFAULT_TIMEOUT_MS)
+
+    def __init__(self, world, idx, osc, clock_error_us, up_us, down_us, config, rand):
+        super().__init__(world, idx, osc, clock_error_us, up_us, down_us)
+        self.config = config  # policy.Config, shared by the fleet (read only)
+        self.rand = rand  # callable n -> [0, n): the shard's random source
+        self.policy = None
+        self.disc = None
+        self.saved = None  # the persisted policy state (what the flash holds)
+        self.disc_state = None  # the persisted discipline state
+        self.inflight = None  # (source, address, Exchange, reply bytes or None, T4 us)
+        self.nonce = 0
+
+    def advance(self, t_ms):
+        """The crystal's error, then the discipline's ticks (as sim.Device.advance)."""
+        if t_ms > self.t_ms:
+            self.clock_error_us -= self.osc.lag_us(self.t_ms, t_ms)
+            self.clock_error_us += self.disc.tick(t_ms)
+            self.t_ms = t_ms
+
+    def boot(self, t_ms, lose_clock=False):
+        self.drift_to(t_ms)  # powered off: the crystal runs alone, no discipline ticks
+        if lose_clock:
+            self.lose_clock(t_ms)
+        self.policy = pol.Policy(self.config, self.rand)
+        self.disc = discipline.Discipline(self.config.accuracy_ms)
+        self.disc.load(self.disc_state)
+        self.disc.tick(t_ms)
+        if self.disc.samples:  # as service.Service.boot: a known drift lifts the 4 h cap
+            self.policy.set_interval_cap(self.disc.interval_cap_s(), t_ms)
+        self.policy.start(t_ms, self.wall_us(t_ms), self.saved)
+        self.inflight = None
+        self.boot_ms = t_ms
+        self.first_sync_pending = True
+        return self.policy.wakeup_ms()
+
+    def power_off(self, t_ms):
+        """Everything not persisted is lost; the persisted state is what the last save left,
+        and the driver saves after every action, so it is the state now."""
+        self.advance(t_ms)
+        self.saved = self.policy.state()
+        self.disc_state = self.disc.state()
+        self.policy = None
+        self.inflight = None
+
+    def sample(self, t_ms):
+        self.advance(t_ms)
+        return self.clock_error_us
+
+    def wake(self, t_ms):
+        p = self.policy
+        self.advance(t_ms)
+        if self.inflight is not None:  # the reply came, or the deadline passed
+            src, addr, ex, data, t4_us = self.inflight
+            self.inflight = None
+            r = ex.receive(data, addr.key, t4_us) if data is not None else None
+            if r is None:
+                r = ex.expire()
+            wall = self.wall_us(t_ms)
+            corr = p.result(src, addr, r, t_ms, wall)
+            if corr is not None:
+                if self.synced:
+                    self.world.stats.presync(t_ms, self.clock_error_us)
+                valid = wall >= p.floor_us
+                self.clock_error_us += self.disc.correction(corr.offset_us, wall, valid)
+                p.set_interval_cap(self.disc.interval_cap_s(), t_ms)
+                self.synced_now(t_ms)
+            return p.wakeup_ms()
+        action = p.poll(t_ms, self.wall_us(t_ms))
+        if action is None:
+            due = p.wakeup_ms()
+            if due is not None and due <= t_ms:
+                raise RuntimeError("policy stalled at {} ms".format(t_ms))
+            return due
+        if action[0] == "resolve":
+            src = action[1]
+            found = self.world.resolve(src.host, t_ms)
+            servers = self.world.servers
+            p.resolved(src, [servers[i].addr for i in found] if found else None, t_ms)
+            return max(t_ms, p.wakeup_ms())
+        src, addr = action[1], action[2]
+        self.nonce += 1
+        nonce = struct.pack("!II", self.nonce, self.rand(1 << 30))
+        t1 = self.wall_us(t_ms)
+        ex = exchange.Exchange(addr.key, nonce, t1, NTP_1970_S)
+        req = ex.request()
+        outcome, up, down = self.world.send(self, self.world.by_key[addr.key], t_ms)
+        if outcome is None:
+            self.inflight = (src, addr, ex, None, 0)
+            return t_ms + self.TIMEOUT_MS
+        rtt = up + 100 + down  # the server holds the request 100 us
+        data = reply_bytes(outcome, req, self.true_us(t_ms) + up)
+        self.inflight = (src, addr, ex, data, t1 + rtt)  # T4 = T1 + a ticks difference
+        return t_ms + rtt // 1000
+
+
+class Baseline(Device):
+    """A model client: no discipline, the crystal alone between the times it sets the clock.
+    Subclasses set name and implement start(t) and outcome(...)."""
+
+    name = "?"
+    TIMEOUT_MS = 1_000
+
+    def __init__(self, world, idx, osc, clock_error_us, up_us, down_us, rand):
+        super().__init__(world, idx, osc, clock_error_us, up_us, down_us)
+        self.rand = rand
+        self.pending = None  # (server index, outcome, up us, down us, send ms)
+
+    def advance(self, t_ms):
+        self.drift_to(t_ms)
+
+    def sample(self, t_ms):
+        self.drift_to(t_ms)
+        return self.clock_error_us
+
+    def boot(self, t_ms, lose_clock=False):
+        self.drift_to(t_ms)
+        if lose_clock:
+            self.lose_clock(t_ms)
+        self.pending = None
+        self.boot_ms = t_ms
+        self.first_sync_pending = True
+        return self.start(t_ms)
+
+    def power_off(self, t_ms):
+        self.drift_to(t_ms)
+        self.pending = None
+
+    def ask(self, sidx, t_ms):
+        """Send to server sidx now; wake at the reply or at the deadline."""
+        outcome, up, down = self.world.send(self, sidx, t_ms)
+        self.pending = (sidx, outcome, up, down, t_ms)
+        if outcome is None:
+            return t_ms + self.TIMEOUT_MS
+        return t_ms + (up + 100 + down) // 1000
+
+    def set_clock(self, t_ms, error_us):
+        """The clock is set; error_us: how wrong the set leaves it (the client's method)."""
+        self.drift_to(t_ms)
+        if self.synced:
+            self.world.stats.presync(t_ms, self.clock_error_us)
+        self.clock_error_us = error_us
+        self.synced_now(t_ms)
+
+    def wake(self, t_ms):
+        self.drift_to(t_ms)
+        if self.pending is not None:
+            sidx, outcome, up, down, sent = self.pending
+            self.pending = None
+            return self.outcome(t_ms, sidx, outcome, up, down, sent)
+        return self.send(t_ms)
+
+    def lookup(self, name, t_ms):
+        """getaddrinfo(name)[0]: the first address, or None when DNS fails."""
+        found = self.world.resolve(name, t_ms)
+        return found[0] if found else None
+
+
+class CronWeekly(Baseline):
+    """Weekly cron at a fixed wall-clock time. Source: shared/reference/seeds/000 (an IoT
+    vendor's ~1,000 thermostats and lighting controllers: 'we are triggering ntp calls on a
+    weekly cron with no client side load distribution', Sunday evening at about 19:45, to a
+    pool server's IP address hard-coded in the firmware, all within a two-minute window).
+    Model: at 19:45:00 each Sunday by the device's own clock (so an invalid clock fires on
+    the Sundays of 1970, all together), the job starts within 2 s and sends one request to
+    the hard-coded address (server 0), waits 5 s, and sets the clock from the reply with
+    round-trip compensation (as ntpdate would); no retry until next week, and a KoD is no
+    reply. The story does not say whether the devices also sync at boot: they do not here,
+    so a new device waits for its first Sunday."""
+
+    name = "cron-weekly"
+    TIMEOUT_MS = 5_000
+    WEEK_MS = 7 * 86_400_000
+    AT_MS = (6 * 24 + 19) * 3_600_000 + 45 * MIN_MS  # Sunday 19:45 after Monday 00:00
+
+    def start(self, t_ms):
+        return self._next_fire(t_ms)
+
+    def _next_fire(self, t_ms):
+        wall_ms = self.wall_us(t_ms) // 1000
+        # weeks start on Monday 00:00 UTC: 1970-01-05 was one (1970-01-01 was a Thursday)
+        since = (wall_ms - 4 * 86_400_000) % self.WEEK_MS
+        wait = (self.AT_MS - since) % self.WEEK_MS or self.WEEK_MS
+        return t_ms + wait + self.rand(2_000)
+
+    def send(self, t_ms):
+        return self.ask(0, t_ms)
+
+    def outcome(self, t_ms, sidx, outcome, up, down, sent):
+        if outcome is OK:
+            self.set_clock(t_ms, (up - down) // 2)
+        return self._next_fire(t_ms + 60_000)
+
+
+class RetryEverySecond(Baseline):
+    """A client that retries every second while it gets no reply. Source: seeds/004 (Mills
+    et al., the University of Wisconsin incident: 'if the configured time server could not
+    be reached ... the code would retry at 1-s intervals'; the address hard-coded in the
+    firmware) and D. Plonka, 'Flawed Routers Flood University of Wisconsin Internet Time
+    Server' (2003). Model: the hard-coded server 0; a request at boot; no reply within 1 s:
+    the next request at once; any reply (a KoD too: it does not read the stratum) ends the
+    retries and the next sync is an hour later (the interval after a reply is not given by
+    the sources: 1 h assumed). The clock is set to the transmit time, not compensated."""
+
+    name = "retry-1s"
+    TIMEOUT_MS = 1_000
+    INTERVAL_MS = 3_600_000
+
+    def start(self, t_ms):
+        return t_ms + self.rand(1_000)
+
+    def send(self, t_ms):
+        return self.ask(0, t_ms)
+
+    def outcome(self, t_ms, sidx, outcome, up, down, sent):
+        if outcome is None:
+            nxt = sent + 1_000  # once a second, for ever
+            # while the server is dead every one of those is a certain timeout: counted in
+            # bulk up to the end of the spell instead of one event per second
+            later = self.world.retry_every_second(self, sidx, nxt)
+            return nxt if later is None else later
+        if outcome is OK:
+            self.set_clock(t_ms, -down)
+        return t_ms + self.INTERVAL_MS
+
+
+class NtptimeLoop(Baseline):
+    """micropython-lib's ntptime in the usual application loop. Sources: micropython-lib
+    micropython/net/ntptime (host 'pool.ntp.org', getaddrinfo on every call, a 1 s socket
+    timeout, the clock set from the transmit timestamp's whole seconds: the fraction is
+    dropped and the round trip ignored; recent versions raise on stratum 0) and the loop of
+    countless examples: `while True: try: ntptime.settime(); sleep(3600) except Exception:
+    sleep(5)`. So a KoD, a timeout or a DNS failure is retried 5 s later, indefinitely, and
+    every call resolves the name again (the pool's DNS rotates its answers)."""
+
+    name = "ntptime-loop"
+    TIMEOUT_MS = 1_000
+    INTERVAL_MS = 3_600_000
+    RETRY_MS = 5_000
+    HOST = "pool.ntp.org"
+
+    def start(self, t_ms):
+        return t_ms + self.rand(1_000)
+
+    def send(self, t_ms):
+        w = self.world
+        down_until = w.dns_down_until(t_ms)
+        if down_until is not None and down_until - t_ms > 60_000:
+            # a lookup every 5 s until the resolver is back: counted at once (each one is
+            # a certain failure), not one event each
+            return t_ms + self.RETRY_MS * w.bulk_lookups(t_ms, self.RETRY_MS, down_until)
+        sidx = self.lookup(self.HOST, t_ms)
+        if sidx is None:
+            return t_ms + self.RETRY_MS  # OSError from getaddrinfo
+        return self.ask(sidx, t_ms)
+
+    def outcome(self, t_ms, sidx, outcome, up, down, sent):
+        if outcome is OK:
+            server_us = self.true_us(sent) + up
+            frac_us = server_us % 1_000_000
+            self.set_clock(t_ms, -frac_us - down)  # whole seconds at reception
+            return t_ms + self.INTERVAL_MS
+        nxt = t_ms + self.RETRY_MS  # timeout (OSError) or KoD (an exception): 5 s
+        w = self.world
+        dead = w.pool_dead_until(nxt)
+        if outcome is None and dead is not None and dead - nxt > 60_000:
+            # every address the pool hands out is dead: lookup, request, 1 s timeout, 5 s
+            # sleep, again and again until one is back; counted at once
+            period = self.TIMEOUT_MS + self.RETRY_MS
+            n = w.bulk_requests(self, sidx, nxt, period, dead)
+            w.bulk_lookups(nxt, period, nxt + n * period)
+            return nxt + n * period
+        return nxt
+
+
+class FixedHourly(Baseline):
+    """A fixed hourly interval with no jitter: lwIP's SNTP client with ESP-IDF's defaults
+    (lwIP src/apps/sntp/sntp.c and sntp_opts.h; client-rules.md 'what the usual embedded
+    clients do'): one server by name ('pool.ntp.org', looked up before each request, lwIP's
+    DNS cache keeping an answer for its 150 s TTL), a start-up delay of 0-5 s, then
+    SNTP_UPDATE_DELAY = 1 h after each reply, exactly. No reply within SNTP_RECV_TIMEOUT
+    (15 s), a DNS failure or any stratum-0 reply (KoD: SNTP_ERR_KOD, no code read): retry
+    after SNTP_RETRY_TIMEOUT, 15 s doubling to 150 s. The clock is set to the transmit
+    time without round-trip compensation (SNTP_COMP_ROUNDTRIP off)."""
+
+    name = "fixed-hourly"
+    TIMEOUT_MS = 15_000
+    INTERVAL_MS = 3_600_000
+    RETRY_MIN_MS = 15_000
+    RETRY_MAX_MS = 150_000
+    DNS_TTL_MS = 150_000
+    HOST = "pool.ntp.org"
+
+    def start(self, t_ms):
+        self.retry_ms = self.RETRY_MIN_MS
+        self.cached = None  # (server index, until ms)
+        return t_ms + self.rand(5_000)
+
+    def send(self, t_ms):
+        if self.cached is not None and t_ms < self.cached[1]:
+            sidx = self.cached[0]
+        else:
+            sidx = self.lookup(self.HOST, t_ms)
+            if sidx is None:
+                self.cached = None
+                return self._retry(t_ms)
+            self.cached = (sidx, t_ms + self.DNS_TTL_MS)
+        return self.ask(sidx, t_ms)
+
+    def _retry(self, t_ms):
+        wait = self.retry_ms
+        self.retry_ms = min(self.RETRY_MAX_MS, self.retry_ms * 2)
+        return t_ms + wait
+
+    def outcome(self, t_ms, sidx, outcome, up, down, sent):
+        if outcome is OK:
+            self.retry_ms = self.RETRY_MIN_MS
+            self.set_clock(t_ms, -down)
+            return t_ms + self.INTERVAL_MS
+        return self._retry(t_ms)
+
+
+BASELINES = {c.name: c for c in (CronWeekly, RetryEverySecond, NtptimeLoop, FixedHourly)}
+CLIENTS = ["sntp"] + list(BASELINES)
+_ = (RATE, DENY, _NTP64)

@@ -1,0 +1,523 @@
+# The simulated world of the fleet: crystals, servers, network, DNS, and the counters a server
+# operator would read. Nothing here decides when a device sends: that is the clients' job
+# (clients.py: the real Policy for this client, small models for the baselines).
+#
+# Time: every device's monotonic clock (ticks) is true time in ms since the start of the
+# run (t = 0 is T0_US, a Monday 00:00 UTC); its wall clock is true time + clock_error_us.
+# A crystal error moves the wall clock (Oscillator), not the ticks: on the boards both come
+# from crystals, and 20 ppm on an hourly timer is 72 ms, below the counters' 1 s bins.
+import math
+from array import array
+
+from sntp import sim
+
+from . import ROOT  # noqa: F401  (puts firmware/ on sys.path)
+
+T0_US = 1_800_230_400_000_000  # 2027-01-18 00:00:00 UTC, a Monday (after the build date)
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+MIN_MS = 60_000
+
+
+class FastOscillator(sim.Oscillator):
+    """sim.Oscillator (the crystal model of the discipline issue: base + daily triangle
+    wander + hourly bounded random walk) with lag_us integrated in closed form instead of a
+    minute at a time: the triangle's integral is exact, the walk is piecewise constant per
+    hour. Same parameters, same random walk (same rand calls); within a few us a day of the
+    original (host_tests/test_fleet.py checks it). sim.Oscillator's minute loop would cost
+    43,200 steps per device-month, more than everything else in a fleet run."""
+
+    def _tri2(self, p):
+        # 2Q x the integral of the triangle from 0 to phase p (ppb*ms); zero over a period
+        a = self.wander_ppb
+        q = self.period_ms // 4
+        if p < q:
+            return a * p * p
+        if p < 3 * q:
+            d = p - q
+            return a * q * q + 2 * a * q * d - a * d * d
+        d = p - 3 * q
+        return a * q * q - 2 * a * q * d + a * d * d
+
+    def lag_us(self, t0_ms, t1_ms):
+        if t1_ms <= t0_ms:
+            return 0
+        total = self.frac + self.base_ppb * (t1_ms - t0_ms)
+        if self.wander_ppb:
+            p = self.period_ms
+            total += (self._tri2(t1_ms % p) - self._tri2(t0_ms % p)) // (p // 2)
+        if self.walk_ppb and self.rand is not None:
+            hour = t0_ms // HOUR_MS
+            if t1_ms <= (hour + 1) * HOUR_MS and self.walk_hour >= hour:
+                total += self.walk * (t1_ms - t0_ms)  # within one hour: the common case
+            else:
+                t = t0_ms
+                while t < t1_ms:
+                    hour = t // HOUR_MS
+                    while self.walk_hour < hour:
+                        self.walk_hour += 1
+                        self.walk += self.rand(2 * self.walk_ppb + 1) - self.walk_ppb
+                        bound = 4 * self.walk_ppb
+                        self.walk = max(-bound, min(bound, self.walk))
+                    end = min(t1_ms, (hour + 1) * HOUR_MS)
+                    total += self.walk * (end - t)
+                    t = end
+        whole = total // 1_000_000
+        self.frac = total - whole * 1_000_000
+        return whole
+
+
+class RateLimit:
+    """A server's per-client rate limit with Kiss-o'-Death, after ntpd's `restrict ...
+    limited kod` and `discard average A minimum M` (ntpd 4.2.8 ntp_monitor.c, ntp_monitor():
+    a leaky bucket per client address). Each packet adds head_ms (2**A s, ntpd default 8 s)
+    to the client's bucket, which drains at 1 ms per ms; a packet is limited when it comes
+    less than min_gap_ms (2**M s, default 2 s) after the previous one or when the bucket
+    would reach burst x head_ms (ntpd's NTP_SHIFT, 8); a limited packet sets the bucket to
+    at least that limit plus a head, so a client that keeps sending stays limited. With kod,
+    every limited packet is answered with a RATE kiss (ntpd also rate-limits its KoDs; not
+    modelled: every one is sent, the worst case for a client that ignores them); without,
+    it is dropped silently."""
+
+    def __init__(self, head_ms=8_000, burst=8, min_gap_ms=2_000, kod=True):
+        self.head_ms = head_ms
+        self.burst = burst
+        self.min_gap_ms = min_gap_ms
+        self.kod = kod
+
+    @staticmethod
+    def per_second(pps, burst=8, min_gap_ms=2_000, kod=True):
+        return RateLimit(int(1000 / pps), burst, min_gap_ms, kod)
+
+    def limited(self, mon, sidx, t_ms):
+        """mon: the client's {server index: [last_ms, leak_ms]} (kept with the device)."""
+        m = mon.get(sidx)
+        if m is None:
+            mon[sidx] = [t_ms, self.head_ms]
+            return False
+        interval = t_ms - m[0]
+        m[0] = t_ms
+        leak = max(0, m[1] - interval)
+        limit = self.burst * self.head_ms
+        if interval >= self.min_gap_ms and leak + self.head_ms < limit:
+            m[1] = leak + self.head_ms
+            return False
+        m[1] = max(leak + self.head_ms, limit + self.head_ms)
+        return True
+
+
+class Server:
+    """One server address. down: [(from_ms, until_ms)] when it answers nothing; gone_ms: it
+    stops answering forever (it left the pool); deny_from: from then on every request gets
+    a DENY kiss; limit: a RateLimit, or None."""
+
+    def __init__(self, ip, down=(), gone_ms=None, deny_from=None, limit=None):
+        self.ip = ip
+        self.key = (ip, 123)
+        self.addr = sim.Addr(self.key)  # what the policy is handed
+        self.down = list(down)
+        self.gone_ms = gone_ms
+        self.deny_from = deny_from
+        self.limit = limit
+
+    def dead(self, t_ms):
+        if self.gone_ms is not None and t_ms >= self.gone_ms:
+            return True
+        for a, b in self.down:
+            if a <= t_ms < b:
+                return True
+        return False
+
+
+OK, RATE, DENY = "ok", "RATE", "DENY"
+
+
+class Stats:
+    """What one shard counted; merge() adds shards. No event is stored: per-second and
+    per-minute arrays of counts, sums, and small log-scale histograms."""
+
+    ERR_BINS = 200  # |clock error| histogram: 20 bins per decade from 1 us to 10**10 us
+    ERR_PER_DECADE = 20
+
+    def __init__(self, duration_ms, n_servers, window):
+        self.duration_ms = duration_ms
+        self.window = window  # (from_ms, until_ms): the measurement window
+        n_s = duration_ms // 1000 + 1
+        n_m = duration_ms // MIN_MS + 1
+        self.per_sec = array("I", bytes(4 * n_s))  # requests arriving at any server
+        self.per_min = [array("I", bytes(4 * n_m)) for _ in range(n_servers)]  # per server
+        self.dns_per_min = array("I", bytes(4 * n_m))  # lookups
+        self.devices = 0
+        self.sent = 0  # requests sent (whole run)
+        self.sent_window = 0  # requests sent within the window
+        self.dns_window = 0  # DNS lookups within the window
+        self.dead_arrivals = 0  # requests that reached an address while it was dead
+        self.lost = 0  # requests or replies lost by the network
+        self.kods = {RATE: 0, DENY: 0}  # KoDs sent by servers
+        self.after_rate = 0  # requests to an address in the day after its first RATE
+        self.rate_devices = 0  # devices that received a RATE
+        self.rate_ratios = []  # per device: next gap to that address / the gap before
+        self.after_deny = 0  # requests to an address in the day after its first DENY
+        self.after_deny_max = 0  # the most from one device
+        self.deny_devices = 0
+        self.first_sync_ms = []  # per boot of interest: ms from boot to the first sync, -1
+        hours = duration_ms // HOUR_MS + 1
+        self.err_hist = [0] * self.ERR_BINS  # sampled |error| in the window, all devices
+        self.err_hour = [[0] * self.ERR_BINS for _ in range(hours)]  # per hour of the run
+        self.err_max_us = 0  # largest sampled |error| in the window
+        self.err_hour_max = [0] * hours
+        self.presync_max_us = 0  # largest |error| found by a sync in the window (any device)
+        self.err_samples = 0
+        self.never_synced = 0  # devices that ended the run without a sync since their boot
+        self.bulk = None  # {(kind, server, period s): strided difference array} (stream())
+
+    # ---- recording ---------------------------------------------------------------------
+    def arrival(self, sidx, t_ms):
+        if 0 <= t_ms < self.duration_ms:
+            self.per_sec[t_ms // 1000] += 1
+            self.per_min[sidx][t_ms // MIN_MS] += 1
+
+    def stream(self, kind, sidx, first_ms, period_s, count):
+        """count events one every period_s seconds from first_ms: kind 'req' (requests
+        arriving at server sidx) or 'dns' (lookups). A retry loop at a dead server or a dead
+        resolver, fast-forwarded (World.retry_every_second, NtptimeLoop): kept as a strided
+        difference array per (kind, server, period), folded in by finalize()."""
+        if self.bulk is None:
+            self.bulk = {}
+        n = len(self.per_sec)
+        key = (kind, sidx, period_s)
+        d = self.bulk.get(key)
+        if d is None:
+            d = self.bulk[key] = array("i", bytes(4 * (n + period_s)))
+        s0 = first_ms // 1000
+        if s0 < n:
+            d[s0] += 1
+            s1 = s0 + count * period_s
+            if s1 < n:
+                d[s1] -= 1
+
+    def finalize(self):
+        """Fold the fast-forwarded streams into the counters (once, before merging)."""
+        if not self.bulk:
+            return
+        import numpy as np
+
+        n = len(self.per_sec)
+        total = np.frombuffer(self.per_sec, dtype=np.uint32).astype(np.int64)
+        dns = np.frombuffer(self.dns_per_min, dtype=np.uint32).astype(np.int64)
+        for (kind, sidx, period), d in self.bulk.items():
+            x = np.frombuffer(d, dtype=np.int32).astype(np.int64)
+            rows = len(x) // period
+            sec = np.cumsum(x[: rows * period].reshape(rows, period), axis=0).reshape(-1)[:n]
+            m = len(self.dns_per_min)
+            pad = np.zeros(m * 60, dtype=np.int64)
+            k = min(len(sec), m * 60)
+            pad[:k] = sec[:k]
+            per_min = pad.reshape(m, 60).sum(axis=1)
+            if kind == "dns":
+                dns += per_min
+                continue
+            total[: len(sec)] += sec
+            mine = np.frombuffer(self.per_min[sidx], dtype=np.uint32).astype(np.int64)
+            self.per_min[sidx] = array("I", (mine + per_min).astype(np.uint32).tobytes())
+        self.per_sec = array("I", total.astype(np.uint32).tobytes())
+        self.dns_per_min = array("I", dns.astype(np.uint32).tobytes())
+        self.bulk = None
+
+    def lookup(self, t_ms):
+        if 0 <= t_ms < self.duration_ms:
+            self.dns_per_min[t_ms // MIN_MS] += 1
+        if self.window[0] <= t_ms < self.window[1]:
+            self.dns_window += 1
+
+    def error_sample(self, t_ms, err_us):
+        e = abs(err_us)
+        b = 0 if e < 1 else min(self.ERR_BINS - 1, int(math.log10(e) * self.ERR_PER_DECADE) + 1)
+        h = t_ms // HOUR_MS
+        if h < len(self.err_hour):
+            self.err_hour[h][b] += 1
+            if e > self.err_hour_max[h]:
+                self.err_hour_max[h] = e
+        if self.window[0] <= t_ms < self.window[1]:
+            self.err_hist[b] += 1
+            self.err_samples += 1
+            if e > self.err_max_us:
+                self.err_max_us = e
+
+    def presync(self, t_ms, err_us):
+        if self.window[0] <= t_ms < self.window[1] and abs(err_us) > self.presync_max_us:
+            self.presync_max_us = abs(err_us)
+
+    @classmethod
+    def bin_upper_us(cls, b):
+        return 10 ** (b / cls.ERR_PER_DECADE)
+
+    @classmethod
+    def quantile_us(cls, hist, q):
+        """Upper edge of the bin holding quantile q (within 12 % above the true value)."""
+        n = sum(hist)
+        if n == 0:
+            return None
+        k = q * n
+        acc = 0
+        for b, c in enumerate(hist):
+            acc += c
+            if acc >= k:
+                return cls.bin_upper_us(b)
+        return cls.bin_upper_us(len(hist) - 1)
+
+    # ---- merging -------------------------------------------------------------------------
+    def carry(self, old, until_ms):
+        """Take over old's counters up to until_ms (a scenario forked from a common week)."""
+        n_s = min(len(self.per_sec), until_ms // 1000 + 1)
+        self.per_sec[:n_s] = old.per_sec[:n_s]
+        n_m = min(len(self.dns_per_min), until_ms // MIN_MS + 1)
+        for a, b in zip(self.per_min, old.per_min):
+            a[:n_m] = b[:n_m]
+        self.dns_per_min[:n_m] = old.dns_per_min[:n_m]
+        n_h = min(len(self.err_hour), len(old.err_hour))
+        self.err_hour[:n_h] = [list(x) for x in old.err_hour[:n_h]]
+        self.err_hour_max[:n_h] = old.err_hour_max[:n_h]
+        for f in "devices sent lost".split():
+            setattr(self, f, getattr(old, f))
+        self.first_sync_ms = list(old.first_sync_ms)
+
+    def merge(self, o):
+        import numpy as np
+
+        pairs = [(self.per_sec, o.per_sec), (self.dns_per_min, o.dns_per_min)]
+        pairs += list(zip(self.per_min, o.per_min))
+        for a, b in pairs:
+            x = np.frombuffer(a, dtype=np.uint32).copy()
+            x += np.frombuffer(b, dtype=np.uint32)
+            a[:] = array("I", x.tobytes())
+        for f in (
+            "devices sent sent_window dns_window dead_arrivals lost after_rate rate_devices "
+            "after_deny deny_devices err_samples never_synced"
+        ).split():
+            setattr(self, f, getattr(self, f) + getattr(o, f))
+        for k in self.kods:
+            self.kods[k] += o.kods[k]
+        self.after_deny_max = max(self.after_deny_max, o.after_deny_max)
+        self.rate_ratios += o.rate_ratios
+        self.first_sync_ms += o.first_sync_ms
+        self.err_hist = [a + b for a, b in zip(self.err_hist, o.err_hist)]
+        self.err_hour = [[a + b for a, b in zip(x, y)] for x, y in zip(self.err_hour, o.err_hour)]
+        self.err_hour_max = [max(a, b) for a, b in zip(self.err_hour_max, o.err_hour_max)]
+        self.err_max_us = max(self.err_max_us, o.err_max_us)
+        self.presync_max_us = max(self.presync_max_us, o.presync_max_us)
+
+
+class Device:
+    """What every simulated device has, whatever its client: a crystal, a wall clock, a
+    network path, and the world-side bookkeeping of its requests (KoD follow-up, the
+    servers' per-client rate-limit buckets)."""
+
+    def __init__(self, world, idx, osc, clock_error_us, up_us, down_us):
+        self.world = world
+        self.idx = idx
+        self.osc = osc  # FastOscillator
+        self.clock_error_us = clock_error_us  # wall clock minus true time, us
+        self.t_ms = 0  # the clock error is known up to this time
+        self.up_us = up_us  # one-way path delays, us (their difference: asymmetry)
+        self.down_us = down_us
+        self.mon = {}  # server index -> [last_ms, leak_ms] (the servers' rate limit state)
+        self.kod_seen = None  # {sidx: [kind, t_ms, count_after, prev_gap, ratio_done]}
+        self.last_to = {}  # server index -> ms of this device's last request to it
+        self.gap_to = {}  # server index -> ms between the last two requests to it
+        self.boot_ms = 0
+        self.synced = False  # the clock has been set since it was last lost
+        self.first_sync_pending = False  # a boot whose first sync is still to come
+        self.sampled = False  # its clock error is sampled for the error figures
+        self.on = False  # powered and booted
+        self.lose_at_boot = True  # the next boot starts with the clock lost (1970)
+
+    def true_us(self, t_ms):
+        return self.world.t0_us + t_ms * 1000
+
+    def wall_us(self, t_ms):
+        return self.world.t0_us + t_ms * 1000 + self.clock_error_us
+
+    def drift_to(self, t_ms):
+        """The crystal alone (powered off, or a client without discipline)."""
+        if t_ms > self.t_ms:
+            self.clock_error_us -= self.osc.lag_us(self.t_ms, t_ms)
+            self.t_ms = t_ms
+
+    def synced_now(self, t_ms):
+        self.synced = True
+        if self.first_sync_pending:
+            self.first_sync_pending = False
+            if self.world.track_first_sync:
+                self.world.stats.first_sync_ms.append(t_ms - self.boot_ms)
+
+    def lose_clock(self, t_ms):
+        """No RTC through the power cut: the clock reads the port epoch (1970) again."""
+        self.clock_error_us = -self.true_us(t_ms)
+        self.synced = False
+
+
+class World:
+    """Servers by index, DNS names, network loss, and the counters of one shard."""
+
+    def __init__(self, scenario, rng, stats, loss=0.0, t0_us=T0_US):
+        self.scenario = scenario  # what the servers and DNS do when (scenarios.py)
+        self.servers = scenario.servers()  # [Server]
+        self.by_key = {s.key: i for i, s in enumerate(self.servers)}
+        self.dns = scenario.dns  # (name, t_ms, rng) -> [server index] or None (failure)
+        self.rng = rng  # random.Random of the shard
+        self.stats = stats
+        self.loss = loss  # probability that one packet (either way) is lost
+        self.t0_us = t0_us
+        self.track_first_sync = True
+
+    def resolve(self, name, t_ms):
+        self.stats.lookup(t_ms)
+        return self.dns(name, t_ms, self.rng)
+
+    def dead_until(self, sidx, t_ms):
+        """The end of the dead spell of server sidx that t_ms falls in (the end of time for
+        one that left), or None when it answers at t_ms."""
+        srv = self.servers[sidx]
+        if srv.gone_ms is not None and t_ms >= srv.gone_ms:
+            return 1 << 62
+        for a, b in srv.down:
+            if a <= t_ms < b:
+                return b
+        return None
+
+    def pool_dead_until(self, t_ms):
+        """When every address the pool hands out is dead at t_ms: until when (the soonest
+        one comes back); else None."""
+        ends = [self.dead_until(i, t_ms) for i in self.scenario.pool_members(t_ms)]
+        if None in ends:
+            return None
+        return min(ends)
+
+    def dns_down_until(self, t_ms):
+        return self.scenario.dns_down_until(t_ms)
+
+    def _in_window(self, t_ms, period_ms, count):
+        """How many of t_ms + i * period_ms (i < count) fall in the measurement window."""
+        w0, w1 = self.stats.window
+        a = max(0, -(-(w0 - t_ms) // period_ms))
+        b = min(count, max(0, -(-(w1 - t_ms) // period_ms)))
+        return max(0, b - a)
+
+    def bulk_requests(self, dev, sidx, t_ms, period_ms, until_ms):
+        """Requests from dev to dead server sidx at t_ms, t_ms + period, ... before until_ms:
+        each a certain timeout (the network's loss and jitter left out), counted at once
+        instead of one event each. Returns how many."""
+        until_ms = min(until_ms, self.stats.duration_ms + period_ms)
+        count = max(1, -(-(until_ms - t_ms) // period_ms))
+        st = self.stats
+        st.sent += count
+        st.sent_window += self._in_window(t_ms, period_ms, count)
+        st.dead_arrivals += count
+        st.stream("req", sidx, t_ms + dev.up_us // 1000, period_ms // 1000, count)
+        dev.last_to[sidx] = t_ms + (count - 1) * period_ms
+        dev.gap_to[sidx] = period_ms if count > 1 else dev.gap_to.get(sidx, 0)
+        return count
+
+    def bulk_lookups(self, t_ms, period_ms, until_ms):
+        until_ms = min(until_ms, self.stats.duration_ms + period_ms)
+        count = max(1, -(-(until_ms - t_ms) // period_ms))
+        st = self.stats
+        st.dns_window += self._in_window(t_ms, period_ms, count)
+        st.stream("dns", None, t_ms, period_ms // 1000, count)
+        return count
+
+    def retry_every_second(self, dev, sidx, t_ms):
+        """A client that sends to sidx at t_ms, t_ms + 1 s, ... for as long as it gets no
+        reply: while sidx is dead, all those requests are counted in bulk and the time of
+        the first request after the dead spell is returned; None when sidx is alive."""
+        end = self.dead_until(sidx, t_ms + dev.up_us // 1000)
+        if end is None:
+            return None
+        count = self.bulk_requests(dev, sidx, t_ms, 1_000, end - dev.up_us // 1000)
+        return t_ms + count * 1_000
+
+    def jitter_us(self):
+        return int(self.rng.expovariate(1 / 2_000))  # queueing: exponential, mean 2 ms
+
+    def send(self, dev, sidx, t_ms):
+        """A request from dev to server sidx at t_ms. Returns (outcome, up_us, down_us):
+        outcome OK, RATE or DENY for a reply that reaches the device, None for silence
+        (dead server, loss, or a limited request without kod)."""
+        st = self.stats
+        st.sent += 1
+        w0, w1 = st.window
+        if w0 <= t_ms < w1:
+            st.sent_window += 1
+        self._after_kod(dev, sidx, t_ms)
+        rng = self.rng
+        up = dev.up_us + self.jitter_us()
+        down = dev.down_us + self.jitter_us()
+        if self.loss and rng.random() < self.loss:
+            st.lost += 1
+            return None, up, down
+        arrive = t_ms + up // 1000
+        st.arrival(sidx, arrive)
+        srv = self.servers[sidx]
+        if srv.dead(arrive):
+            st.dead_arrivals += 1
+            return None, up, down
+        if srv.deny_from is not None and arrive >= srv.deny_from:
+            outcome = DENY
+        elif srv.limit is not None and srv.limit.limited(dev.mon, sidx, arrive):
+            if not srv.limit.kod:
+                return None, up, down
+            outcome = RATE
+        else:
+            outcome = OK
+        if outcome is not OK:
+            st.kods[outcome] += 1
+        if self.loss and rng.random() < self.loss:
+            st.lost += 1
+            return None, up, down
+        if outcome is not OK:
+            self._kod_received(dev, sidx, outcome, t_ms, t_ms + (up + down) // 1000)
+        return outcome, up, down
+
+    # ---- what happens after a KoD (figures 'after RATE' and 'after DENY') ------------------
+    def _after_kod(self, dev, sidx, t_ms):
+        prev = dev.last_to.get(sidx)
+        dev.last_to[sidx] = t_ms
+        dev.gap_to[sidx] = 0 if prev is None else t_ms - prev
+        seen = dev.kod_seen
+        if seen is None:
+            return
+        k = seen.get(sidx)
+        if k is None or t_ms <= k[1] or t_ms - k[1] > DAY_MS:
+            return
+        k[2] += 1  # a request to an address that sent a KoD less than a day ago
+        if k[0] == RATE and not k[4]:
+            k[4] = True  # the first request after the RATE: how much longer did it wait?
+            if k[3]:
+                self.stats.rate_ratios.append((t_ms - k[5]) / k[3])
+
+    def _kod_received(self, dev, sidx, kind, t_send_ms, t_ms):
+        if dev.kod_seen is None:
+            dev.kod_seen = {}
+        if sidx in dev.kod_seen:
+            return  # only the first KoD from each address is followed
+        # [kind, received, requests after, gap before the kissed request, ratio taken, sent]
+        dev.kod_seen[sidx] = [kind, t_ms, 0, dev.gap_to.get(sidx, 0), False, t_send_ms]
+
+    def finish_device(self, dev):
+        """Fold a device's KoD follow-up into the counters at the end of the run."""
+        st = self.stats
+        if dev.kod_seen:
+            for k in dev.kod_seen.values():
+                kind, count = k[0], k[2]
+                if kind == RATE:
+                    st.after_rate += count
+                    st.rate_devices += 1
+                else:
+                    st.after_deny += count
+                    st.deny_devices += 1
+                    st.after_deny_max = max(st.after_deny_max, count)
+        if dev.first_sync_pending and self.track_first_sync:
+            st.first_sync_ms.append(-1)
+        if not dev.synced:
+            st.never_synced += 1

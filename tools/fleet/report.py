@@ -1,0 +1,347 @@
+# Figures from the counters, the issue's targets, the Markdown table, the JSON and the plots.
+import json
+import os
+
+from .model import DAY_MS, MIN_MS, Stats
+from .scenarios import EVENT_MS, SCENARIOS
+
+ACCURACY_MS = 100  # this client's default accuracy target (policy.Config.accuracy_ms)
+
+
+def _window_slices(st, frm, until):
+    s0, s1 = frm // 1000, min(len(st.per_sec), until // 1000)
+    m0, m1 = frm // MIN_MS, min(len(st.per_min[0]), until // MIN_MS)
+    return s0, s1, m0, m1
+
+
+def load_figures(st, frm, until):
+    """Peak and mean server load (all servers together) over [frm, until)."""
+    import numpy as np
+
+    s0, s1, m0, m1 = _window_slices(st, frm, until)
+    per_sec = np.frombuffer(st.per_sec, dtype=np.uint32)[s0:s1]
+    per_min = sum(np.frombuffer(a, dtype=np.uint32)[m0:m1].astype(np.int64) for a in st.per_min)
+    mean_min = float(per_min.mean()) if len(per_min) else 0.0
+    return {
+        "peak_1s": int(per_sec.max()) if len(per_sec) else 0,
+        "peak_1min": int(per_min.max()) if len(per_min) else 0,
+        "mean_1s": mean_min / 60,
+        "mean_1min": mean_min,
+        "peak_to_mean_1s": float(per_sec.max()) / (mean_min / 60) if mean_min else None,
+        "peak_to_mean_1min": float(per_min.max()) / mean_min if mean_min else None,
+    }
+
+
+def figures(name, st, info=None):
+    sc = SCENARIOS[name]()
+    sc_days = st.duration_ms // DAY_MS
+    sc = SCENARIOS[name](sc_days)
+    w0, w1 = st.window
+    n = st.devices
+    wdays = (w1 - w0) / DAY_MS
+    f = {"scenario": name, "devices": n, "days": sc_days}
+    f["window_days"] = [w0 / DAY_MS, w1 / DAY_MS]
+    f["requests_per_device_day"] = st.sent_window / n / wdays
+    f["dns_per_device_day"] = st.dns_window / n / wdays
+    f.update(load_figures(st, w0, w1))
+    if sc.event is not None:
+        e0, e1 = sc.event
+        ev = load_figures(st, e0, min(e1, st.duration_ms))
+        f["event_peak_1s"] = ev["peak_1s"]
+        f["event_peak_1min"] = ev["peak_1min"]
+    dead = sc.dead()
+    if dead:
+        # what the dead addresses receive per device per day of their death, together; and
+        # per address (the target's figure: the outage kills the pool's four at once)
+        f["dead_per_device_day"] = st.dead_arrivals / n / dead[0]
+        f["dead_per_address_device_day"] = f["dead_per_device_day"] / dead[1]
+    else:
+        f["dead_per_device_day"] = f["dead_per_address_device_day"] = None
+    f["kods_sent"] = dict(st.kods)
+    f["rate_devices"] = st.rate_devices
+    f["after_rate_per_device"] = st.after_rate / st.rate_devices if st.rate_devices else None
+    rr = sorted(st.rate_ratios)
+    f["rate_gap_ratio_min"] = rr[0] if rr else None
+    f["rate_gap_ratio_median"] = rr[len(rr) // 2] if rr else None
+    f["deny_devices"] = st.deny_devices
+    f["after_deny_per_device"] = st.after_deny / st.deny_devices if st.deny_devices else None
+    f["after_deny_max"] = st.after_deny_max if st.deny_devices else None
+    f["err_samples"] = st.err_samples
+    f["err_max_ms"] = st.err_max_us / 1000 if st.err_samples else None
+    p99 = Stats.quantile_us(st.err_hist, 0.99)
+    f["err_p99_ms"] = p99 / 1000 if p99 is not None else None
+    f["err_presync_max_ms"] = st.presync_max_us / 1000 if st.presync_max_us else None
+    fs = sorted(x for x in st.first_sync_ms if x >= 0)
+    f["first_sync_boots"] = len(st.first_sync_ms)
+    f["first_sync_never"] = sum(1 for x in st.first_sync_ms if x < 0)
+    if fs:
+        f["first_sync_median_s"] = fs[len(fs) // 2] / 1000
+        f["first_sync_p99_s"] = fs[min(len(fs) - 1, len(fs) * 99 // 100)] / 1000
+        f["first_sync_max_s"] = fs[-1] / 1000
+    else:
+        f["first_sync_median_s"] = f["first_sync_p99_s"] = f["first_sync_max_s"] = None
+    f["lost_packets"] = st.lost
+    if info:
+        f["run"] = info
+    return f
+
+
+# ---- targets ---------------------------------------------------------------------------------
+def targets(figs, footprint=None):
+    """[(target, met or None when not measured, measured text)] for this client."""
+    s = figs.get("sntp", {})
+    out = []
+    steady = s.get("steady")
+
+    def add(what, ok, text):
+        out.append({"target": what, "met": ok, "measured": text})
+
+    if steady:
+        v = steady["requests_per_device_day"]
+        add("steady state at the default accuracy: <= 2 requests/device/day", v <= 2, f"{v:.2f}")
+        p99 = steady["err_p99_ms"]
+        if p99 is not None:
+            add(
+                "steady-state clock error within the accuracy target (p99 <= {} ms)".format(
+                    ACCURACY_MS
+                ),
+                p99 <= ACCURACY_MS,
+                f"p99 {p99:.1f} ms, max {steady['err_max_ms']:.1f} ms",
+            )
+    deads = [(k, s[k]["dead_per_address_device_day"]) for k in ("leaves-pool", "outage") if k in s]
+    deads = [(k, v) for k, v in deads if v is not None]
+    if deads:
+        worst = max(v for _, v in deads)
+        add(
+            "dead server: <= 30 requests/device/day (to each dead address)",
+            worst <= 30,
+            ", ".join(f"{k} {v:.1f}" for k, v in deads),
+        )
+    if steady:
+        mean = steady["mean_1min"]
+        for k, what in (("outage", "recovery after the outage"), ("restore-warm", "warm restore")):
+            if k in s and mean:
+                peak = s[k]["event_peak_1min"]
+                add(
+                    f"{what}: peak 1-min load <= 2x the steady mean",
+                    peak <= 2 * mean,
+                    f"peak {peak}/min vs steady mean {mean:.1f}/min ({peak / mean:.1f}x)",
+                )
+    k = s.get("kod")
+    if k:
+        r = k["rate_gap_ratio_min"]
+        if r is not None:
+            add(
+                "after RATE the interval at least doubles (next gap / gap before, every device)",
+                r >= 2,
+                f"min {r:.2f}x, median {k['rate_gap_ratio_median']:.2f}x over "
+                f"{k['rate_devices']} devices",
+            )
+        d = k["after_deny_per_device"]
+        if d is not None:
+            add(
+                "after DENY: zero requests to that address for a day",
+                k["after_deny_max"] == 0,
+                f"{d:.2f} per device (max {k['after_deny_max']}) over {k['deny_devices']} devices",
+            )
+    if footprint:
+        tot = footprint.get("mpy_total")
+        if tot:
+            add("firmware package <= 12 KB of .mpy", tot <= 12 * 1024, f"{tot} bytes")
+        peak = footprint.get("sntp", {}).get("peak_heap_bytes")
+        if peak is not None:
+            add("peak heap during a sync <= 4 KB", peak <= 4096, f"{peak} bytes")
+    return out
+
+
+# ---- table -----------------------------------------------------------------------------------
+def per_1k(f):
+    """Loads per 1,000 devices, so that fleets of different sizes share a table."""
+    k = 1000 / f["devices"]
+    for key in ("peak_1s", "peak_1min", "mean_1min", "event_peak_1s", "event_peak_1min"):
+        if f.get(key) is not None:
+            f[key + "_per_1k"] = f[key] * k
+    return f
+
+
+COLS = [
+    ("client", None),
+    ("devices", "devices"),
+    ("req/dev/day", "requests_per_device_day"),
+    ("DNS/dev/day", "dns_per_device_day"),
+    ("peak 1 s /1k dev", "peak_1s_per_1k"),
+    ("peak 1 min /1k dev", "peak_1min_per_1k"),
+    ("peak/mean 1 s", "peak_to_mean_1s"),
+    ("peak/mean 1 min", "peak_to_mean_1min"),
+    ("to dead servers/dev/day", "dead_per_device_day"),
+    ("after RATE/dev", "after_rate_per_device"),
+    ("after DENY/dev", "after_deny_per_device"),
+    ("max |err| ms", "err_max_ms"),
+    ("p99 |err| ms", "err_p99_ms"),
+    ("1st sync median s", "first_sync_median_s"),
+    ("1st sync max s", "first_sync_max_s"),
+    ("never synced", "first_sync_never"),
+]
+
+
+def _fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if v >= 1000:
+            return f"{v:,.0f}"
+        if v >= 10:
+            return f"{v:.1f}"
+        return f"{v:.2f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def markdown(figs, order, clients, runs=None):
+    lines = []
+    for name in order:
+        sc = SCENARIOS[name]()
+        present = [c for c in clients if name in figs.get(c, {})]
+        if not present:
+            continue
+        lines.append(f"### {sc.title} (`{name}`)")
+        lines.append("")
+        lines.append(sc.sentence)
+        lines.append("")
+        lines.append("| " + " | ".join(c for c, _ in COLS) + " |")
+        lines.append("|" + "---|" * len(COLS))
+        for c in present:
+            f = per_1k(dict(figs[c][name]))
+            row = [c] + [_fmt(f.get(k)) for _, k in COLS[1:]]
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def headline(figs, clients):
+    """The README's table: the steady state and the worst moments, one row per client."""
+    head = [
+        "client (devices)",
+        "req/dev/day (steady)",
+        "peak/mean 1 min (steady)",
+        "peak 1 min after the outage /1k dev",
+        "peak 1 min after a cold restore /1k dev",
+        "to a dead server /dev/day",
+        "p99 / max clock error (steady)",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in clients:
+        f = figs.get(c, {})
+        st, out, lp = f.get("steady"), f.get("outage"), f.get("leaves-pool")
+        cold = f.get("restore-cold")
+        if not st:
+            continue
+        mean = per_1k(dict(st))["mean_1min_per_1k"]
+
+        def after(g, mean=mean):
+            if not g:
+                return "-"
+            p = per_1k(dict(g))["event_peak_1min_per_1k"]
+            return f"{_fmt(p)} ({p / mean:,.1f}x steady mean)" if mean else _fmt(p)
+
+        row = [
+            f"{c} ({st['devices']:,})",
+            _fmt(st["requests_per_device_day"]),
+            _fmt(st["peak_to_mean_1min"]),
+            after(out),
+            after(cold),
+            _fmt(lp["dead_per_device_day"]) if lp else "-",
+            "{} / {} ms".format(_fmt(st["err_p99_ms"]), _fmt(st["err_max_ms"])),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def write_json(path, obj):
+    with open(path, "w") as fh:
+        json.dump(obj, fh, indent=1, sort_keys=True)
+
+
+# ---- plots -----------------------------------------------------------------------------------
+COLORS = {
+    "sntp": "#1b7837",
+    "cron-weekly": "#762a83",
+    "retry-1s": "#d73027",
+    "ntptime-loop": "#fc8d59",
+    "fixed-hourly": "#4575b4",
+}
+
+
+def plot_load(path, name, stats_by_client):
+    """Requests per second at the servers (each minute's mean), all clients on one chart."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    sc = SCENARIOS[name]()
+    fig, ax = plt.subplots(figsize=(11, 4.8))
+    for client, st in stats_by_client.items():
+        per_min = sum(np.frombuffer(a, dtype=np.uint32).astype(np.int64) for a in st.per_min)
+        n = st.devices
+        x0 = 0 if sc.event is None else max(0, EVENT_MS - DAY_MS // 2) // MIN_MS
+        x1 = len(per_min) if sc.event is None else min(len(per_min), sc.event[1] // MIN_MS)
+        if name in ("leaves-pool",):
+            x1 = min(len(per_min), (EVENT_MS + 2 * DAY_MS) // MIN_MS)
+        if sc.cut is not None:  # to the end: the weekly cron's next Sunday is in it
+            x1 = len(per_min)
+        if name == "kod":
+            x0, x1 = 0, len(per_min)
+        y = per_min[x0:x1] / 60.0 * (1000 / n)  # per second, per 1,000 devices
+        x = np.arange(x0, x1) / (DAY_MS / MIN_MS)
+        y = np.where(y > 0, y, np.nan)  # a minute without requests: a gap on the log scale
+        ax.plot(x, y, lw=0.7, color=COLORS.get(client), label=client)
+    ax.set_yscale("log")
+    ax.set_xlabel("day")
+    ax.set_ylabel("requests/s at the servers per 1,000 devices\n(mean of each minute)")
+    ax.set_title(f"{sc.title}: server load")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_error(path, name, stats_by_client):
+    """p99 and max |clock error| of the sampled devices, per hour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sc = SCENARIOS[name]()
+    fig, ax = plt.subplots(figsize=(11, 4.8))
+    for client, st in stats_by_client.items():
+        xs, p99s, maxs = [], [], []
+        for h, hist in enumerate(st.err_hour):
+            if sum(hist):
+                xs.append(h / 24)
+                p99s.append(Stats.quantile_us(hist, 0.99) / 1000)
+                maxs.append(st.err_hour_max[h] / 1000)
+        if not xs:
+            continue
+        c = COLORS.get(client)
+        ax.plot(xs, p99s, lw=1.0, color=c, label=f"{client} p99")
+        ax.plot(xs, maxs, lw=0.6, color=c, ls=":", label=f"{client} max")
+    ax.axhline(ACCURACY_MS, color="grey", lw=0.8, ls="--")
+    ax.set_yscale("log")
+    ax.set_xlabel("day")
+    ax.set_ylabel("|clock error| ms (sampled devices, per hour)")
+    ax.set_title(f"{sc.title}: clock error (dashed: this client's 100 ms target)")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(loc="upper right", fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def ensure_dir(d):
+    os.makedirs(d, exist_ok=True)
+    return d
