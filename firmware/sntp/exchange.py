@@ -154,10 +154,14 @@ class Exchange:
             r.ok, r.error = False, TOO_FAR
             return r
         t1 = self.t1_us
-        t2 = ntp_to_us(resolve_era(h.rx_ts, self.pivot_s), self.epoch_s)
-        t3 = ntp_to_us(resolve_era(h.tx_ts, self.pivot_s), self.epoch_s)
+        rx_full = resolve_era(h.rx_ts, self.pivot_s)
+        tx_full = resolve_era(h.tx_ts, self.pivot_s)
+        t2 = ntp_to_us(rx_full, self.epoch_s)
+        t3 = ntp_to_us(tx_full, self.epoch_s)
         delay = (t4_us - t1) - (t3 - t2)
-        if t3 < t2 or delay < -DELAY_SLACK_US:
+        # transmit before receive is judged on the wire values: rounded to microseconds, a
+        # transmit less than 1 us before the receive could round to the same one and pass
+        if tx_full < rx_full or delay < -DELAY_SLACK_US:
             r.ok, r.error = False, BAD_TIMESTAMPS
             return r
         if delay < 0:
