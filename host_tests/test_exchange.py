@@ -1,6 +1,6 @@
 # runs-on: both
 # Every reply check of the core, with its named reason (client-rules.md rules 5 and 6).
-from fakes import ERA_ROLLOVER_UNIX, NTP_1970, NTP_2000, SERVER, reply
+from fakes import ERA_ROLLOVER_UNIX, NTP_1970, NTP_2000, SERVER, ntp64, reply
 
 from sntp import exchange as ex
 from sntp.timestamp import ERA_PIVOT_NTP_S
@@ -93,6 +93,17 @@ def test_each_final_check_has_its_reason():
         r = final(data)
         assert not r.ok and r.error == reason, (reason, r.error)
         assert r.offset_us is None
+
+
+def test_transmit_a_fraction_of_a_microsecond_before_receive_is_rejected():
+    # Found by host_tests/test_fuzz_replies.py: compared after rounding both to microseconds,
+    # a transmit timestamp less than 1 us before the receive timestamp passed (rule 6).
+    rx = ntp64(T1 + OFFSET + RTT // 2) + 2000  # 2**-32 s units: about 0.47 us past the us
+    for back in (1, 1000, 1999):  # 0.23 ns to 0.47 us before the receive
+        r = final(good(rx=rx, tx=rx - back))
+        assert not r.ok and r.error == ex.BAD_TIMESTAMPS, back
+        assert r.offset_us is None
+    assert final(good(rx=rx, tx=rx)).ok  # no processing time at all is fine
 
 
 def test_root_distance_at_the_limit_passes():
