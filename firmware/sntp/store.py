@@ -3,7 +3,8 @@
 # save() writes the new text to PATH.tmp and renames it over PATH, so a power cut leaves
 # either the old file or the new one, never half of one (rename(2) replaces atomically on
 # unix and on LittleFS). FAT, on some boards, will not rename over an existing file: then
-# PATH is removed first, and load() falls back to PATH.tmp, complete by then, if PATH is gone.
+# PATH is removed first, and load() falls back to PATH.tmp, complete by then, if PATH is gone
+# (the next save renames it into place before writing PATH.tmp again).
 #
 # load() never raises: a missing, unreadable, oversized, non-UTF-8, non-JSON file, or JSON
 # that is not an object, loads as None with one warning line (the service then starts afresh,
@@ -45,11 +46,12 @@ class JsonStore:
             text = json.dumps(doc)
             # MicroPython's dumps writes repr() for what JSON cannot hold ('<object>'): make
             # sure the text reads back before it replaces a good file.
-            json.loads(text)
+            back = json.loads(text)
         except (TypeError, ValueError) as e:
             self._warn("{}: cannot encode the state: {}".format(self.path, _text(e)))
             return False
         try:
+            self._finish_replace()
             f = open(self.tmp, "w")
             try:
                 self._write(f, text)
@@ -59,10 +61,23 @@ class JsonStore:
                 f.close()
             _replace(self.tmp, self.path)
         except OSError as e:
-            _remove(self.tmp)
+            if _exists(self.path):
+                _remove(self.tmp)
+            elif read_json(self.tmp)[0] == back:
+                return True  # FAT: PATH removed, the rename failed; load() reads PATH.tmp
             self._warn("{}: cannot save: {}".format(self.path, _text(e)))
             return False
         return True
+
+    def _finish_replace(self):
+        # FAT: a save cut between removing PATH and the rename left the good file only in
+        # PATH.tmp (load() reads it there). Put it in place before this save truncates
+        # PATH.tmp, or a second cut, or a failing rename, would lose both.
+        if _exists(self.path):
+            return
+        doc, _ = read_json(self.tmp)
+        if doc is not None:
+            os.rename(self.tmp, self.path)
 
     def _write(self, f, text):
         # One write; a test overrides this to cut the power half-way.
@@ -112,6 +127,14 @@ def _replace(src, dst):
         # FAT will not rename over a file. Not atomic: load() falls back to src meanwhile.
         _remove(dst)
         os.rename(src, dst)
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
 
 
 def _remove(path):
