@@ -203,7 +203,10 @@ class Console:
 
     def _handle(self, raw):
         if isinstance(raw, str):
-            raw = raw.encode()
+            try:
+                raw = raw.encode()
+            except UnicodeError:  # CPython: a lone surrogate
+                return [_err("line is not UTF-8")]
         raw = bytes(raw)
         if raw.endswith(b"\n"):
             raw = raw[:-1]
