@@ -37,6 +37,7 @@ from .policy import key_text, parse_server
 from .timestamp import NTP_1970_S, US_PER_S, format_us, format_utc
 
 MAX_LINE = const(256)  # bytes of a command line, without its line end
+MAX_SECRETS = const(8)  # passphrases of this session scrubbed from replies (the newest)
 OK = "ok"
 ERR = "err"
 
@@ -149,7 +150,7 @@ class Console:
         self.saved = {}  # the configuration as stored
         self.pending = {}  # what save would store
         self.clean = True  # the stored file loaded without a warning
-        self.secrets = []  # every passphrase this session has held: scrubbed from replies
+        self.secrets = []  # the last MAX_SECRETS passphrases this session held: scrubbed
         self.reload()
 
     # ---- configuration -----------------------------------------------------------------------
@@ -191,8 +192,12 @@ class Console:
         for values in (self.saved, self.pending):
             for k in config.SECRET_KEYS:
                 v = values.get(k)
-                if v and v not in self.secrets:
-                    self.secrets.append(v)
+                if v:
+                    if v in self.secrets:
+                        self.secrets.remove(v)
+                    self.secrets.append(v)  # the newest last: the current ones stay
+        while len(self.secrets) > MAX_SECRETS:  # a session setting thousands stays small
+            self.secrets.pop(0)
         out = []
         for line in lines:
             for s in self.secrets:
