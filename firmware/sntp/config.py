@@ -155,8 +155,20 @@ def parse_value(key, text):
     return check(key, text)
 
 
+def hide(text, secrets):
+    """text with each secret in it replaced by MASK: as typed, and as repr() escapes it (an
+    error message quoting a value with {!r} turns a backslash or a quote into an escape)."""
+    for s in secrets:
+        if s:
+            for form in (s, repr(s)[1:-1]):
+                if form in text:
+                    text = text.replace(form, MASK)
+    return text
+
+
 def validate(doc):
-    """A loaded object -> (values, warnings): each bad or unknown field dropped, with a reason."""
+    """A loaded object -> (values, warnings): each bad or unknown field dropped, with a reason.
+    A passphrase pasted into another field never shows in that field's warning."""
     values = defaults()
     warnings = []
     if not isinstance(doc, dict):
@@ -171,7 +183,12 @@ def validate(doc):
             values[k] = check(k, v)
         except ValueError as e:
             warnings.append("{}: {}; default used".format(k, e.args[0]))
-    return values, warnings
+    secrets = []
+    for k in SECRET_KEYS:  # the file's, valid or not (a short one too: it is still meant)
+        v = doc.get(k)
+        if isinstance(v, str) and v:
+            secrets.append(v)
+    return values, [hide(w, secrets) for w in warnings]
 
 
 def load(path, warn=print):

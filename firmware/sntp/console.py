@@ -29,7 +29,8 @@
 #   exit              leave the console (refused while changes are unsaved)
 #
 # The Wi-Fi passphrase never appears in a response: show and get mask it, no error message
-# repeats what was typed, and every line is scrubbed of the passphrase before it goes out.
+# repeats what was typed, and every line is scrubbed of the passphrase (as typed, and as
+# repr() escapes it) before it goes out.
 # Integers only, as everywhere in firmware/ (times are formatted from integer us).
 from . import config
 from .compat import const
@@ -198,13 +199,7 @@ class Console:
                     self.secrets.append(v)  # the newest last: the current ones stay
         while len(self.secrets) > MAX_SECRETS:  # a session setting thousands stays small
             self.secrets.pop(0)
-        out = []
-        for line in lines:
-            for s in self.secrets:
-                if s in line:
-                    line = line.replace(s, config.MASK)
-            out.append(line)
-        return out
+        return [config.hide(line, self.secrets) for line in lines]
 
     def _handle(self, raw):
         if isinstance(raw, str):
