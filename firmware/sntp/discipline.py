@@ -16,12 +16,18 @@
 # than OUTLIER_PPB away from a settled estimate is rejected outright; a persisted or
 # measured value beyond MAX_DRIFT_PPB (no crystal is that bad) is discarded.
 #
-# Interval. The predicted error after t seconds is about sigma * t, sigma being the whole
-# spread (max - min) of the recent measurements: the estimate is a median that lags a
-# temperature swing, and the spread bounds that lag (at least WANDER_FLOOR_PPB; ASSUMED_PPB
-# until three are in). The longest interval that keeps it under accuracy_ms / 2 (half the
-# budget is kept for network asymmetry) is interval_cap_s(); the policy clamps it to its
-# own bounds (30 min against the pool, 36 h at most).
+# Interval. The predicted error after t seconds is about sigma * t, sigma being how wrong
+# the estimate has turned out to be: at each sync, the frequency measured over the interval
+# just ended minus the estimate applied during it is the prediction's realized error (the
+# offset found, per second of the interval). sigma is the largest of the last DRIFT_SAMPLES
+# of those (a temperature swing of +/-2 ppm a day shows as about 1 ppm over half-day
+# intervals), at least WANDER_FLOOR_PPB; ASSUMED_PPB until three measurements are in; the
+# spread (max - min) of the measurements until three realized errors are known. Part of the
+# budget is kept for what no poll rate can fix, the path's asymmetry: at most half the round
+# trip of the last sync (RFC 5905: the true offset lies within offset +/- delay/2), and at
+# most half the budget (unknown delay: half). The longest interval that keeps sigma * t
+# under the rest is interval_cap_s(); the policy clamps it to its own bounds (30 min against
+# the pool, 36 h at most).
 #
 # Units: drift in ppb (parts per billion), positive when the local clock runs SLOW (the
 # offset, server minus local, grows positive), so the correction added is +drift * elapsed.
@@ -47,11 +53,13 @@ class Discipline:
         self.accuracy_ms = accuracy_ms  # ms
         self.drift_ppb = 0  # current frequency estimate, ppb, + = local clock slow
         self.samples = []  # the last DRIFT_SAMPLES frequency measurements, ppb
+        self.errors = []  # |measurement - estimate applied| of the last DRIFT_SAMPLES, ppb
         self.pending_us = 0  # slew still to apply, signed us
         self.ref_unix_us = None  # wall time of the last correction (start of the base)
         self.tick_ms = None  # monotonic ms of the last tick()
         self.frac = 0  # drift correction not yet whole us, in ppb*ms (< 10**6)
         self.rejected = 0  # measurements rejected as outliers
+        self.delay_us = None  # round trip of the last sync, us (None: unknown)
         self.last = None  # dict describing the last correction, for events and status
 
     # ---- persistence ---------------------------------------------------------------------
@@ -66,24 +74,35 @@ class Discipline:
         if isinstance(s, list):
             good = [x for x in s if _is_int(x) and -MAX_DRIFT_PPB <= x <= MAX_DRIFT_PPB]
             self.samples = good[-DRIFT_SAMPLES:]
-        r = st.get("ref_unix_us")
-        if _is_int(r):
-            self.ref_unix_us = r
+        e = st.get("errors")
+        if isinstance(e, list):
+            good = [x for x in e if _is_int(x) and 0 <= x <= 2 * MAX_DRIFT_PPB]
+            self.errors = good[-DRIFT_SAMPLES:]
+        # ref_unix_us is not restored: the time the board was off ran on an undisciplined
+        # (or lost) clock, so the next offset is no measure of this estimate's error
+        r = st.get("delay_us")
+        if _is_int(r) and r >= 0:
+            self.delay_us = r
 
     def state(self):
         return {
             "v": _STATE_VERSION,
             "drift_ppb": self.drift_ppb,
             "samples": list(self.samples),
+            "errors": list(self.errors),
             "ref_unix_us": self.ref_unix_us,
+            "delay_us": self.delay_us,
         }
 
     # ---- corrections ---------------------------------------------------------------------
-    def correction(self, offset_us, wall_us, clock_valid):
+    def correction(self, offset_us, wall_us, clock_valid, delay_us=None):
         """A Correction from the policy. Returns us to add to the clock now (a step, or 0).
 
-        The rest (a slew) comes out of tick(). wall_us: the clock now, Unix us.
+        The rest (a slew) comes out of tick(). wall_us: the clock now, Unix us; delay_us:
+        the round trip of the measurement (None: unknown).
         """
+        if _is_int(delay_us) and delay_us >= 0:
+            self.delay_us = delay_us
         measured = self._measure(offset_us, wall_us, clock_valid)
         if not clock_valid or abs(offset_us) > STEP_THRESHOLD_US:
             step, self.pending_us = offset_us, 0
@@ -121,6 +140,9 @@ class Discipline:
         self.samples.append(f)
         if len(self.samples) > DRIFT_SAMPLES:
             self.samples.pop(0)
+        self.errors.append(abs(residual_ppb))  # how wrong the applied estimate was
+        if len(self.errors) > DRIFT_SAMPLES:
+            self.errors.pop(0)
         self.drift_ppb = _median(self.samples)
         return f
 
@@ -149,14 +171,22 @@ class Discipline:
 
     # ---- what it knows -------------------------------------------------------------------
     def sigma_ppb(self):
-        """Uncertainty of the estimate: the spread of the samples, with floors."""
+        """Uncertainty of the estimate: its largest recent realized error, with floors."""
         if len(self.samples) < 3:
             return ASSUMED_PPB
-        return max(WANDER_FLOOR_PPB, max(self.samples) - min(self.samples))
+        sigma = max(self.samples) - min(self.samples)
+        if len(self.errors) >= 3:
+            sigma = max(self.errors)
+        return max(WANDER_FLOOR_PPB, sigma)
 
     def interval_cap_s(self):
-        """The longest poll interval that keeps the predicted error under accuracy_ms / 2."""
-        return self.accuracy_ms * 500_000 // self.sigma_ppb()  # (ms/2 * 1e-3) / (ppb * 1e-9)
+        """The longest poll interval that keeps the predicted error within the budget left
+        after the asymmetry reserve (half the last round trip, at most half the budget)."""
+        budget_us = self.accuracy_ms * 1000
+        reserve_us = budget_us // 2
+        if self.delay_us is not None and self.delay_us // 2 < reserve_us:
+            reserve_us = self.delay_us // 2
+        return (budget_us - reserve_us) * 1000 // self.sigma_ppb()  # us / (ppb * 1e-9) = s
 
 
 def _median(xs):

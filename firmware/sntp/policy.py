@@ -19,8 +19,9 @@
 #  R3 Every interval is randomized: JITTER adds a uniform 0-25 %, so nothing aligns with the
 #     wall clock (rule 15). There is no cron-like schedule anywhere.
 #  R4 A round asks each usable source at most once; a failed round backs off exponentially
-#     (BACKOFF_MIN_MS doubling to BACKOFF_MAX_MS), and the count of failed rounds is
-#     persisted *before* each round so that reboots continue the backoff.
+#     (BACKOFF_MIN_MS doubling to BACKOFF_MAX_MS; once synced, a random wait within the poll
+#     interval), and the count of failed rounds is persisted *before* each round so that
+#     reboots continue the backoff.
 #  R5 The clock moves only on a correction this file returns: from one server when the clock
 #     is valid and the offset is under AGREE_ABOVE_US; otherwise only once every source of
 #     the round has been asked, from a group of at least two servers that agree and are a
@@ -52,6 +53,13 @@ STARTUP_VALID_MS = const(1_800_000)
 REBOOT_MIN_MS = const(15_000)
 
 # R4: failed rounds back off from 30 s, doubling, to 1 h (lwIP: 15 s to 150 s, too fast).
+# Once the clock has been synced it is not in a hurry: a failed round is retried after a
+# uniformly random wait from a quarter of the poll interval to the whole of it. Devices fall
+# due at random times during a server outage; if each retried within minutes and then ever
+# more slowly (1/t), the fleet's retries would pile up at the end of any outage, a burst
+# many times the steady load when the servers come back; spread over the interval, the
+# fleet comes back at about the rate it fell due. The same holds for a warm boot: a poll
+# that fell due while the device was off is made at a random time within one interval.
 BACKOFF_MIN_MS = const(30_000)
 BACKOFF_MAX_MS = const(3_600_000)
 
@@ -65,8 +73,12 @@ POLL_MAX_LIMIT_S = const(131_072)  # 36 h: a configured maximum is clamped to th
 
 # Kiss-o'-Death (rule 5). RATE: that address's gap becomes at least twice the current poll
 # interval and at least 10 min (chrony waits 4 polls, >= 256 s; ntpsec >= 9 x 64 s), doubled
-# by each further RATE, never above 2**13 s from RATE alone (RFC 8633 5.4), and kept for a
-# day. DENY/RSTR: that address is not used for a day, across reboots.
+# by each further RATE, never above 2**13 s from RATE alone (RFC 8633 5.4); and at least
+# twice the gap that address actually had before the first kissed request (with several
+# servers in rotation that gap is several poll intervals, often beyond 2**13 s: the rate it
+# sees must still halve, rule 5's MUST; a RATE-imposed gap is never doubled again), and
+# kept until a day after that gap has passed.
+# DENY/RSTR: that address is not used for a day, across reboots.
 RATE_MIN_MS = const(600_000)
 RATE_MAX_MS = const(8_192_000)
 RATE_HOLD_MS = const(86_400_000)
@@ -96,9 +108,10 @@ _STATE_VERSION = const(1)
 class Correction:
     """Move the clock by offset_us (positive: forward). step is always True until slewing."""
 
-    def __init__(self, offset_us, servers):
+    def __init__(self, offset_us, servers, delay_us=None):
         self.offset_us = offset_us  # signed us
         self.servers = servers  # the source names that vouched for it
+        self.delay_us = delay_us  # round trip of the measurement used, us
         self.step = True
 
 
@@ -131,6 +144,7 @@ class Peer:
 
     def __init__(self):
         self.last_send_ms = None  # ms
+        self.gap_ms = 0  # between the last two requests to it, ms (0: unknown)
         self.rate_gap_ms = 0  # extra gap after RATE
         self.rate_until_ms = 0  # RATE gap kept until
         self.denied_until_ms = 0  # DENY/RSTR hold (monotonic)
@@ -321,6 +335,9 @@ class Policy:
             delay = max(delay, self._backoff_ms())
         if valid and self.next_due_unix_s is not None:
             until_due = self.next_due_unix_s * 1000 - wall_us // 1000
+            if until_due < 0 and self.last_sync_unix_s is not None:
+                # fell due while off: a random time within one interval (R4's note)
+                until_due = self.rand_below(self.interval_s * 1000)
             delay = max(delay, min(until_due, POLL_MAX_LIMIT_S * 1000))
         self._schedule(now_ms, delay, wall_us, "start", clock_valid=valid)
 
@@ -444,6 +461,8 @@ class Policy:
             return ("resolve", src)
         addr = src.addrs[src.idx]
         peer = self._peer(addr.key)
+        if peer.last_send_ms is not None:
+            peer.gap_ms = now_ms - peer.last_send_ms
         peer.last_send_ms = now_ms
         self.sends_ms.append(now_ms)
         self.sent_wall.append([key_text(addr.key), wall_us // 1000])
@@ -587,9 +606,14 @@ class Policy:
         self.kods += 1
         peer = self._peer(key)
         if code == "RATE":
-            gap = max(RATE_MIN_MS, 2 * self.interval_s * 1000, 2 * peer.rate_gap_ms)
-            peer.rate_gap_ms = min(gap, RATE_MAX_MS)
-            peer.rate_until_ms = now_ms + RATE_HOLD_MS
+            gap = min(
+                max(RATE_MIN_MS, 2 * self.interval_s * 1000, 2 * peer.rate_gap_ms), RATE_MAX_MS
+            )
+            if peer.rate_until_ms > now_ms:  # a further RATE: never shorter than the last
+                peer.rate_gap_ms = max(gap, peer.rate_gap_ms)
+            else:  # the first: the gap this address saw, doubled (not compounded after)
+                peer.rate_gap_ms = max(gap, 2 * peer.gap_ms)
+            peer.rate_until_ms = now_ms + peer.rate_gap_ms + RATE_HOLD_MS
             self.emit(
                 "kod",
                 server=src.label(),
@@ -674,7 +698,7 @@ class Policy:
             self.rr = 0
             self.emit("config", note="first sync done: factory server no longer used")
         self._schedule(now_ms, self.interval_s * 1000, wall_us + offset, "poll")
-        return Correction(offset, [s[1].label() for s in chosen])
+        return Correction(offset, [s[1].label() for s in chosen], pick[4])
 
     def _majority(self, samples):
         """The largest group of distinct addresses agreeing with one another within the
@@ -723,10 +747,13 @@ class Policy:
         return None
 
     def _backoff_ms(self):
-        d = BACKOFF_MIN_MS
+        iv = self.interval_s * 1000
+        if self.last_sync_unix_s is not None and iv > BACKOFF_MAX_MS:
+            return iv // 4 + self.rand_below(iv - iv // 4)
+        d, top = BACKOFF_MIN_MS, BACKOFF_MAX_MS
         for _ in range(max(0, self.fails - 1)):
-            d = min(BACKOFF_MAX_MS, d * 2)
-            if d == BACKOFF_MAX_MS:
+            d = min(top, d * 2)
+            if d == top:
                 break
         return d
 

@@ -243,7 +243,7 @@ class Service:
             self._tick(now)  # bring the drift correction up to this instant first
             wall = self.wall_us()
             valid = wall >= self.policy.floor_us
-            step = self.disc.correction(corr.offset_us, wall, valid)
+            step = self.disc.correction(corr.offset_us, wall, valid, corr.delay_us)
             kind = self.disc.last["kind"]
             try:
                 applied = not step or self.rtc.adjust(step) is not False

@@ -262,7 +262,9 @@ class Device:
                 self.clock_error_us += corr.offset_us
             else:
                 valid = wall >= self.policy.floor_us
-                self.clock_error_us += self.disc.correction(corr.offset_us, wall, valid)
+                self.clock_error_us += self.disc.correction(
+                    corr.offset_us, wall, valid, corr.delay_us
+                )
                 self.policy.set_interval_cap(self.disc.interval_cap_s(), done)
                 self.disc_state = self.disc.state()
             self.steps.append((done, corr.offset_us))
