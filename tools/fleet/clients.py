@@ -117,7 +117,9 @@ class SntpClient(Device):
                 if self.synced:
                     self.world.stats.presync(t_ms, self.clock_error_us)
                 valid = wall >= p.floor_us
-                self.clock_error_us += self.disc.correction(corr.offset_us, wall, valid)
+                self.clock_error_us += self.disc.correction(
+                    corr.offset_us, wall, valid, corr.delay_us
+                )
                 p.set_interval_cap(self.disc.interval_cap_s(), t_ms)
                 self.synced_now(t_ms)
             return p.wakeup_ms()

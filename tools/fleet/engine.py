@@ -183,8 +183,8 @@ def _run_job(job):
     base_ms = [0]
     out = {}
     events = 0
-    alone = [sc for sc in scs if plan is None or not sc.shares_warmup]
-    forked = [sc for sc in scs if plan is not None and sc.shares_warmup]
+    alone = [sc for sc in scs if not forkable(sc, plan)]
+    forked = [sc for sc in scs if forkable(sc, plan)]
     for sc in alone:  # from scratch
         sh = Shard(sc, client, n_total, i0, i1, seed)
         base_ms[0] = 0
@@ -214,12 +214,18 @@ def _run_job(job):
     return out, events, time.process_time() - t0
 
 
+def forkable(sc, plan):
+    """sc can start from a copy of the common first week: it shares it, and nothing it
+    measures (its window) starts before the copy is taken (only some counters are carried
+    over: Stats.carry)."""
+    return plan is not None and sc.shares_warmup and sc.window[0] >= plan
+
+
 def fork_plan(scs):
     """The time up to which the scenarios that share the steady fleet's first week are the
-    same (EVENT_MS), or None when forking would not pay (fewer than two of them, or a
-    shortened run)."""
-    shared = [sc for sc in scs if sc.shares_warmup]
-    if len(shared) < 2 or any(sc.duration_ms <= EVENT_MS for sc in shared):
+    same (EVENT_MS), or None when forking would not pay (fewer than two of them)."""
+    shared = [sc for sc in scs if sc.shares_warmup and sc.window[0] >= EVENT_MS]
+    if len(shared) < 2:
         return None
     return EVENT_MS
 
@@ -228,8 +234,8 @@ def planned_ms(scs):
     p = fork_plan(scs)
     if p is None:
         return sum(sc.duration_ms for sc in scs)
-    alone = sum(sc.duration_ms for sc in scs if not sc.shares_warmup)
-    return alone + p + sum(sc.duration_ms - p for sc in scs if sc.shares_warmup)
+    alone = sum(sc.duration_ms for sc in scs if not forkable(sc, p))
+    return alone + p + sum(sc.duration_ms - p for sc in scs if forkable(sc, p))
 
 
 def shards(n, per=SHARD_MAX, procs=1):
