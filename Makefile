@@ -165,4 +165,4 @@ FLEET_BASELINE_DEVICES ?= 10000
 FLEET_ARGS ?=
 bench: setup
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
-	  --baseline-devices $(FLEET_BASELINE_DEVICES) $(FLEET_ARGS)
+	  --baseline-devices $(FLEET_BASELINE_DEVICES) --readme $(FLEET_ARGS)

@@ -87,7 +87,59 @@ def cmd_bench(a):
         doc["estimate_1m_devices_30_days_min"] = round(1_000_000 * 30 / per_s / 60, 1)
     rp.write_json(os.path.join(out, "fleet.json"), doc)
     write_markdown(out, doc, footprint, clients, scenarios)
+    if a.readme:
+        update_readme(out, doc, footprint, clients)
     print(f"\nresults in {out}/ ({time.time() - t_start:.0f} s)")
+
+
+README_BEGIN = "<!-- fleet-bench:begin (written by make bench) -->"
+README_END = "<!-- fleet-bench:end -->"
+README_PLOT = ("load-outage.png", os.path.join("docs", "fleet-load-outage.png"))
+
+
+def update_readme(out, doc, footprint, clients):
+    """The README's headline table, targets and plot, between its markers (make bench)."""
+    import shutil
+
+    path = os.path.join(ROOT, "README.md")
+    with open(path) as fh:
+        text = fh.read()
+    if README_BEGIN not in text or README_END not in text:
+        sys.stderr.write("README.md has no fleet-bench markers: not updated\n")
+        return
+    src, dst = README_PLOT
+    if os.path.exists(os.path.join(out, src)):
+        os.makedirs(os.path.join(ROOT, "docs"), exist_ok=True)
+        shutil.copyfile(os.path.join(out, src), os.path.join(ROOT, dst))
+    md = [README_BEGIN, "", rp.headline(doc["figures"], clients), ""]
+    md.append("Targets (this client), as `make bench` printed them:")
+    md.append("")
+    for t in doc["targets"]:
+        mark = {True: "met", False: "**missed**", None: "not measured"}[t["met"]]
+        md.append(f"- {mark}: {t['target']}: {t['measured']}")
+    md.append("")
+    for c, info in doc["runs"].items():
+        md.append(
+            f"- {c}: {info['devices']:,} devices, {info['device_days']:,} device-days in "
+            f"{info['wall_s']:.0f} s on {info['processes']} processes"
+        )
+    if "estimate_1m_devices_30_days_min" in doc:
+        md.append(
+            "- 1,000,000 devices x 30 simulated days of this client: about "
+            f"{doc['estimate_1m_devices_30_days_min']:.0f} minutes at this run's rate "
+            f"({doc['runs']['sntp']['device_days_per_s']:,.0f} device-days/s)"
+        )
+    if footprint:
+        from . import footprint as fp
+
+        md += ["", "Device footprint (`make bench`, unix-port MicroPython 1.29 preview):", ""]
+        md.append(fp.markdown(footprint))
+    md += ["", f"![server load, 6-hour outage, all clients]({dst})", "", README_END]
+    head, rest = text.split(README_BEGIN, 1)
+    tail = rest.split(README_END, 1)[1]
+    with open(path, "w") as fh:
+        fh.write(head + "\n".join(md) + tail)
+    print(f"README.md updated ({dst})")
 
 
 def write_markdown(out, doc, footprint, clients, scenarios):
@@ -151,6 +203,8 @@ def cmd_report(a):
     scenarios = [s for s in ORDER if any(s in doc["figures"][c] for c in clients)]
     rp.write_json(os.path.join(a.out, "fleet.json"), doc)
     write_markdown(a.out, doc, footprint, clients, scenarios)
+    if a.readme:
+        update_readme(a.out, doc, footprint, clients)
 
 
 def cmd_footprint(a):
@@ -175,6 +229,7 @@ def main(argv=None):
     b.add_argument("--seed", type=int, default=1)
     b.add_argument("--out", default=os.path.join(ROOT, "results"))
     b.add_argument("--no-footprint", action="store_true")
+    b.add_argument("--readme", action="store_true", help="write the headline into README.md")
     b.set_defaults(fn=cmd_bench)
     r = sub.add_parser("run", help="one client in one scenario; prints the figures as JSON")
     r.add_argument("--scenario", default="steady", choices=ORDER)
@@ -186,6 +241,7 @@ def main(argv=None):
     r.set_defaults(fn=cmd_run)
     p = sub.add_parser("report", help="the table and targets again from results/fleet.json")
     p.add_argument("--out", default=os.path.join(ROOT, "results"))
+    p.add_argument("--readme", action="store_true", help="write the headline into README.md")
     p.set_defaults(fn=cmd_report)
     f = sub.add_parser("footprint", help=".mpy sizes, heap and CPU per sync")
     f.add_argument("--out", default=os.path.join(ROOT, "results"))

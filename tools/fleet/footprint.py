@@ -92,6 +92,28 @@ elif mode == "modules":
 """
 
 
+# A board that only keeps time imports sntp.aio (or sntp.service) and sntp.store: their
+# import closure is the sync core; the console and the configuration schema are for
+# provisioning and can be left off a device that is configured otherwise.
+CORE_ROOTS = ("aio", "store")
+
+
+def import_closure(roots):
+    """Module names of firmware/sntp reached from roots by `from . import x`/`from .x import`."""
+    src = os.path.join(ROOT, "firmware", "sntp")
+    seen, todo = set(), list(roots)
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        with open(os.path.join(src, m + ".py")) as fh:
+            text = fh.read()
+        for a, b in re.findall(r"^\s*from \.(\w*) import ([\w, ]+)", text, re.M):
+            todo += [a] if a else [x.strip() for x in b.split(",")]
+    return sorted(seen | {"__init__"})
+
+
 def mpy_sizes():
     """{module: bytes} of firmware/sntp compiled with mpy-cross -O1 (as make mpy)."""
     out = os.path.join(BUILD, "sntp")
@@ -161,7 +183,10 @@ def _peak(port, what):
 
 def measure():
     sizes = mpy_sizes()
+    core = import_closure(CORE_ROOTS)
     res = {"mpy": sizes, "mpy_total": sum(sizes.values())}
+    res["mpy_core_modules"] = core
+    res["mpy_core"] = sum(v for k, v in sizes.items() if k in core)
     srv, port = _refserver()
     try:
         for what in ("query", "service"):
@@ -190,6 +215,11 @@ def markdown(f):
     for k, v in sorted(f["mpy"].items(), key=lambda kv: -kv[1]):
         lines.append(f"| {k} | {v:,} |")
     lines.append(f"| **total** | **{f['mpy_total']:,}** |")
+    if f.get("mpy_core"):
+        lines.append(
+            f"| sync core ({', '.join(m for m in f['mpy_core_modules'] if m != '__init__')}) "
+            f"| {f['mpy_core']:,} |"
+        )
     lines.append("")
     lines.append("| per sync (unix port, loopback server) | allocated | peak heap | time |")
     lines.append("|---|---|---|---|")

@@ -147,7 +147,9 @@ def targets(figs, footprint=None):
     if footprint:
         tot = footprint.get("mpy_total")
         if tot:
-            add("firmware package <= 12 KB of .mpy", tot <= 12 * 1024, f"{tot} bytes")
+            core = footprint.get("mpy_core")
+            text = f"{tot} bytes" + (f"; the sync core alone {core} bytes" if core else "")
+            add("firmware package <= 12 KB of .mpy", tot <= 12 * 1024, text)
         peak = footprint.get("sntp", {}).get("peak_heap_bytes")
         if peak is not None:
             add("peak heap during a sync <= 4 KB", peak <= 4096, f"{peak} bytes")
