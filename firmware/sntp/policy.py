@@ -338,7 +338,15 @@ class Policy:
             if until_due < 0 and self.last_sync_unix_s is not None:
                 # fell due while off: a random time within one interval (R4's note)
                 until_due = self.rand_below(self.interval_s * 1000)
-            delay = max(delay, min(until_due, POLL_MAX_LIMIT_S * 1000))
+            # No saved wait is longer than a jittered interval (or backoff, after failures)
+            # or the start-up window: a deadline further off means the clock was set back
+            # since the save (a user setting the RTC), and would postpone the sync that
+            # puts it right by as much.
+            longest = self.interval_s * 1000
+            if self.fails > 0:
+                longest = max(longest, BACKOFF_MAX_MS)
+            longest = max(longest + longest // JITTER_DIV, STARTUP_VALID_MS)
+            delay = max(delay, min(until_due, longest, POLL_MAX_LIMIT_S * 1000))
         self._schedule(now_ms, delay, wall_us, "start", clock_valid=valid)
 
     def sync_now(self, now_ms):
