@@ -125,7 +125,9 @@ def targets(figs, footprint=None):
                 add(
                     f"{what}: peak 1-min load <= 2x the steady mean",
                     peak <= 2 * mean,
-                    f"peak {peak}/min vs steady mean {mean:.1f}/min ({peak / mean:.1f}x)",
+                    f"peak {peak}/min vs steady mean {mean:.1f}/min ({peak / mean:.1f}x); the "
+                    f"steady state's own 1-min peak is {steady['peak_1min']}/min "
+                    f"({steady['peak_1min'] / mean:.1f}x, the noise of a fleet this size)",
                 )
     k = s.get("kod")
     if k:
