@@ -166,3 +166,19 @@ FLEET_ARGS ?=
 bench: setup
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
 	  --baseline-devices $(FLEET_BASELINE_DEVICES) --readme $(FLEET_ARGS)
+
+# Coverage-guided fuzzing of the reply decoder and checks (tools/fuzz; README "Fuzzing"):
+# atheris (libFuzzer) for FUZZ_SECONDS from the seeds in tools/fuzz/corpus, then one line with
+# executions, coverage and corpus size, also written to results/fuzz.json. An exception, or an
+# accepted reply that breaks an on-wire rule, fails it with the input in build/fuzz/crash-*.
+#   make fuzz [FUZZ_SECONDS=60] [FUZZ_ARGS=--keep-corpus]
+.PHONY: fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_ARGS ?=
+ATHERIS_PIN = $(shell sed -n 's/^\(atheris==[^ ;]*\).*/\1/p' requirements-dev.txt)
+fuzz: setup
+	@$(PY) -c 'import atheris' 2>/dev/null || \
+	  $(PY) -m pip install --quiet --disable-pip-version-check $(ATHERIS_PIN) || \
+	  { echo "fuzz: cannot install $(ATHERIS_PIN) (pip says why above; where no wheel" \
+	    "exists, building it needs clang with libFuzzer)" >&2; exit 2; }
+	$(PY) tools/fuzz/run.py --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
