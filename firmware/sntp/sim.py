@@ -123,6 +123,10 @@ class World:
         self.servers = {}  # (ip, port) -> Server
         self.dns = {}  # name -> list of ips, or None for a failing lookup
         self.lookups = []  # (ms, name) of every lookup
+        # an off-path attacker: attacker(request, (ip, port), device T1 us, true us) ->
+        # (before, after), lists of forged (data, (ip, port)) datagrams that reach the device
+        # before and after the real reply (or the timeout); None: no attacker
+        self.attacker = None
 
     def true_us(self, now_ms):
         return self.t0_us + now_ms * 1000
@@ -164,6 +168,7 @@ class Device:
         self.steps = []  # (ms, offset_us) of every correction
         self.nonce = 0
         self.policy = None
+        self.ignored = {}  # reason -> datagrams the exchanges ignored (spoofs, duplicates)
 
     def wall_us(self, now_ms):
         return self.world.true_us(now_ms) + self.clock_error_us
@@ -245,15 +250,25 @@ class Device:
         if server is not None:
             server.requests.append(now)
             data = server.reply(req, self.world.true_us(now))
+        before, after = [], []
+        if self.world.attacker is not None:
+            before, after = self.world.attacker(req, addr.key, t1, self.world.true_us(now))
+        r = None
+        for forged, source in before:  # they race the real reply and arrive first
+            r = ex.receive(forged, source, t1 + 1_000) if r is None else r
         if data is None:
             done = now + self.TIMEOUT_MS
-            r = ex.expire()
         else:
-            rtt_ms = server.delay_us // 1000
-            done = now + rtt_ms
-            r = ex.receive(data, addr.key, t1 + server.delay_us + 100)
-            if r is None:
-                r = ex.expire()
+            done = now + server.delay_us // 1000
+            got = ex.receive(data, addr.key, t1 + server.delay_us + 100)
+            r = got if r is None else r
+        for forged, source in after:  # late ones: a driver that kept reading would see them
+            got = ex.receive(forged, source, t1 + 2 * (done - now) * 1000 + 1_000)
+            r = got if r is None else r
+        if r is None:
+            r = ex.expire()
+        for reason, n in ex.ignored.items():
+            self.ignored[reason] = self.ignored.get(reason, 0) + n
         self.advance(done)
         wall = self.wall_us(done)
         corr = self.policy.result(src, addr, r, done, wall)
