@@ -61,6 +61,10 @@ REBOOT_MIN_MS = const(15_000)
 # fleet comes back at about the rate it fell due. The same holds for a warm boot: a poll
 # that fell due while the device was off is made at a random time within one interval.
 BACKOFF_MIN_MS = const(30_000)
+# R1 across restarts: the persisted send times move with each correction at once, while the
+# discipline slews one under its 128 ms step threshold over minutes; this slack keeps the
+# restored floor on the safe side of such a slew.
+SLEW_SLACK_MS = const(250)
 BACKOFF_MAX_MS = const(3_600_000)
 
 # Poll interval after good syncs: from poll_min, doubling per good sync, up to poll_max.
@@ -332,7 +336,7 @@ class Policy:
         if self.boots > 1:
             delay = max(delay, REBOOT_MIN_MS + self.rand_below(REBOOT_MIN_MS))
         if self.fails > 0:
-            delay = max(delay, self._backoff_ms())
+            delay = max(delay, self._backoff_ms(valid))
         if valid and self.next_due_unix_s is not None:
             until_due = self.next_due_unix_s * 1000 - wall_us // 1000
             if until_due < 0 and self.last_sync_unix_s is not None:
@@ -382,8 +386,10 @@ class Policy:
                     continue
                 age_ms = wall_ms - item[1]
                 if 0 <= age_ms < _HOUR_MS:
-                    # +1: the saved time was truncated to the ms; the floor must not come short
-                    sent_ms = now_ms - age_ms + 1
+                    # +1: the saved time was truncated to the ms; and the saved times were
+                    # moved by a whole correction at once, which the discipline may still be
+                    # slewing in: the floor must not come short
+                    sent_ms = now_ms - age_ms + 1 + SLEW_SLACK_MS
                     self.sends_ms.append(sent_ms)
                     self.sent_wall.append(item)
                     peer = self._peer_by_text(item[0])
@@ -532,7 +538,7 @@ class Policy:
                 gap = max(gap, peer.rate_gap_ms)
             if peer.last_send_ms is not None and now_ms - peer.last_send_ms < gap:
                 left = gap - (now_ms - peer.last_send_ms)
-                if left <= MIN_GAP_MS:  # only the hard floor: worth waiting for
+                if left <= MIN_GAP_MS + SLEW_SLACK_MS:  # only the hard floor: worth waiting for
                     short_wait = left if short_wait is None else min(short_wait, left)
                 continue
             if not dry:
@@ -620,7 +626,7 @@ class Policy:
             if peer.rate_until_ms > now_ms:  # a further RATE: never shorter than the last
                 peer.rate_gap_ms = max(gap, peer.rate_gap_ms)
             else:  # the first: the gap this address saw, doubled (not compounded after)
-                peer.rate_gap_ms = max(gap, 2 * peer.gap_ms)
+                peer.rate_gap_ms = max(gap, 2 * min(peer.gap_ms, POLL_MAX_LIMIT_S * 1000))
             peer.rate_until_ms = now_ms + peer.rate_gap_ms + RATE_HOLD_MS
             self.emit(
                 "kod",
@@ -751,12 +757,15 @@ class Policy:
     def _round_failed(self, now_ms, wall_us):
         self.round = None
         self.urgent = False
-        self._schedule(now_ms, self._backoff_ms(), wall_us, "backoff", fails=self.fails)
+        valid = wall_us >= self.floor_us
+        self._schedule(now_ms, self._backoff_ms(valid), wall_us, "backoff", fails=self.fails)
         return None
 
-    def _backoff_ms(self):
+    def _backoff_ms(self, clock_valid):
+        """R4. A clock that is invalid now (lost in a power cut) wants time soon, synced
+        before or not: only a valid, synced clock takes the long, spread wait."""
         iv = self.interval_s * 1000
-        if self.last_sync_unix_s is not None and iv > BACKOFF_MAX_MS:
+        if clock_valid and self.last_sync_unix_s is not None and iv > BACKOFF_MAX_MS:
             return iv // 4 + self.rand_below(iv - iv // 4)
         d, top = BACKOFF_MIN_MS, BACKOFF_MAX_MS
         for _ in range(max(0, self.fails - 1)):
