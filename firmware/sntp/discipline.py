@@ -70,14 +70,12 @@ class Discipline:
         d = st.get("drift_ppb")
         if _is_int(d) and -MAX_DRIFT_PPB <= d <= MAX_DRIFT_PPB:
             self.drift_ppb = d
-        s = st.get("samples")
-        if isinstance(s, list):
-            good = [x for x in s if _is_int(x) and -MAX_DRIFT_PPB <= x <= MAX_DRIFT_PPB]
-            self.samples = good[-DRIFT_SAMPLES:]
-        e = st.get("errors")
-        if isinstance(e, list):
-            good = [x for x in e if _is_int(x) and 0 <= x <= 2 * MAX_DRIFT_PPB]
-            self.errors = good[-DRIFT_SAMPLES:]
+        s = _recent_ints(st.get("samples"), -MAX_DRIFT_PPB, MAX_DRIFT_PPB)
+        if s is not None:
+            self.samples = s
+        e = _recent_ints(st.get("errors"), 0, 2 * MAX_DRIFT_PPB)
+        if e is not None:
+            self.errors = e
         # ref_unix_us is not restored: the time the board was off ran on an undisciplined
         # (or lost) clock, so the next offset is no measure of this estimate's error
         r = st.get("delay_us")
@@ -90,7 +88,7 @@ class Discipline:
             "drift_ppb": self.drift_ppb,
             "samples": list(self.samples),
             "errors": list(self.errors),
-            "ref_unix_us": self.ref_unix_us,
+            "ref_unix_us": self.ref_unix_us,  # the last sync, for a reader; never loaded
             "delay_us": self.delay_us,
         }
 
@@ -137,12 +135,8 @@ class Discipline:
         if len(self.samples) >= 3 and abs(f - self.drift_ppb) > OUTLIER_PPB:
             self.rejected += 1
             return None
-        self.samples.append(f)
-        if len(self.samples) > DRIFT_SAMPLES:
-            self.samples.pop(0)
-        self.errors.append(abs(residual_ppb))  # how wrong the applied estimate was
-        if len(self.errors) > DRIFT_SAMPLES:
-            self.errors.pop(0)
+        _push(self.samples, f)
+        _push(self.errors, abs(residual_ppb))  # how wrong the applied estimate was
         self.drift_ppb = _median(self.samples)
         return f
 
@@ -195,6 +189,21 @@ def _median(xs):
     if n % 2:
         return s[n // 2]
     return (s[n // 2 - 1] + s[n // 2]) // 2
+
+
+def _push(recent, x):
+    """Append x to a list kept to its last DRIFT_SAMPLES values."""
+    recent.append(x)
+    if len(recent) > DRIFT_SAMPLES:
+        recent.pop(0)
+
+
+def _recent_ints(v, lo, hi):
+    """The last DRIFT_SAMPLES ints in [lo, hi] of a persisted list (others dropped), or None
+    when v is not a list."""
+    if not isinstance(v, list):
+        return None
+    return [x for x in v if _is_int(x) and lo <= x <= hi][-DRIFT_SAMPLES:]
 
 
 def _trunc_div(a, b):
