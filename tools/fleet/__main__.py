@@ -114,9 +114,7 @@ def update_readme(out, doc, footprint, clients):
     md = [README_BEGIN, "", rp.headline(doc["figures"], clients), ""]
     md.append("Targets (this client), as `make bench` printed them:")
     md.append("")
-    for t in doc["targets"]:
-        mark = {True: "met", False: "**missed**", None: "not measured"}[t["met"]]
-        md.append(f"- {mark}: {t['target']}: {t['measured']}")
+    md += target_lines(doc["targets"], {True: "met", False: "**missed**", None: "not measured"})
     md.append("")
     for c, info in doc["runs"].items():
         md.append(
@@ -154,9 +152,7 @@ def write_markdown(out, doc, footprint, clients, scenarios):
     md.append(rp.markdown(figs, scenarios, clients))
     md.append("## Targets (this client)")
     md.append("")
-    for t in tg:
-        mark = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
-        md.append(f"- {mark}: {t['target']}: {t['measured']}")
+    md += target_lines(tg, {True: "met", False: "MISSED", None: "not measured"})
     if footprint:
         from . import footprint as fp
 
@@ -184,9 +180,13 @@ def write_markdown(out, doc, footprint, clients, scenarios):
         fh.write(text)
     print(text)
     print("Targets:")
-    for t in tg:
-        mark = {True: "met   ", False: "MISSED", None: "n/a   "}[t["met"]]
-        print(f"  {mark}  {t['target']}: {t['measured']}")
+    marks = {True: "met   ", False: "MISSED", None: "n/a   "}
+    print("\n".join(target_lines(tg, marks, "  {mark}  {target}: {measured}")))
+
+
+def target_lines(targets, marks, line="- {mark}: {target}: {measured}"):
+    """One line per target, its mark taken from marks by met (True, False or None)."""
+    return [line.format(mark=marks[t["met"]], **t) for t in targets]
 
 
 def cmd_report(a):
