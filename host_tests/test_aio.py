@@ -127,12 +127,8 @@ def test_the_async_service_applies_the_slew_in_its_own_loop():
 
     clock = LoopClock(START - 50_000)  # 50 ms behind: slewed
 
-    async def fake_sleep(ms):  # the fake clock moves instead of real time passing
-        clock.advance(max(0, ms) * 1000)
-        await asyncio.sleep(0)
-
     saved = aio.sleep_ms
-    aio.sleep_ms = fake_sleep
+    aio.sleep_ms = clock.aio_sleep_ms
     try:
         svc = aio.AsyncService(
             {"servers": ["ntp.example"]},

@@ -24,6 +24,13 @@ class LoopClock(FakeClock):
         self.slept.append(ms)
         self.advance(ms * 1000)
 
+    async def aio_sleep_ms(self, ms):
+        """A stand-in for aio.sleep_ms: this clock moves instead of real time passing."""
+        import asyncio
+
+        self.advance(max(0, ms) * 1000)
+        await asyncio.sleep(0)
+
 
 class StepRTC:
     """An rtc that steps the fake wall clock, as machine.RTC would step the board's."""

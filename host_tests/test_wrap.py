@@ -150,12 +150,8 @@ def test_the_asyncio_service_keeps_the_schedule_across_the_wrap():
 
     clock = LoopClock(START, ms0=TICKS_PERIOD - 3 * MIN_MS)
 
-    async def fake_sleep(ms):  # the fake clock moves instead of real time passing
-        clock.advance(max(0, ms) * 1000)
-        await asyncio.sleep(0)
-
     saved = aio.sleep_ms
-    aio.sleep_ms = fake_sleep
+    aio.sleep_ms = clock.aio_sleep_ms
     try:
         svc, events = make(clock, every(START), cls=aio.AsyncService)
         asyncio.run(svc.sync())
