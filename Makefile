@@ -56,9 +56,9 @@ demo: setup
 	echo "\$$ tools/sntp query 127.0.0.1:$$port"; \
 	MICROPYTHON=$(MP) tools/sntp query 127.0.0.1:$$port
 
-# ruff, then mypy: firmware/ against the unix stubs, the board glue against its board's (with
-# --check-untyped-defs: the board code has no annotations, and its calls into machine and
-# network are what the stubs should check).
+# ruff, then mypy: firmware/ against the unix stubs, the board glue and the board RTC adapter
+# (firmware/sntp/rtc.py) against its board's (with --check-untyped-defs: the board code has no
+# annotations, and its calls into machine and network are what the stubs should check).
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -70,7 +70,7 @@ lint: setup
 	  echo "mypy boards/$$b boards/common ($$b stubs)"; \
 	  MYPYPATH=$(STUBS)/$$b:firmware:boards/common:boards/$$b $(VENV)/bin/mypy \
 	    --cache-dir build/mypy/$$b --custom-typeshed-dir $(STUBS)/$$b --check-untyped-defs \
-	    boards/$$b/*.py boards/common/*.py || exit 1; \
+	    boards/$$b/*.py boards/common/*.py firmware/sntp/rtc.py || exit 1; \
 	done
 
 # Cross-compile firmware/ to .mpy and print each module's size and the total. sim.py (the
