@@ -1,9 +1,12 @@
 # tools/mipinstall.py: a package file installed into a folder the way mip resolves it
 # (relative sources against the package file's folder, full addresses, deps), offline.
+import calendar
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 
 import pytest
 from mipinstall import MipError, install
@@ -114,3 +117,42 @@ def test_the_command_line_says_why_in_one_line_and_exits_1(tmp_path):
     )
     assert r.returncode == 0 and "Installing: " in r.stdout
     assert (tmp_path / "lib" / "sntp" / "__init__.py").is_file()
+
+
+# ---- the README's application example, installed as mip would, on the unix port ----------------
+def test_the_example_runs_from_a_mip_install_alone_and_sets_its_clock(tmp_path):
+    from refserver import RefServer
+
+    lib = tmp_path / "lib"
+    install(os.path.join(ROOT, "package.json"), str(lib), out=lambda s: None)
+    assert not (lib / "sntp" / "console.py").exists()  # the core only
+    srv = RefServer(offset_ns=12_500_000_000).start()  # 12.5 s ahead of this machine
+    env = dict(os.environ, MICROPYPATH="{}:.frozen".format(lib))  # .frozen: asyncio
+    p = subprocess.Popen(
+        [
+            os.path.join(ROOT, ".venv", "bin", "micropython"),
+            os.path.join(ROOT, "examples", "app.py"),
+            "127.0.0.1:{}".format(srv.port),
+        ],
+        cwd=str(tmp_path),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = p.stdout.readline()
+        second = p.stdout.readline()
+        host_unix_s = time.time()
+    finally:
+        p.kill()
+        err = p.communicate(timeout=10)[1]
+        srv.stop()
+    assert first == "sync: ok\n", (first, second, err)
+    m = re.fullmatch(r"time: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\.(\d{6}) UTC\n", second)
+    assert m, (second, err)
+    shown = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) + int(m.group(2)) / 1e6
+    # the example's clock reads the server's time, 12.5 s ahead of the host's (a few ms late:
+    # the line was read after it was printed)
+    assert abs(shown - (host_unix_s + 12.5)) < 0.5, (shown - host_unix_s, second)
+    assert len(srv.requests) >= 1
