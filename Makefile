@@ -197,8 +197,19 @@ FLEET_DEVICES ?= 100000
 FLEET_BASELINE_DEVICES ?= 10000
 FLEET_ARGS ?=
 bench: setup
+	$(MAKE) --no-print-directory footprint-wasm32
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
 	  --baseline-devices $(FLEET_BASELINE_DEVICES) --readme $(FLEET_ARGS)
+
+# What the service allocates on a 32-bit MicroPython (tools/wasm/footprint.py, under the
+# WebAssembly port): resident heap after importing the sync core and with a service running,
+# bytes allocated per idle wake-up and per sync; printed, and written to
+# results/footprint-wasm32.json. Part of make bench.
+.PHONY: footprint-wasm32
+footprint-wasm32: setup
+	@test -f $(WASM_MP) || { echo "footprint-wasm32: no WebAssembly MicroPython: make setup" \
+	  "(it needs Node.js and npm)" >&2; exit 2; }
+	node host_tests/wasmrun.mjs --run tools/wasm/footprint.py
 
 # Coverage-guided fuzzing of the reply decoder and checks (tools/fuzz; README "Fuzzing"):
 # atheris (libFuzzer) for FUZZ_SECONDS from the seeds in tools/fuzz/corpus, then one line with
