@@ -155,17 +155,28 @@ test-testnet: setup
 	@echo "== real servers (tools/testnet: chrony, ntpsec, dnsmasq in private namespaces)"
 	$(PY) -m pytest -v -p no:cacheprovider host_tests/test_testnet.py
 
-# The fleet simulator and the device footprint (tools/fleet; README "Fleet benchmark"):
-# every scenario with this client and with the baselines, the table and the targets printed,
-# results/fleet.{md,json}, results/footprint.json and the plots results/*.png (not committed).
+# The device footprint (tools/footprint.py; docs/footprint.md), then the fleet simulator
+# (tools/fleet; README "Fleet benchmark"): every scenario with this client and with the
+# baselines, the table and the targets printed, results/fleet.{md,json},
+# results/footprint.json and the plots results/*.png (not committed).
 #   make bench [FLEET_DEVICES=100000] [FLEET_BASELINE_DEVICES=10000] [FLEET_ARGS=...]
 .PHONY: bench
 FLEET_DEVICES ?= 100000
 FLEET_BASELINE_DEVICES ?= 10000
 FLEET_ARGS ?=
 bench: setup
+	$(MAKE) --no-print-directory footprint
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
 	  --baseline-devices $(FLEET_BASELINE_DEVICES) --readme $(FLEET_ARGS)
+
+# What the time service costs a device, on the unix-port MicroPython (docs/footprint.md):
+# .mpy bytes of the sync core, of each package and of the headless board program, resident
+# heap after import, bytes allocated by one sync and per idle wake-up, the smallest
+# -X heapsize in which one sync succeeds; printed with the targets, and written to
+# results/footprint.json. Talks only to a reference server on 127.0.0.1 (about 10 s).
+.PHONY: footprint
+footprint: setup
+	$(PY) tools/footprint.py
 
 # Coverage-guided fuzzing of the reply decoder and checks (tools/fuzz; README "Fuzzing"):
 # atheris (libFuzzer) for FUZZ_SECONDS from the seeds in tools/fuzz/corpus, then one line with
