@@ -337,6 +337,8 @@ def measure(idle_minutes=60):
     res = {"mpy": sizes, "micropython": None, "measured_at": time.strftime("%Y-%m-%d %H:%M")}
     r = _run([MP, "-c", "import sys; print(sys.version)"])
     res["micropython"] = r.stdout.strip()
+    r = _run(["git", "describe", "--always", "--dirty"])
+    res["commit"] = r.stdout.strip() or None
     core = probe("fp_import", "from sntp.service import Service")
     res["core_modules"] = [m for m in core["modules"] if m.startswith("sntp")]
     res["core_mpy"] = sum(sizes[m] for m in res["core_modules"])
@@ -458,7 +460,7 @@ def main(argv=None):
     ap.add_argument("--idle-minutes", type=int, default=60, help="simulated idle run")
     a = ap.parse_args(argv)
     res = measure(a.idle_minutes)
-    print("== footprint ({})".format(res["micropython"]))
+    print("== footprint of {} ({})".format(res["commit"], res["micropython"]))
     print("\n".join(table(res)))
     print()
     marks = {True: "met", False: "MISSED", None: "not measured here"}
