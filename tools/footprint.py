@@ -317,7 +317,8 @@ def refserver():
 def packages():
     """{package file: [module names as imported]} of every package*.json at the root."""
     out = {}
-    for f in sorted(os.listdir(ROOT)):
+    names = sorted(os.listdir(ROOT), key=lambda f: (f != "package.json", f))  # the core first
+    for f in names:
         if f.startswith("package") and f.endswith(".json"):
             with open(os.path.join(ROOT, f)) as fh:
                 urls = json.load(fh).get("urls", [])
