@@ -208,23 +208,35 @@ test-testnet: setup
 	@echo "== real servers (tools/testnet: chrony, ntpsec, dnsmasq in private namespaces)"
 	$(PY) -m pytest -v -p no:cacheprovider host_tests/test_testnet.py
 
-# The fleet simulator and the device footprint (tools/fleet; README "Fleet benchmark"):
-# every scenario with this client and with the baselines, the table and the targets printed,
-# results/fleet.{md,json}, results/footprint.json and the plots results/*.png (not committed).
+# The device footprint (tools/footprint.py; docs/footprint.md), then the fleet simulator
+# (tools/fleet; README "Fleet benchmark"): every scenario with this client and with the
+# baselines, the table and the targets printed, results/fleet.{md,json},
+# results/footprint.json and the plots results/*.png (not committed).
 #   make bench [FLEET_DEVICES=100000] [FLEET_BASELINE_DEVICES=10000] [FLEET_ARGS=...]
 .PHONY: bench
 FLEET_DEVICES ?= 100000
 FLEET_BASELINE_DEVICES ?= 10000
 FLEET_ARGS ?=
 bench: setup
-	$(MAKE) --no-print-directory footprint-wasm32
+	$(MAKE) --no-print-directory footprint
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
 	  --baseline-devices $(FLEET_BASELINE_DEVICES) --readme $(FLEET_ARGS)
+
+# What the time service costs a device, on the unix-port MicroPython (docs/footprint.md):
+# .mpy bytes of the sync core, of each package and of the headless board program, resident
+# heap after import, bytes allocated by one sync and per idle wake-up, the smallest
+# -X heapsize in which one sync succeeds; printed with the targets, and written to
+# results/footprint.json (about 10 s; talks only to a reference server on 127.0.0.1). Then
+# the same allocation figures on the 32-bit WebAssembly MicroPython (footprint-wasm32).
+.PHONY: footprint
+footprint: setup
+	$(PY) tools/footprint.py
+	$(MAKE) --no-print-directory footprint-wasm32
 
 # What the service allocates on a 32-bit MicroPython (tools/wasm/footprint.py, under the
 # WebAssembly port): resident heap after importing the sync core and with a service running,
 # bytes allocated per idle wake-up and per sync; printed, and written to
-# results/footprint-wasm32.json. Part of make bench.
+# results/footprint-wasm32.json.
 .PHONY: footprint-wasm32
 footprint-wasm32: setup
 	@test -f $(WASM_MP) || { echo "footprint-wasm32: no WebAssembly MicroPython: make setup" \

@@ -23,7 +23,7 @@ from sntp.compat import const, ticks_diff, ticks_ms
 
 _MAX_LINE = const(256)  # sntp.console.MAX_LINE: bytes of a line kept (+1: too long)
 BOOT_WINDOW_MS = const(3_000)  # how long a booting board waits for a line
-POLL_MS = const(50)  # how often stdin is looked at while waiting
+_POLL_MS = const(50)  # how often stdin is looked at while waiting
 HELD_MAX = const(20)  # lines of the board's own output kept while the console is open
 
 
@@ -118,7 +118,7 @@ async def _session(con, reader, line, write):
                 return
         if reader.eof:
             return
-        await sleep_ms(POLL_MS)
+        await sleep_ms(_POLL_MS)
         line = reader.line()
 
 
@@ -131,7 +131,7 @@ async def boot_window(config_path, reader, out=print, window_ms=BOOT_WINDOW_MS, 
     while line is None:
         if reader.eof or ticks_diff(ticks_ms(), start) >= window_ms:
             return False
-        await sleep_ms(POLL_MS)
+        await sleep_ms(_POLL_MS)
         line = reader.line()
     from sntp.console import Console
 
@@ -147,7 +147,7 @@ async def on_demand(config_path, service, reader, gate, reboot=reset):
     while not reader.eof:
         line = reader.line()
         if line is None:
-            await sleep_ms(POLL_MS)
+            await sleep_ms(_POLL_MS)
             continue
         gate.open = True
         from sntp.console import Console
