@@ -217,6 +217,7 @@ BAD = (
     ":Europe/Berlin",
     "ÄBC-1",
     "ABC-１",
+    "\u212aAB-1",  # the Kelvin sign: CPython lowers it to k
 )
 
 
@@ -267,3 +268,14 @@ def test_localtime_allocates_only_its_tuple():
     assert len(x) == len(y) == 9
     assert m2 - m1 == m1 - m0 > 0, (m1 - m0, m2 - m1)
     assert m3 == m2, m3 - m2
+
+
+def test_the_configuration_validates_tz_with_the_parser():
+    from sntp import config
+
+    rule = "<+1030>-10:30<+11>-11,M10.1.0,M4.1.0"
+    assert config.parse_value("tz", rule) == rule and config.defaults()["tz"] is None
+    values, warnings = config.validate({"tz": "CET-1CEST,M3.5.0,M10.5.0/8:0"})
+    assert values["tz"] is None and warnings == ["tz: tz: 2 digits expected at 27; default used"]
+    values, warnings = config.validate({"tz": rule, "zone": "acme"})
+    assert values["tz"] == rule and not warnings

@@ -239,3 +239,40 @@ def test_malformed_rules_raise_only_value_error_and_never_hang(text):
         use(text)
         for t in (0, 1 << 30, 1 << 31, LAST):
             assert r.localtime(t) == libc_local(t)[0], (text, t)
+
+
+# ---- the optional package: imported only for a rule ------------------------------------------
+def _imports_tz(code):
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "firmware"))
+    r = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys; print('sntp.tz' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip() == "True"
+
+
+def test_the_core_and_a_configuration_without_tz_never_import_it(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{"zone": "acme"}')
+    load = "from sntp import config, console; config.load({!r})".format(str(path))
+    assert not _imports_tz("import sntp.aio, sntp.service, sntp.store\n" + load)
+    path.write_text('{"zone": "acme", "tz": "CET-1CEST,M3.5.0,M10.5.0/3"}')
+    assert _imports_tz(load)
+
+
+def test_a_tz_without_the_package_is_refused_with_a_reason(monkeypatch):
+    import sntp
+    from sntp import config
+
+    monkeypatch.setitem(sys.modules, "sntp.tz", None)  # import sntp.tz: ImportError
+    monkeypatch.delattr(sntp, "tz", raising=False)
+    with pytest.raises(ValueError, match="tz: needs the sntp.tz package"):
+        config.check("tz", "CET-1CEST,M3.5.0,M10.5.0/3")
+    values, warnings = config.validate({"tz": "CET-1"})
+    assert values["tz"] is None and warnings == [
+        "tz: tz: needs the sntp.tz package (package-tz.json); default used"
+    ]
