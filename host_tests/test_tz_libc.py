@@ -3,7 +3,9 @@
 # random rules built from the whole grammar and random instants over 1970-2106; the real
 # rules of tools/tzvectors.py at every instant where they may change, one second either
 # side, with mktime around each; the committed vector file still what the C library says;
-# and fuzzed malformed rules, which raise ValueError and nothing else, and never hang.
+# and fuzzed malformed rules, which raise ValueError and nothing else, and never hang. Then
+# the package's edges: nothing imports sntp.tz unless a rule is set, a missing package is a
+# reason, and the zone table of docs/localtime.md is tzdata's and reads as the C library.
 import os
 import signal
 import subprocess
@@ -276,3 +278,29 @@ def test_a_tz_without_the_package_is_refused_with_a_reason(monkeypatch):
     assert values["tz"] is None and warnings == [
         "tz: tz: needs the sntp.tz package (package-tz.json); default used"
     ]
+
+
+# ---- docs/localtime.md -----------------------------------------------------------------------
+def doc_table():
+    """(zone, rule) of each row of the zone table in docs/localtime.md."""
+    rows = []
+    with open(os.path.join(ROOT, "docs", "localtime.md")) as f:
+        for line in f:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if line.startswith("| ") and len(cells) == 2 and cells[1].startswith("`"):
+                rows.append((cells[0].split(",")[0], cells[1].strip("`")))
+    return rows
+
+
+def test_the_docs_zone_table_is_tzdata_and_reads_as_the_c_library_does():
+    rows = doc_table()
+    assert len(rows) >= 15
+    for zone, rule in rows:
+        r = tz.parse(rule)
+        path = os.path.join("/usr/share/zoneinfo", zone)
+        if os.path.isfile(path):  # the last line of the zone file is the rule
+            with open(path, "rb") as f:
+                assert f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1].decode() == rule, zone
+        use(rule)
+        for t in range(0, LAST, 86400 * 97 + 3613):
+            assert r.localtime(t) == libc_local(t)[0], (zone, t)
