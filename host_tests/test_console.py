@@ -135,6 +135,16 @@ def test_every_bad_value_is_refused_and_changes_nothing():
     assert ask(con, "save") == ["no changes to save", "ok"] and not exists(path)
 
 
+def test_a_number_out_of_range_or_not_a_number_says_what_is_accepted():
+    con, _, _ = make()
+    for text in ("-5", "0", "60001", "1.5", "fast"):
+        out = ask(con, "set accuracy_ms " + text)
+        assert out == ["err accuracy_ms must be 1 to 60000"] or out == [
+            "err accuracy_ms must be a whole number, 1 to 60000"
+        ], (text, out)
+    assert ask(con, "set poll_min_s -64") == ["err poll_min_s must be 64 to 131072"]
+
+
 def test_wrong_arguments_and_unknown_commands_get_err():
     con, path, _ = make()
     for line in (

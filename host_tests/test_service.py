@@ -267,7 +267,13 @@ BAD_ARGS = [
     (["sync", "--server"], 2, "--server needs a value"),
     (["sync", "--server", "127.0.0.1:0"], 2, "bad port"),
     (["sync", "--server", "a b"], 2, "bad server name"),
-    (["sync", "--zone", "acme.example"], 2, "zone"),
+    (["sync", "--zone", "acme.example"], 2, "--zone wants your NTP Pool vendor zone, one DNS"),
+    (["sync", "--server", "-x"], 2, "--server: bad server name '-x': give a name"),
+    (["sync", "--server=127.0.0.1:12400:5"], 2, "give a name (like ntp.example.com)"),
+    (["sync", "--server", "a", "--accuracy-ms", "0"], 2, "from 1 to 60000, not '0'"),
+    (["sync", "--server", "a", "--accuracy-ms=-5"], 2, "from 1 to 60000, not '-5'"),
+    (["run", "--server", "a", "--poll-min", "10"], 2, "--poll-min wants whole seconds from 64"),
+    (["run", "--zone", "acme", "--poll-min", "100"], 2, "at least 1800 s with pool.ntp.org"),
     (["sync", "--server", "a", "--for", "3"], 2, "--for is not an option of sync"),
     (["sync", "127.0.0.1"], 2, "unexpected argument"),
     (["sync", "--server", "a", "--timeout", "0"], 2, "above 0"),
@@ -293,6 +299,8 @@ def test_mistakes_are_one_line(runtime, args, status, message):
     assert p.returncode == status and p.stdout == "", (p.returncode, p.stdout)
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sntp: ") and message in lines[0], p.stderr
+    # a refusal never reads like a warning about something that went ahead anyway
+    assert not any(w in lines[0] for w in ("ignored", "clamped", "warning")), lines[0]
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

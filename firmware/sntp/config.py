@@ -162,8 +162,10 @@ def parse_value(key, text):
     kind = SCHEMA[key][0]
     if kind.startswith("int:"):
         t = text.strip()
-        if not t or not all("0" <= c <= "9" for c in t):  # ASCII only, as on the boards
-            raise ValueError("{} must be a whole number".format(key))
+        d = t[1:] if t[:1] == "-" else t  # a negative number: the range below says why not
+        if not d or not all("0" <= c <= "9" for c in d):  # ASCII only, as on the boards
+            _, lo, hi = kind.split(":")
+            raise ValueError("{} must be a whole number, {} to {}".format(key, lo, hi))
         return check(key, int(t))
     if kind == "names":
         names = [n.strip() for n in text.split(",") if n.strip()]

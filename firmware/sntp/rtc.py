@@ -1,5 +1,14 @@
-# A board's real-time clock (machine.RTC) as the time service's clock and rtc: now_us() with
-# sub-second resolution, adjust(offset_us) to step it. Integers only.
+# The board's clock for the time service: make() picks it for the port this runs on.
+#
+#   from sntp import rtc
+#   clock = rtc.make()          # esp32, rp2: BoardRTC over machine.RTC; others: ProcessClock
+#   svc = aio.AsyncService(config, clock=clock, rtc=clock)
+#   asyncio.create_task(clock.run())   # RP2040: writes corrections into its 1 s RTC
+#
+# BoardRTC: a board's real-time clock (machine.RTC) as the time service's clock and rtc:
+# now_us() with sub-second resolution, adjust(offset_us) to step it. Integers only.
+# ProcessClock (the unix port, and any port not named above): the corrected time lives in
+# this process (host clock + offset); the host's own clock is never changed.
 #
 # One class for both boards; the difference is the RTC's resolution:
 #   ESP32    subseconds are microseconds (ports/esp32/machine_rtc.c: gettimeofday): read and
@@ -46,9 +55,9 @@
 #   Absurd input never raises: a non-integer offset, or a time outside [port epoch, 2100),
 #   returns False and reports one line; so does an RTC that refuses the write. False: the
 #   clock did not move.
-from sntp.client import OnHostClock, SystemClock
-from sntp.compat import const
-from sntp.timestamp import NTP_1970_S, US_PER_S, days_from_civil, unix_us
+from .client import OnHostClock, SystemClock
+from .compat import const
+from .timestamp import NTP_1970_S, US_PER_S, days_from_civil, unix_us
 
 US_RESOLUTION = const(1)  # ESP32: subseconds are us
 SECOND_RESOLUTION = const(1_000_000)  # RP2040: whole seconds
@@ -317,7 +326,7 @@ class BoardRTC(OnHostClock):
         """
         if self.resolution_us == US_RESOLUTION:
             return
-        from sntp.aio import sleep_ms  # asyncio only where this task is used
+        from .aio import sleep_ms  # asyncio only where this task is used
 
         self.background = True
         misses = 0  # whole seconds missed in a row: the event loop woke us after them
@@ -345,3 +354,45 @@ class BoardRTC(OnHostClock):
                     misses = 0
         finally:
             self.background = False
+
+
+class ProcessClock(OnHostClock):
+    """The service's clock and rtc on a port without a known RTC (the unix port): the host's
+    clock plus offset_us, kept in this process. The host's own clock is never changed."""
+
+    def __init__(self, host=None):
+        self.host = host if host is not None else SystemClock()
+        self.epoch_s = self.host.epoch_s  # s from 1900 to the port epoch
+        self.offset_us = 0  # this clock minus the host's, us
+
+    def now_us(self):
+        return self.host.now_us() + self.offset_us
+
+    def unix_us(self):
+        return unix_us(self.now_us(), self.epoch_s)
+
+    def set_unix_us(self, t_unix_us):
+        """Make the clock read t_unix_us (Unix us) now."""
+        self.adjust(t_unix_us - self.unix_us())
+
+    def adjust(self, offset_us):
+        """Move the clock by offset_us (positive: forward)."""
+        self.offset_us += offset_us
+        return True
+
+    async def run(self):
+        """Nothing to write in the background (BoardRTC.run's counterpart)."""
+
+
+def make(warn=None):
+    """The clock and rtc for the service on this port: BoardRTC over machine.RTC on esp32
+    (microseconds) and rp2 (whole seconds), else a ProcessClock. warn: BoardRTC's."""
+    import sys
+
+    p = sys.platform
+    if p == "esp32" or p == "rp2":
+        import machine
+
+        res = US_RESOLUTION if p == "esp32" else SECOND_RESOLUTION
+        return BoardRTC(machine.RTC(), res, warn=warn)
+    return ProcessClock()
