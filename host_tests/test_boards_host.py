@@ -1,7 +1,7 @@
-# The board code's packaging and tooling, on CPython only: package.json (mip) and manifest.py
-# (freezing) list exactly the firmware modules, the board code keeps to integer time, every
-# deployed file compiles with mpy-cross and loads under the unix MicroPython, and the make
-# targets that need a board refuse to run without one.
+# The board code's packaging and tooling, on CPython only: the package files (mip) and the
+# manifests (freezing) list exactly the firmware modules, each in one package; the board code
+# keeps to integer time, every deployed file compiles with mpy-cross and loads under the unix
+# MicroPython, and the make targets that need a board refuse to run without one.
 import json
 import os
 import subprocess
@@ -15,15 +15,24 @@ import sntp
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 HOST_ONLY = ("sim.py",)  # the simulated-time driver: tests and the fleet simulator only
-# the optional packages: name -> modules, in package-NAME.json and manifest-NAME.py
-EXTRAS = {"tz": ("tz.py",)}
+# The mip packages and their freeze manifests: the core (package.json, manifest.py) and each
+# optional extra, name -> modules, in package-NAME.json and manifest-NAME.py. The console's
+# package holds the console and the configuration schema, which only it and the board
+# program's settings use.
+EXTRAS = {"console": ("config.py", "console.py"), "tz": ("tz.py",)}
 
 
 def firmware_modules():
-    """The core's modules: firmware/sntp/ but the host-only ones and the extras'."""
+    """Every device module (make deploy puts them all on a board): firmware/sntp/ but the
+    host-only ones."""
     names = os.listdir(os.path.join(ROOT, "firmware", "sntp"))
+    return sorted(n for n in names if n.endswith(".py") and n not in HOST_ONLY)
+
+
+def core_modules():
+    """The core's modules: the device modules but the extras'."""
     extra = [m for mods in EXTRAS.values() for m in mods]
-    return sorted(n for n in names if n.endswith(".py") and n not in HOST_ONLY + tuple(extra))
+    return [m for m in firmware_modules() if m not in extra]
 
 
 def board_files():
@@ -32,13 +41,6 @@ def board_files():
         folder = os.path.join(ROOT, "boards", d)
         out += [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.endswith(".py")]
     return out
-
-
-# The mip packages and their freeze manifests: the core (package.json, manifest.py) and each
-# optional extra (package-X.json, manifest-X.py). The console's package holds the console and
-# the configuration schema, which only it and the board program's settings use.
-PACKAGES = {"package.json": "manifest.py", "package-console.json": "manifest-console.py"}
-CONSOLE = ["config.py", "console.py"]
 
 
 def package_files():
@@ -86,22 +88,20 @@ def manifest_files(path):
 
 def test_the_packages_together_hold_each_firmware_module_once():
     pk = package_files()
-    assert set(pk) == set(PACKAGES)  # a new package needs its manifest here too
+    # a new package is named in EXTRAS, with its manifest
+    assert set(pk) == {"package.json"} | {"package-{}.json".format(e) for e in EXTRAS}
     every = sorted(m for files in pk.values() for m in files)
     assert every == firmware_modules()  # each module in exactly one package
-    assert pk["package-console.json"] == CONSOLE
+    assert pk["package.json"] == core_modules()
     assert "rtc.py" in pk["package.json"]  # mip installs the board RTC adapter with the core
     with open(os.path.join(ROOT, "package.json")) as f:
         assert "deps" not in json.load(f)  # the core needs nothing else
 
 
-def test_each_manifest_freezes_exactly_its_packages_modules():
-    pk = package_files()
-    for package, manifest in PACKAGES.items():
-        assert manifest_files(manifest) == pk[package], manifest
-    assert sorted(n for n in os.listdir(ROOT) if n.startswith("manifest")) == sorted(
-        PACKAGES.values()
-    )
+def test_the_core_manifest_freezes_exactly_the_core():
+    assert manifest_files("manifest.py") == core_modules()
+    manifests = sorted(n for n in os.listdir(ROOT) if n.startswith("manifest"))
+    assert manifests == sorted(["manifest.py"] + ["manifest-{}.py".format(e) for e in EXTRAS])
 
 
 def test_the_core_does_not_import_the_optional_packages():

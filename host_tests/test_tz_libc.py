@@ -280,6 +280,35 @@ def test_a_tz_without_the_package_is_refused_with_a_reason(monkeypatch):
     ]
 
 
+def test_package_tz_installs_with_mip_alone_and_runs(tmp_path):
+    # as `mpremote mip install github:OWNER/REPO/package-tz.json` on an empty board
+    lib = tmp_path / "lib"
+    r = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "tools", "mipinstall.py"),
+            "package-tz.json",
+            str(lib),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(str(p.relative_to(lib)) for p in lib.rglob("*.py")) == ["sntp/tz.py"]
+    code = "from sntp import tz; print(tz.parse('IST-1GMT0,M10.5.0,M3.5.0/1').localtime(0))"
+    r = subprocess.run(
+        [os.path.join(ROOT, ".venv", "bin", "micropython"), "-c", code],
+        env=dict(os.environ, MICROPYPATH=str(lib)),
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "(1970, 1, 1, 0, 0, 0, 3, 1, 1)", r.stderr
+
+
 # ---- docs/localtime.md -----------------------------------------------------------------------
 def doc_table():
     """(zone, rule) of each row of the zone table in docs/localtime.md."""
