@@ -44,6 +44,7 @@ const SKIP = {
   "test_boards.test_board_with_credentials_joins_and_starts_the_service": ASYNCIO,
   "test_boards.test_board_without_wifi_credentials_says_so_and_runs_its_application": ASYNCIO,
   "test_boards.test_hil_check_passes_against_a_fake_server": ASYNCIO,
+  "test_boards.test_the_process_clock_moves_only_its_own_offset": ASYNCIO,
   "test_boards.test_the_service_sets_a_one_second_rtc_within_5_ms": ASYNCIO,
   "test_console_board.test_boot_window_with_a_line_runs_the_console_until_exit": ASYNCIO,
   "test_console_board.test_boot_window_without_a_line_goes_on": ASYNCIO,
@@ -77,7 +78,7 @@ function copyTree(from, to) {
   for (const e of fs.readdirSync(from, { withFileTypes: true })) {
     if (e.isDirectory()) {
       if (e.name !== "__pycache__") copyTree(path.join(from, e.name), to + "/" + e.name);
-    } else if (/\.(py|json)$/.test(e.name)) {
+    } else if (e.isFile()) {
       mp.FS.writeFile(to + "/" + e.name, fs.readFileSync(path.join(from, e.name)));
     }
   }
