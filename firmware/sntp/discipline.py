@@ -149,10 +149,17 @@ class Discipline:
         if dt_ms <= 0:
             return 0
         self.tick_ms = now_ms
-        # drift: drift_ppb * dt, kept exact with a remainder in ppb*ms
-        self.frac += self.drift_ppb * dt_ms
-        whole_us = _trunc_div(self.frac, 1_000_000)
-        self.frac -= whole_us * 1_000_000
+        # drift: drift_ppb * dt, kept exact with a remainder in ppb*ms (rounded toward zero),
+        # in parts that stay small ints on 32-bit ports (20 ppm * 60 s is past 2**30)
+        q = self.drift_ppb * (dt_ms // 1000)  # ppb*s
+        m = 1000 * (q % 1000) + self.drift_ppb * (dt_ms % 1000) + self.frac
+        whole_us = m // 1_000_000
+        m -= whole_us * 1_000_000
+        whole_us += q // 1000
+        if whole_us < 0 and m:
+            whole_us += 1
+            m -= 1_000_000
+        self.frac = m
         # slew: at most MAX_SLEW_PPM of the elapsed time
         limit_us = MAX_SLEW_PPM * dt_ms // 1000
         s = self.pending_us
@@ -204,12 +211,6 @@ def _recent_ints(v, lo, hi):
     if not isinstance(v, list):
         return None
     return [x for x in v if _is_int(x) and lo <= x <= hi][-DRIFT_SAMPLES:]
-
-
-def _trunc_div(a, b):
-    """a / b rounded toward zero (Python's // floors), for a signed remainder that stays small."""
-    q = abs(a) // b
-    return q if a >= 0 else -q
 
 
 def _is_int(v):
