@@ -42,47 +42,43 @@ def civil(t):
 
 
 def vectors():
-    """(rule text, [L fields], [T fields], [K fields]) for each rule in the file."""
-    out = []
+    """(rule text, [L fields], [T fields], [K fields]) for each rule in the file, one rule at
+    a time (a 32-bit port holds one rule's lines, not the file's)."""
+    block = None
     with open(VECTORS) as f:
         for line in f:
             if line.startswith("#"):
                 continue
             if line.startswith("R "):
-                out.append((line[2:].strip(), [], [], []))
+                if block is not None:
+                    yield block
+                block = (line[2:].strip(), [], [], [])
                 continue
             kind = "LTK".index(line[0]) + 1
-            out[-1][kind].append(tuple(int(v) for v in line[2:].split()))
-    return out
-
-
-_CACHE = []
-
-
-def cached():
-    if not _CACHE:
-        _CACHE.append(vectors())
-    return _CACHE[0]
+            block[kind].append(tuple(int(v) for v in line[2:].split()))
+    if block is not None:
+        yield block
 
 
 def test_the_vector_file_has_every_rule_and_the_whole_range():
-    vs = cached()
-    assert len(vs) >= 15
-    for rule, ls, ts, ks in vs:
+    n = 0
+    for rule, ls, ts, ks in vectors():
+        n += 1
         assert len(ls) >= 60 and len(ks) >= 20, rule
         assert len(ts) >= 136, rule  # each 1 January, 1971-2106, at least
         assert max(v[0] for v in ls) == (1 << 32) - 1, rule
+    assert n >= 15
 
 
 def test_civil_agrees_with_the_c_library():
     # the oracle below for the changes: the C library's local time of T is civil(T + offset)
-    for rule, ls, _, _ in cached():
+    for rule, ls, _, _ in vectors():
         for v in ls:
             assert civil(v[0] + v[10]) == v[1:9], (rule, v)
 
 
 def test_localtime_and_utcoffset_match_the_c_library():
-    for rule, ls, _, _ in cached():
+    for rule, ls, _, _ in vectors():
         r = tz.parse(rule)
         for v in ls:
             assert r.localtime(v[0]) == v[1:10], (rule, v[0])
@@ -91,7 +87,7 @@ def test_localtime_and_utcoffset_match_the_c_library():
 
 def test_every_change_and_one_second_either_side_match_the_c_library():
     n = 0
-    for rule, _, ts, _ in cached():
+    for rule, _, ts, _ in vectors():
         r = tz.parse(rule)
         for t, off0, dst0, off1, dst1 in ts:
             for u, off, dst in ((t - 1, off0, dst0), (t, off1, dst1), (t + 1, off1, dst1)):
@@ -113,7 +109,7 @@ def _alone(ts, i, span):
 def test_mktime_around_every_change():
     # isdst 0 or 1 reads the wall time with that offset; -1 (or 8 fields): the one in force,
     # and for a wall time that occurs twice or never, the one in force before the change
-    for rule, _, ts, _ in cached():
+    for rule, _, ts, _ in vectors():
         r = tz.parse(rule)
         for i, (t, off0, dst0, off1, dst1) in enumerate(ts):
             before = civil(t - 1 + off0)
@@ -135,7 +131,7 @@ def test_mktime_around_every_change():
 
 
 def test_mktime_matches_the_c_library():
-    for rule, _, _, ks in cached():
+    for rule, _, _, ks in vectors():
         r = tz.parse(rule)
         for v in ks:
             wall = v[:6]
@@ -217,6 +213,7 @@ BAD = (
     ":Europe/Berlin",
     "ÄBC-1",
     "ABC-１",
+    "\u212aAB-1",  # the Kelvin sign: CPython lowers it to k
 )
 
 
@@ -267,3 +264,14 @@ def test_localtime_allocates_only_its_tuple():
     assert len(x) == len(y) == 9
     assert m2 - m1 == m1 - m0 > 0, (m1 - m0, m2 - m1)
     assert m3 == m2, m3 - m2
+
+
+def test_the_configuration_validates_tz_with_the_parser():
+    from sntp import config
+
+    rule = "<+1030>-10:30<+11>-11,M10.1.0,M4.1.0"
+    assert config.parse_value("tz", rule) == rule and config.defaults()["tz"] is None
+    values, warnings = config.validate({"tz": "CET-1CEST,M3.5.0,M10.5.0/8:0"})
+    assert values["tz"] is None and warnings == ["tz: tz: 2 digits expected at 27; default used"]
+    values, warnings = config.validate({"tz": rule, "zone": "acme"})
+    assert values["tz"] == rule and not warnings

@@ -3,7 +3,9 @@
 # random rules built from the whole grammar and random instants over 1970-2106; the real
 # rules of tools/tzvectors.py at every instant where they may change, one second either
 # side, with mktime around each; the committed vector file still what the C library says;
-# and fuzzed malformed rules, which raise ValueError and nothing else, and never hang.
+# and fuzzed malformed rules, which raise ValueError and nothing else, and never hang. Then
+# the package's edges: nothing imports sntp.tz unless a rule is set, a missing package is a
+# reason, and the zone table of docs/localtime.md is tzdata's and reads as the C library.
 import os
 import signal
 import subprocess
@@ -239,3 +241,95 @@ def test_malformed_rules_raise_only_value_error_and_never_hang(text):
         use(text)
         for t in (0, 1 << 30, 1 << 31, LAST):
             assert r.localtime(t) == libc_local(t)[0], (text, t)
+
+
+# ---- the optional package: imported only for a rule ------------------------------------------
+def _imports_tz(code):
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "firmware"))
+    r = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys; print('sntp.tz' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip() == "True"
+
+
+def test_the_core_and_a_configuration_without_tz_never_import_it(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{"zone": "acme"}')
+    load = "from sntp import config, console; config.load({!r})".format(str(path))
+    assert not _imports_tz("import sntp.aio, sntp.service, sntp.store\n" + load)
+    path.write_text('{"zone": "acme", "tz": "CET-1CEST,M3.5.0,M10.5.0/3"}')
+    assert _imports_tz(load)
+
+
+def test_a_tz_without_the_package_is_refused_with_a_reason(monkeypatch):
+    import sntp
+    from sntp import config
+
+    monkeypatch.setitem(sys.modules, "sntp.tz", None)  # import sntp.tz: ImportError
+    monkeypatch.delattr(sntp, "tz", raising=False)
+    with pytest.raises(ValueError, match="tz: needs the sntp.tz package"):
+        config.check("tz", "CET-1CEST,M3.5.0,M10.5.0/3")
+    values, warnings = config.validate({"tz": "CET-1"})
+    assert values["tz"] is None and warnings == [
+        "tz: tz: needs the sntp.tz package (package-tz.json); default used"
+    ]
+
+
+def test_package_tz_installs_with_mip_alone_and_runs(tmp_path):
+    # as `mpremote mip install github:OWNER/REPO/package-tz.json` on an empty board
+    lib = tmp_path / "lib"
+    r = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "tools", "mipinstall.py"),
+            "package-tz.json",
+            str(lib),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(str(p.relative_to(lib)) for p in lib.rglob("*.py")) == ["sntp/tz.py"]
+    code = "from sntp import tz; print(tz.parse('IST-1GMT0,M10.5.0,M3.5.0/1').localtime(0))"
+    r = subprocess.run(
+        [os.path.join(ROOT, ".venv", "bin", "micropython"), "-c", code],
+        env=dict(os.environ, MICROPYPATH=str(lib)),
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "(1970, 1, 1, 0, 0, 0, 3, 1, 1)", r.stderr
+
+
+# ---- docs/localtime.md -----------------------------------------------------------------------
+def doc_table():
+    """(zone, rule) of each row of the zone table in docs/localtime.md."""
+    rows = []
+    with open(os.path.join(ROOT, "docs", "localtime.md")) as f:
+        for line in f:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if line.startswith("| ") and len(cells) == 2 and cells[1].startswith("`"):
+                rows.append((cells[0].split(",")[0], cells[1].strip("`")))
+    return rows
+
+
+def test_the_docs_zone_table_is_tzdata_and_reads_as_the_c_library_does():
+    rows = doc_table()
+    assert len(rows) >= 15
+    for zone, rule in rows:
+        r = tz.parse(rule)
+        path = os.path.join("/usr/share/zoneinfo", zone)
+        if os.path.isfile(path):  # the last line of the zone file is the rule
+            with open(path, "rb") as f:
+                assert f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1].decode() == rule, zone
+        use(rule)
+        for t in range(0, LAST, 86400 * 97 + 3613):
+            assert r.localtime(t) == libc_local(t)[0], (zone, t)

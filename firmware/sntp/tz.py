@@ -168,19 +168,23 @@ def _hms(s, i, hmax):
     return sign * v, i
 
 
+def _alpha(c):
+    return "a" <= c <= "z" or "A" <= c <= "Z"  # ASCII only, on every port
+
+
 def _name(s, i):
     """std or dst at s[i:] -> (name, next i)."""
     j = i
     if s[i : i + 1] == "<":
         j = i + 1
-        while j < len(s) and (s[j] in "+-" or "0" <= s[j] <= "9" or "a" <= s[j].lower() <= "z"):
+        while j < len(s) and (s[j] in "+-" or "0" <= s[j] <= "9" or _alpha(s[j])):
             j += 1
         if s[j : j + 1] != ">":
             _err("> expected", j)
         n = s[i + 1 : j]
         j += 1
     else:
-        while j < len(s) and "a" <= s[j].lower() <= "z":
+        while j < len(s) and _alpha(s[j]):
             j += 1
         n = s[i:j]
     if len(n) < 3:
