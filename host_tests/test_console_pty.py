@@ -157,6 +157,7 @@ def test_a_person_provisions_the_unix_board_at_a_terminal(runtime, tmp_path):
     assert s.ask("exit") == ["bye", "ok"]
     assert s.close() == 0
     assert read_json(cfg) == {
+        "kind": "sntp-config",
         "zone": "acme",
         "wifi_ssid": "factory-net",
         "wifi_pass": SECRET,
@@ -245,7 +246,7 @@ def test_a_broken_configuration_file_is_reported_and_the_console_still_works(tmp
     assert s.ask("exit")[-1] == "ok"
     assert s.close() == 0
     assert "accuracy_ms" in s.stderr and "x: unknown key" in s.stderr
-    assert read_json(cfg) == {"zone": "acme", "wifi_pass": SECRET}
+    assert read_json(cfg) == {"kind": "sntp-config", "zone": "acme", "wifi_pass": SECRET}
     assert_secret_never_shown(s)
 
 

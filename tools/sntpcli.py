@@ -319,6 +319,12 @@ def _option_value(opts, option, value):
     elif option == "--state":
         if not value:
             raise UsageError("--state needs a file name")
+        folder = value[: value.rfind("/")] if "/" in value.lstrip("/") else "."
+        if opts["cmd"] != "status" and not _is_dir(folder or "/"):
+            raise UsageError(
+                "--state: no directory {!r}: the board clock is kept in that file, "
+                "so it must be writable".format(folder)
+            )
         opts["state"] = value
     elif option == "--drift-ppm":
         negative = value.startswith("-")
@@ -335,6 +341,15 @@ def _option_value(opts, option, value):
                 "{} wants whole {} from {} to {}, not {!r}".format(option, unit, lo, hi, value)
             )
         opts["poll_min_s" if option == "--poll-min" else "accuracy_ms"] = int(value)
+
+
+def _is_dir(path):
+    import os
+
+    try:
+        return os.stat(path)[0] & 0o170000 == 0o040000
+    except OSError:
+        return False
 
 
 # The policy's bounds (sntp.policy.Config.from_dict would clamp to them).
@@ -606,7 +621,7 @@ def _signed(us):
 
 def cmd_service(opts, out, err):
     """sync and run. The board clock is a SoftRTC; with --state it persists."""
-    from softrtc import SoftRTC, StateFile
+    from softrtc import SoftRTC, StateFile, WrongKind
 
     if not opts["config"].servers:
         err.write(
@@ -620,7 +635,11 @@ def cmd_service(opts, out, err):
 
     state = None
     if opts["state"] is not None:
-        state = StateFile(opts["state"], warn=warn).open()
+        try:
+            state = StateFile(opts["state"], warn=warn).open()
+        except WrongKind as e:
+            err.write("sntp: {}\n".format(e.args[0]))
+            return 2
         rtc = state.rtc
     else:
         rtc = SoftRTC()
@@ -640,12 +659,23 @@ def cmd_service(opts, out, err):
         )
     try:
         if opts["cmd"] == "sync":
-            return _sync(svc, opts, rtc, out, err)
-        return _run(svc, opts, out)
+            s = _drive(opts, svc.sync())
+        else:
+            _run(svc, opts, out)
     finally:
+        kept = True
         if state is not None:
             state.servers = svc.status()["servers"]
-            state.flush()
+            kept = state.flush()
+    if not kept:  # the board clock lives in that file: a correction not saved never happened
+        err.write(
+            "sntp: {}: the board clock and its state could not be saved there; nothing "
+            "was kept\n".format(opts["state"])
+        )
+        return 1
+    if opts["cmd"] == "sync":
+        return _sync(s, opts, rtc, out, err)
+    return 0
 
 
 def _drive(opts, coro_or_value):
@@ -656,8 +686,7 @@ def _drive(opts, coro_or_value):
     return coro_or_value
 
 
-def _sync(svc, opts, rtc, out, err):
-    s = _drive(opts, svc.sync())
+def _sync(s, opts, rtc, out, err):
     board_us = rtc.unix_us()
     if opts["json"]:
         fields = [
@@ -703,11 +732,10 @@ def _run(svc, opts, out):
     svc.boot(startup_delay=opts["startup_delay"])
     until = None if opts["for_ms"] is None else svc.now_ms() + opts["for_ms"]
     _drive(opts, svc.run(until))
-    return 0
 
 
 def cmd_status(opts, out, err):
-    from softrtc import StateFile
+    from softrtc import KIND, StateFile, WrongKind, check_kind
 
     from sntp.store import read_json
 
@@ -716,6 +744,11 @@ def cmd_status(opts, out, err):
     if doc is None:
         err.write("sntp: {}: {}\n".format(path, why))
         return 1
+    try:
+        check_kind(path, doc, KIND)
+    except WrongKind as e:
+        err.write("sntp: {}\n".format(e.args[0]))
+        return 2
 
     def warn(text):
         err.write("sntp: warning: {}\n".format(text))

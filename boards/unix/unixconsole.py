@@ -18,11 +18,12 @@
 # under CPython (tools/sntp --python console ...).
 import sys
 
-from softrtc import SoftRTC, StateFile
+from softrtc import KIND, SoftRTC, StateFile, WrongKind, check_kind
 
 from sntp import client, config
 from sntp.console import MAX_LINE, Console, serve
 from sntp.service import Service
+from sntp.store import read_json
 
 READ_CHUNK = MAX_LINE + 8  # bytes asked of readline at a time (a longer line comes in parts)
 
@@ -107,6 +108,13 @@ def main(
         if flush is not None:
             flush()
 
+    try:  # a state file given as the configuration (or back): refused, left unchanged
+        check_kind(config_path, read_json(config_path)[0], config.KIND)
+        if state_path is not None:
+            check_kind(state_path, read_json(state_path)[0], KIND)
+    except WrongKind as e:
+        err.write("sntp: {}\n".format(e.args[0]))
+        return 2
     board = UnixBoard(config_path, state_path, timeout_ms, warn)
     con = Console(config_path, query=board.query, reboot=board.reboot, warn=warn, sync=board.sync)
     board.console = con

@@ -23,6 +23,7 @@ from .compat import const
 from .store import JsonStore
 
 MAX_TEXT = const(64)  # bytes of any text value
+KIND = "sntp-config"  # the file's "kind": never taken for a state file (or one for it)
 SECRET_KEYS = ("wifi_pass",)
 LOG_LEVELS = ("error", "warn", "info", "debug")
 MASK = "********"
@@ -178,6 +179,8 @@ def validate(doc):
             warnings.append("configuration is not a JSON object: defaults used")
         return values, warnings
     for k, v in doc.items():
+        if k == "kind" and v == KIND:
+            continue
         if k not in SCHEMA:
             warnings.append("{}: unknown key, ignored".format(k))
             continue
@@ -206,7 +209,7 @@ def load(path, warn=print):
 
 def save(path, values, warn=print):
     """Save atomically (temporary file, then rename). True when it reached the disk."""
-    out = {}
+    out = {"kind": KIND}
     for k in KEYS:
         if values.get(k) != SCHEMA[k][1]:
             out[k] = values[k]
