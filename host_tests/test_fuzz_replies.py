@@ -403,3 +403,29 @@ def test_the_firmware_verdict_is_the_independent_checkers(p):
     else:
         assert r is not None and r.error == strict[0], (strict, r and r.error, e.ignored)
         assert_no_time(r)
+
+
+def test_make_fuzz_shows_progress_while_it_runs(tmp_path):
+    # a stand-in for libFuzzer: its status lines, over about 1.5 s
+    import subprocess
+    import sys
+
+    from fuzz import run as fuzz_run
+
+    log = tmp_path / "fuzz.log"
+    script = (
+        "import sys, time\n"
+        "for i in range(1, 4):\n"
+        "    print('#%d pulse  cov: %d ft: %d corp: %d/%db exec/s: 1'\n"
+        "          % (i * 1000, 70 + i, 100 + i, 40 + i, 900), flush=True)\n"
+        "    time.sleep(0.5)\n"
+    )
+    said = []
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=f)
+        rc = fuzz_run.watch(proc, str(log), 2, every_s=0.3, say=said.append)
+    assert rc == 0 and len(said) >= 2, said
+    assert said[-1].startswith("fuzz: ") and " of 2 s, " in said[-1]
+    assert any("3,000 executions, cov 73 ft 103, corpus 43 inputs" in x for x in said) or any(
+        "2,000 executions, cov 72 ft 102, corpus 42 inputs" in x for x in said
+    ), said
