@@ -230,8 +230,9 @@ def test_end_of_input_ends_the_console_and_keeps_the_state(tmp_path):
     s = Pty(cfg, state)
     assert s.ask("get zone") == ["zone=acme", "ok"]
     assert s.ask("set zone other")[-1] == "ok"
-    s.send(b"\x04")  # Ctrl-D at the start of a line: end of input (unsaved changes dropped)
-    assert s.close() == 0
+    s.send(b"\x04")  # Ctrl-D at the start of a line: end of input, the changes not saved
+    assert s.close() == 1  # and said so
+    assert "end of input with unsaved changes (zone): not saved" in s.stderr
     assert read_json(cfg) == {"wifi_pass": SECRET, "zone": "acme"}
     assert read_json(state)["policy"]["boots"] == 1
     assert_secret_never_shown(s)

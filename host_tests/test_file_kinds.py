@@ -160,3 +160,17 @@ def test_the_configuration_is_created_readable_by_its_owner_only(runtime, tmp_pa
     assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o600
     assert json.loads(path.read_text())["wifi_pass"] == SECRET
     assert sorted(os.listdir(str(tmp_path))) == ["c.json"]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_end_of_input_with_unsaved_changes_warns_and_fails(runtime, tmp_path):
+    path = str(tmp_path / "c.json")
+    p = sntp(runtime, "console", "--config", path, stdin="set zone acme\nset accuracy_ms 50\n")
+    assert p.returncode == 1 and not os.path.exists(path), (p.returncode, p.stderr)
+    assert p.stderr.splitlines()[-1] == (
+        "sntp: end of input with unsaved changes (zone, accuracy_ms): not saved to " + path
+    )
+    # saved, discarded, or nothing changed: end of input is a normal end
+    for script in ("set zone acme\nsave\n", "set zone acme\ndiscard\n", "show\n", ""):
+        p = sntp(runtime, "console", "--config", path, stdin=script)
+        assert p.returncode == 0 and "unsaved changes" not in p.stderr, (script, p.stderr)

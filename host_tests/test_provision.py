@@ -108,7 +108,6 @@ def test_provision_from_a_file_with_options_over_it_and_merge(tmp_path, pass_fil
     # exact by default: what was not given went back to its default
     assert read_json(cfg) == {
         "kind": "sntp-config",
-        "kind": "sntp-config",
         "zone": "acme",
         "wifi_ssid": "override",
         "wifi_pass": SECRET,

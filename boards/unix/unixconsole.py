@@ -12,7 +12,8 @@
 #   query   one exchange measured against the board clock; changes no clock
 #   reboot  what a device does: the state is saved, the configuration file is read again
 #           and the service is built anew from it (so a saved configuration takes effect)
-#   exit    (or end of input) saves the state and ends with status 0
+#   exit    (or end of input) saves the state and ends with status 0; end of input with
+#           unsaved configuration changes says which and ends with status 1
 # Responses go to stdout, one line at a time, flushed; warnings and the banner go to stderr,
 # so a script reading stdout sees only the protocol. Runs under the unix-port MicroPython and
 # under CPython (tools/sntp --python console ...).
@@ -94,7 +95,8 @@ def main(
     out=None,
     err=None,
 ):
-    """The console until exit or end of input. Returns the exit status (0)."""
+    """The console until exit or end of input. Returns the exit status: 0, 1 when input ended
+    with unsaved changes, 2 when a file is of the wrong kind."""
     err = err if err is not None else sys.stderr
     out = out if out is not None else sys.stdout
     stdin = stdin if stdin is not None else sys.stdin.buffer
@@ -128,4 +130,12 @@ def main(
         serve(con, lambda: stdin.readline(READ_CHUNK), write)
     finally:
         board.stop()
+    lost = con.changed() if not con.done else []
+    if lost:  # end of input before save: say what is lost, and fail the script that did it
+        err.write(
+            "sntp: end of input with unsaved changes ({}): not saved to {}\n".format(
+                ", ".join(lost), config_path
+            )
+        )
+        return 1
     return 0
