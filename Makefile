@@ -175,17 +175,27 @@ test-testnet: setup
 	@echo "== real servers (tools/testnet: chrony, ntpsec, dnsmasq in private namespaces)"
 	$(PY) -m pytest -v -p no:cacheprovider host_tests/test_testnet.py
 
-# The fleet simulator and the device footprint (tools/fleet; README "Fleet benchmark"):
-# every scenario with this client and with the baselines, the table and the targets printed,
+# The fleet simulator and the device footprint (tools/fleet; docs/fleet.md): every scenario
+# with this client and with the baselines, the table and the targets printed,
 # results/fleet.{md,json}, results/footprint.json and the plots results/*.png (not committed).
+# make bench writes nothing else; make bench-docs also rewrites the figures and the plot in
+# docs/fleet.md (between its markers) from the same run.
 #   make bench [FLEET_DEVICES=100000] [FLEET_BASELINE_DEVICES=10000] [FLEET_ARGS=...]
-.PHONY: bench
+.PHONY: bench bench-docs bench-check
 FLEET_DEVICES ?= 100000
 FLEET_BASELINE_DEVICES ?= 10000
 FLEET_ARGS ?=
-bench: setup
+bench-check:
+	@for v in FLEET_DEVICES=$(FLEET_DEVICES) FLEET_BASELINE_DEVICES=$(FLEET_BASELINE_DEVICES); do \
+	  case "$${v#*=}" in ''|*[!0-9]*|0|00*) echo "bench: $${v%%=*} must be a whole number" \
+	    "above 0, not '$${v#*=}'" >&2; exit 2;; esac; \
+	done
+bench: bench-check setup
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
-	  --baseline-devices $(FLEET_BASELINE_DEVICES) --readme $(FLEET_ARGS)
+	  --baseline-devices $(FLEET_BASELINE_DEVICES) $(FLEET_ARGS)
+bench-docs: bench-check setup
+	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
+	  --baseline-devices $(FLEET_BASELINE_DEVICES) --docs $(FLEET_ARGS)
 
 # Coverage-guided fuzzing of the reply decoder and checks (tools/fuzz; README "Fuzzing"):
 # atheris (libFuzzer) for FUZZ_SECONDS from the seeds in tools/fuzz/corpus, then one line with

@@ -224,7 +224,7 @@ def markdown(figs, order, clients, runs=None):
 
 
 def headline(figs, clients):
-    """The README's table: the steady state and the worst moments, one row per client."""
+    """docs/fleet.md's table: the steady state and the worst moments, one row per client."""
     head = [
         "client (devices)",
         "req/dev/day (steady)",
