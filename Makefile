@@ -12,11 +12,17 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup test test-mp test-cpython demo lint mpy deploy clean
 
-setup: $(STAMP) $(foreach p,$(STUB_PORTS),$(STUBS)/$(p)/.stamp)
+# What the demo and the tests need (requirements-dev.txt). The lint, bench and fuzz tools are
+# installed by their own targets, the first time they run (requirements-{lint,bench,fuzz}.txt).
+setup: $(STAMP)
 
 $(STAMP): requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(VENV)/.%-done: requirements-%.txt $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
 # Each port's stubs in a folder of their own (typeshed layout), for mypy's
@@ -59,7 +65,7 @@ demo: setup
 # ruff, then mypy: firmware/ against the unix stubs, the board glue against its board's (with
 # --check-untyped-defs: the board code has no annotations, and its calls into machine and
 # network are what the stubs should check).
-lint: setup
+lint: setup $(VENV)/.lint-done $(foreach p,$(STUB_PORTS),$(STUBS)/$(p)/.stamp)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	MYPYPATH=$(STUBS)/unix $(VENV)/bin/mypy --cache-dir build/mypy/unix \
@@ -190,10 +196,10 @@ bench-check:
 	  case "$${v#*=}" in ''|*[!0-9]*|0|00*) echo "bench: $${v%%=*} must be a whole number" \
 	    "above 0, not '$${v#*=}'" >&2; exit 2;; esac; \
 	done
-bench: bench-check setup
+bench: bench-check setup $(VENV)/.bench-done
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
 	  --baseline-devices $(FLEET_BASELINE_DEVICES) $(FLEET_ARGS)
-bench-docs: bench-check setup
+bench-docs: bench-check setup $(VENV)/.bench-done
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
 	  --baseline-devices $(FLEET_BASELINE_DEVICES) --docs $(FLEET_ARGS)
 
@@ -205,7 +211,7 @@ bench-docs: bench-check setup
 .PHONY: fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_ARGS ?=
-ATHERIS_PIN = $(shell sed -n 's/^\(atheris==[^ ;]*\).*/\1/p' requirements-dev.txt)
+ATHERIS_PIN = $(shell sed -n 's/^\(atheris==[^ ;]*\).*/\1/p' requirements-fuzz.txt)
 fuzz: setup
 	@$(PY) -c 'import atheris' 2>/dev/null || \
 	  $(PY) -m pip install --quiet --disable-pip-version-check $(ATHERIS_PIN) || \
