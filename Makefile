@@ -9,12 +9,18 @@ STUB_PORTS := unix esp32 rp2
 MP_STUBS_VERSION := 1.29.0.post1
 MP_STDLIB_STUBS_VERSION := 1.29.0.post2
 export PYTHONDONTWRITEBYTECODE := 1
+# The 32-bit MicroPython: the WebAssembly port from npm (pinned in tools/wasm/package.json and
+# its lock), run by Node, installed into .venv/node.
+WASM_DIR := $(VENV)/node
+WASM_MP := $(WASM_DIR)/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs
+WASM_STAMP := $(WASM_DIR)/.setup-done
 
-.PHONY: setup test test-mp test-cpython demo lint mpy deploy clean
+.PHONY: setup test test-mp test-cpython test-wasm demo lint mpy deploy clean
 
-# What the demo and the tests need (requirements-dev.txt). The lint, bench and fuzz tools are
-# installed by their own targets, the first time they run (requirements-{lint,bench,fuzz}.txt).
-setup: $(STAMP)
+# What the demo and the tests need (requirements-dev.txt, and the 32-bit WebAssembly
+# MicroPython). The lint, bench and fuzz tools are installed by their own targets, the first
+# time they run (requirements-{lint,bench,fuzz}.txt; the MicroPython stubs with make lint).
+setup: $(STAMP) $(WASM_STAMP)
 
 $(STAMP): requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,6 +31,23 @@ $(VENV)/.%-done: requirements-%.txt $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
+# Node and npm: Debian's packages when run as root; otherwise one line on how to get them (then
+# test-wasm skips, except under CI=true, where a missing 32-bit runtime fails).
+$(WASM_STAMP): tools/wasm/package.json tools/wasm/package-lock.json
+	@set -e; if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update && apt-get install -y nodejs npm; \
+	  else \
+	    echo "setup: the 32-bit MicroPython needs Node.js and npm: 'sudo apt-get install nodejs npm' (Debian/Ubuntu), then make setup again" >&2; \
+	    if [ "$$CI" = true ]; then exit 1; fi; exit 0; \
+	  fi; \
+	fi; \
+	mkdir -p $(WASM_DIR); \
+	cp tools/wasm/package.json tools/wasm/package-lock.json $(WASM_DIR)/; \
+	echo "npm ci (in $(WASM_DIR)): @micropython/micropython-webassembly-pyscript"; \
+	(cd $(WASM_DIR) && npm ci --no-audit --no-fund --loglevel=error); \
+	touch $@
+
 # Each port's stubs in a folder of their own (typeshed layout), for mypy's
 # --custom-typeshed-dir: time, socket, machine... then resolve to MicroPython, not CPython.
 $(STUBS)/%/.stamp: $(STAMP)
@@ -33,11 +56,13 @@ $(STUBS)/%/.stamp: $(STAMP)
 	  micropython-$*-stubs==$(MP_STUBS_VERSION) micropython-stdlib-stubs==$(MP_STDLIB_STUBS_VERSION)
 	touch $@
 
-# Both runtimes: the shared tests under the unix-port MicroPython, then everything under
-# CPython with pytest (including tools/sntp end to end under both runtimes).
+# Three runtimes (docs/testing.md): the shared tests under the unix-port MicroPython, then
+# everything under CPython with pytest (including tools/sntp end to end under both runtimes),
+# then the shared tests under the 32-bit WebAssembly MicroPython; then the real servers.
 test: setup
 	$(MAKE) --no-print-directory test-mp
 	$(MAKE) --no-print-directory test-cpython
+	$(MAKE) --no-print-directory test-wasm
 	$(MAKE) --no-print-directory test-testnet
 
 test-mp: setup
@@ -49,6 +74,15 @@ test-mp: setup
 test-cpython: setup
 	@echo "== CPython $$($(PY) -c 'import sys; print(sys.version.split()[0])')"
 	$(PY) -m pytest -q -p no:cacheprovider host_tests --ignore=host_tests/test_testnet.py
+
+# The shared tests under the 32-bit MicroPython (host_tests/wasmrun.mjs; the tests it cannot
+# run there are listed in it with their reason and printed as SKIP lines).
+test-wasm: setup
+	@if [ ! -f $(WASM_MP) ] || ! command -v node >/dev/null; then \
+	  echo "micropython-wasm32: not installed (needs Node.js: see make setup)"; \
+	  if [ "$$CI" = true ]; then echo "CI=true: a missing 32-bit runtime is a failure" >&2; exit 1; fi; \
+	  exit 0; fi; \
+	node host_tests/wasmrun.mjs | grep -v '^PASS'; exit $${PIPESTATUS[0]}
 
 # A visible offset: the reference server runs 12.5 s ahead of this machine's clock.
 DEMO_OFFSET := 12.5
@@ -62,9 +96,9 @@ demo: setup
 	echo "\$$ tools/sntp query 127.0.0.1:$$port"; \
 	MICROPYTHON=$(MP) tools/sntp query 127.0.0.1:$$port
 
-# ruff, then mypy: firmware/ against the unix stubs, the board glue against its board's (with
-# --check-untyped-defs: the board code has no annotations, and its calls into machine and
-# network are what the stubs should check).
+# ruff, then mypy: firmware/ against the unix stubs, the board glue and the board RTC adapter
+# (firmware/sntp/rtc.py) against its board's (with --check-untyped-defs: the board code has no
+# annotations, and its calls into machine and network are what the stubs should check).
 lint: setup $(VENV)/.lint-done $(foreach p,$(STUB_PORTS),$(STUBS)/$(p)/.stamp)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -76,7 +110,7 @@ lint: setup $(VENV)/.lint-done $(foreach p,$(STUB_PORTS),$(STUBS)/$(p)/.stamp)
 	  echo "mypy boards/$$b boards/common ($$b stubs)"; \
 	  MYPYPATH=$(STUBS)/$$b:firmware:boards/common:boards/$$b $(VENV)/bin/mypy \
 	    --cache-dir build/mypy/$$b --custom-typeshed-dir $(STUBS)/$$b --check-untyped-defs \
-	    boards/$$b/*.py boards/common/*.py || exit 1; \
+	    boards/$$b/*.py boards/common/*.py firmware/sntp/rtc.py || exit 1; \
 	done
 
 # Cross-compile firmware/ to .mpy and print each module's size and the total. sim.py (the
@@ -181,11 +215,11 @@ test-testnet: setup
 	@echo "== real servers (tools/testnet: chrony, ntpsec, dnsmasq in private namespaces)"
 	$(PY) -m pytest -v -p no:cacheprovider host_tests/test_testnet.py
 
-# The fleet simulator and the device footprint (tools/fleet; docs/fleet.md): every scenario
-# with this client and with the baselines, the table and the targets printed,
-# results/fleet.{md,json}, results/footprint.json and the plots results/*.png (not committed).
-# make bench writes nothing else; make bench-docs also rewrites the figures and the plot in
-# docs/fleet.md (between its markers) from the same run.
+# The device footprint (tools/footprint.py; docs/footprint.md), then the fleet simulator
+# (tools/fleet; docs/fleet.md): every scenario with this client and with the baselines, the
+# table and the targets printed, results/fleet.{md,json}, results/footprint.json and the plots
+# results/*.png (not committed). make bench writes nothing else; make bench-docs also rewrites
+# the figures and the plot in docs/fleet.md (between its markers) from the same run.
 #   make bench [FLEET_DEVICES=100000] [FLEET_BASELINE_DEVICES=10000] [FLEET_ARGS=...]
 .PHONY: bench bench-docs bench-check
 FLEET_DEVICES ?= 100000
@@ -197,11 +231,34 @@ bench-check:
 	    "above 0, not '$${v#*=}'" >&2; exit 2;; esac; \
 	done
 bench: bench-check setup $(VENV)/.bench-done
+	$(MAKE) --no-print-directory footprint
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
 	  --baseline-devices $(FLEET_BASELINE_DEVICES) $(FLEET_ARGS)
 bench-docs: bench-check setup $(VENV)/.bench-done
+	$(MAKE) --no-print-directory footprint
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
 	  --baseline-devices $(FLEET_BASELINE_DEVICES) --docs $(FLEET_ARGS)
+
+# What the time service costs a device, on the unix-port MicroPython (docs/footprint.md):
+# .mpy bytes of the sync core, of each package and of the headless board program, resident
+# heap after import, bytes allocated by one sync and per idle wake-up, the smallest
+# -X heapsize in which one sync succeeds; printed with the targets, and written to
+# results/footprint.json (about 10 s; talks only to a reference server on 127.0.0.1). Then
+# the same allocation figures on the 32-bit WebAssembly MicroPython (footprint-wasm32).
+.PHONY: footprint
+footprint: setup
+	$(PY) tools/footprint.py
+	$(MAKE) --no-print-directory footprint-wasm32
+
+# What the service allocates on a 32-bit MicroPython (tools/wasm/footprint.py, under the
+# WebAssembly port): resident heap after importing the sync core and with a service running,
+# bytes allocated per idle wake-up and per sync; printed, and written to
+# results/footprint-wasm32.json.
+.PHONY: footprint-wasm32
+footprint-wasm32: setup
+	@test -f $(WASM_MP) || { echo "footprint-wasm32: no WebAssembly MicroPython: make setup" \
+	  "(it needs Node.js and npm)" >&2; exit 2; }
+	node host_tests/wasmrun.mjs --run tools/wasm/footprint.py
 
 # Coverage-guided fuzzing of the reply decoder and checks (tools/fuzz; README "Fuzzing"):
 # atheris (libFuzzer) for FUZZ_SECONDS from the seeds in tools/fuzz/corpus, then one line with

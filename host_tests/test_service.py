@@ -304,6 +304,26 @@ def test_mistakes_are_one_line(runtime, args, status, message):
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
+def test_status_shows_the_local_time_of_the_configurations_tz(runtime, tmp_path):
+    path = state_file(tmp_path, {"rtc_unix_s": 1_800_000_000})  # 2027-01-15 08:00:00 UTC
+    cfg = tmp_path / "board.json"
+    cfg.write_text(json.dumps({"tz": "AEST-10AEDT,M10.1.0,M4.1.0/3"}))  # January: summer
+    p = sntp(runtime, "status", "--state", path, "--config", str(cfg), "--json")
+    j = json.loads(p.stdout)
+    summer = time.gmtime(int(j["time"]) + 11 * 3600)
+    assert j["local"] == time.strftime("%Y-%m-%d %H:%M:%S", summer) + " AEDT (UTC+11:00)", j
+    p = sntp(runtime, "status", "--state", path, "--config", str(cfg))
+    lines = p.stdout.splitlines()
+    assert p.returncode == 0 and lines[1].startswith("local      2027-01-15 19:00:0"), lines
+    assert lines[1].endswith(" AEDT (UTC+11:00)")
+    cfg.write_text(json.dumps({"zone": "acme"}))  # no tz: no local time
+    p = sntp(runtime, "status", "--state", path, "--config", str(cfg), "--json")
+    assert json.loads(p.stdout)["local"] is None
+    p = sntp(runtime, "status", "--state", path, "--config", str(cfg))
+    assert not [line for line in p.stdout.splitlines() if line.startswith("local")]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
 def test_status_of_a_broken_file_is_one_line(runtime, tmp_path):
     path = state_file(tmp_path)
     with open(path, "w") as f:

@@ -32,7 +32,7 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
   sntp run [--server HOST[:PORT]]... [--zone VENDOR] [--state FILE] [--timeout SECONDS]
            [--for SECONDS] [--no-startup-delay] [--json] [--asyncio] [--drift-ppm PPM]
            [--poll-min S] [--accuracy-ms MS]
-  sntp status --state FILE [--json]
+  sntp status --state FILE [--config FILE] [--json]
   sntp console --config FILE [--state FILE] [--timeout SECONDS]
 
   query   one SNTP exchange with SERVER (a name, an IPv4 address, or [IPv6]:PORT);
@@ -44,7 +44,8 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
           happened, and each wait with its reason; --json: one JSON object a line). The
           first request waits for the randomized start-up delay (up to 60 s with an invalid
           clock, 30 min with a valid one) unless --no-startup-delay.
-  status  the board clock and what the state file remembers (last sync, interval, servers).
+  status  the board clock and what the state file remembers (last sync, interval, servers);
+          with --config, the local time too when that configuration has a tz rule.
   console the provisioning console of a device, on this terminal, against the configuration
           file --config (sntp.config; created by the first save): help, show, get, set,
           unset, save, discard, status, query, sync, reboot, exit. Replies go to stdout and
@@ -54,7 +55,8 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
   --server HOST[:PORT]  an NTP server; repeat for up to 4 (with one, it alone sets the clock)
   --zone VENDOR         your NTP Pool vendor zone: 0-3.VENDOR.pool.ntp.org. There is no
                         built-in default server: give --server or --zone.
-  --config FILE         console: the device configuration (JSON, sntp.config's schema)
+  --config FILE         console, status: the device configuration (JSON, sntp.config's
+                        schema)
   --state FILE          the unix board's state (JSON): its clock, kept as host clock plus an
                         offset (the host clock is never changed), and the policy's state
                         (backoff, Kiss-o'-Death holds). {"rtc_unix_s": 0} starts the board
@@ -273,7 +275,7 @@ COMMAND_OPTIONS = {
     "query": ("--timeout", "--json"),
     "sync": _SERVICE + ("--json",),
     "run": _SERVICE + ("--for", "--no-startup-delay", "--json"),
-    "status": ("--state", "--json"),
+    "status": ("--state", "--config", "--json"),
     "console": ("--config", "--state", "--timeout"),
 }
 VALUE_OPTIONS = (
@@ -935,6 +937,10 @@ def cmd_status(opts, out, err):
         return 1
     try:
         check_kind(path, doc, KIND)
+        if opts["config_path"] is not None:
+            from sntp import config
+
+            check_kind(opts["config_path"], read_json(opts["config_path"])[0], config.KIND)
     except WrongKind as e:
         err.write("sntp: {}\n".format(e.args[0]))
         return 2
@@ -949,9 +955,11 @@ def cmd_status(opts, out, err):
     last = _int_or_none(pst.get("last_sync_unix_s"))
     interval = _int_or_none(pst.get("interval_s"))
     servers = doc.get("servers") if isinstance(doc.get("servers"), list) else []
+    local = _local(opts["config_path"], board_us, warn)
     if opts["json"]:
         fields = [
             ("time", _seconds(board_us)),
+            ("local", json.dumps(local)),
             ("valid", json.dumps(valid)),
             ("last_sync", json.dumps(last)),
             ("interval", json.dumps(interval)),
@@ -975,6 +983,8 @@ def cmd_status(opts, out, err):
         ),
         "interval   {}".format("{} s".format(interval) if interval is not None else "unknown"),
     ]
+    if local is not None:
+        lines.insert(1, "local      " + local)
     if not servers:
         lines.append("servers    none recorded")
     for i, srv in enumerate(servers):
@@ -988,6 +998,17 @@ def cmd_status(opts, out, err):
         lines.append("{:<10} {}".format(label, text))
     out.write("\n".join(lines) + "\n")
     return 0
+
+
+def _local(config_path, board_us, warn):
+    """The board clock as local time, when the configuration at config_path has a tz rule."""
+    if config_path is None:
+        return None
+    from sntp import config
+    from sntp.console import local_text
+
+    rule = config.load(config_path, warn)["tz"]
+    return local_text(rule, board_us) if rule else None
 
 
 def _int_or_none(v):

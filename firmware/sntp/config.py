@@ -18,6 +18,7 @@
 #   poll_max_s      int       none     64-131072: a ceiling for the discipline's interval
 #   log_level       choice    info     error, warn, info or debug
 #   country         text      ""       2-letter Wi-Fi regulatory country (e.g. DE), or ""
+#   tz              rule      none     POSIX TZ rule for local time (sntp.tz, docs/localtime.md)
 from . import policy
 from .compat import const
 from .store import JsonStore
@@ -40,6 +41,7 @@ SCHEMA = {  # type: dict
     "poll_max_s": ("int:64:131072", None, "longest poll interval, s"),
     "log_level": ("choice", "info", "error, warn, info or debug"),
     "country": ("country", "", "Wi-Fi regulatory country, 2 letters (e.g. DE), or empty"),
+    "tz": ("tz", None, "local time rule, e.g. CET-1CEST,M3.5.0,M10.5.0/3 (docs/localtime.md)"),
 }
 KEYS = (
     "zone",
@@ -52,6 +54,7 @@ KEYS = (
     "poll_max_s",
     "log_level",
     "country",
+    "tz",
 )
 
 
@@ -132,6 +135,19 @@ def check(key, value):
     if kind == "choice":
         if value not in LOG_LEVELS:
             raise ValueError("log_level must be one of error, warn, info, debug")
+        return value
+    if kind == "tz":
+        why = None
+        try:
+            from . import tz  # only here: the optional package, imported when a rule is set
+
+            tz.parse(value)
+        except ImportError:
+            why = "needs the sntp.tz package (package-tz.json)"
+        except ValueError as e:
+            why = e.args[0]
+        if why is not None:
+            raise ValueError("tz: " + why)
         return value
     if kind == "country":
         if value and not (len(value) == 2 and all("a" <= c.lower() <= "z" for c in value)):
