@@ -260,7 +260,7 @@ footprint-wasm32: setup
 	  "(it needs Node.js and npm)" >&2; exit 2; }
 	node host_tests/wasmrun.mjs --run tools/wasm/footprint.py
 
-# Coverage-guided fuzzing of the reply decoder and checks (tools/fuzz; README "Fuzzing"):
+# Coverage-guided fuzzing of the reply decoder and checks (tools/fuzz; docs/reliability.md "Fuzzing"):
 # atheris (libFuzzer) for FUZZ_SECONDS from the seeds in tools/fuzz/corpus, then one line with
 # executions, coverage and corpus size, also written to results/fuzz.json. An exception, or an
 # accepted reply that breaks an on-wire rule, fails it with the input in build/fuzz/crash-*.

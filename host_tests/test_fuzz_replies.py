@@ -1,7 +1,7 @@
-# Property-based tests of the reply decoder and checks (hypothesis, CPython only; issue 8):
+# Property-based tests of the reply decoder and checks (hypothesis, CPython only):
 # (a) no bytes of any length, from any source, at any receive time make receive() raise;
 # (b) an honest reply with one on-wire rule broken is rejected with that rule's named reason,
-#     or ignored when it is not our reply (client-rules.md rules 5 and 6);
+#     or ignored when it is not our reply (docs/rules.md rules 5 and 6);
 # (c) honest replies anywhere in the era window (rule 9), with offsets up to +/-68 years,
 #     random delays and 1970 or 2000 port epochs, are accepted with the offset the standard
 #     formula gives, to the firmware's integer-microsecond rounding;
@@ -33,7 +33,7 @@ SETTINGS = dict(
 )
 US = 1_000_000
 Y68_S = 1 << 31  # 68 years and 28 days: the largest offset the era window leaves unambiguous
-# Rule 9 and the README: a wire timestamp means the one time in the 136 years (2**32 s) that
+# Rule 9 and docs/design.md: a wire timestamp means the one time in the 136 years (2**32 s) that
 # start 50 years (of 365 days) before the firmware's build date. Computed here, not imported:
 # the exchanges use the firmware's own pivot, so a pivot off by a day fails the edge cases.
 ERA_PIVOT_NTP_S = BUILD_UNIX_S + NTP_1970 - 50 * 365 * 86400

@@ -6,7 +6,7 @@
 # Saving goes through store.JsonStore: a temporary file, then a rename over the old one, so a
 # power cut at any byte leaves the old or the new configuration, never a broken one.
 #
-# The schema, in order (this table is the reference; README and `help` print it):
+# The schema, in order (this table is the reference; `help` prints it):
 #   key             type      default  rule
 #   zone            label     none     NTP Pool vendor zone: 0-3.<zone>.pool.ntp.org
 #   servers         names     []       up to 4 host names (no IP addresses: rule 3), ":port" ok

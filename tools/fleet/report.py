@@ -1,4 +1,4 @@
-# Figures from the counters, the targets, the Markdown table, the JSON and the plots.
+# Figures from the counters, the fleet targets, the Markdown table, the JSON and the plots.
 import json
 import os
 
