@@ -1,6 +1,6 @@
 # The good-citizen policy: when to ask whom, backoff, Kiss-o'-Death, DNS, falseticker defence.
 #
-# Theory of operation. The Policy is an I/O-free state machine (house-style.md: aioquic's
+# Theory of operation. The Policy is an I/O-free state machine (aioquic's
 # shape). A driver (service.py blocking, aio.py asyncio, sim.py simulated time) loops:
 #   1. wake at policy.wakeup_ms() (None: nothing to do until something changes);
 #   2. action = policy.poll(now_ms, wall_us)  -> None, or ("resolve", source)
