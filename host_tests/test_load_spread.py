@@ -2,10 +2,10 @@
 # What a server sees of a fleet after a RATE, an outage and a warm power-restore (policy.py
 # R4 and the Kiss-o'-Death rules; client-rules.md rules 5, 12 and 15): the policy's share of
 # the fleet benchmark's targets (tools/fleet, README "Fleet benchmark"), one device at a time.
+import simdev as sim
 from test_policy import DAY_MS, HOUR_MS, Rng, check_invariants, kinds, zone_world
 
 from sntp import policy as pol
-from sntp import sim
 
 POLL_MAX_S = 14_400  # test_policy's devices have no discipline: 4 h at most
 

@@ -1,11 +1,12 @@
 # runs-on: both
-# The good-citizen policy under simulated time (firmware/sntp/sim.py drives the real Policy
+# The good-citizen policy under simulated time (tools/simdev.py drives the real Policy
 # and the real Exchange checks). Each scenario asserts the invariants, not exact timings:
 #   I1 never two requests to one address within 15 s (client-rules.md rule 1), reboots included
 #   I2 never more than HOURLY_CAP requests in any hour
 #   I3 the clock is never set from a KoD, a lone liar, or before the build date
+import simdev as sim
+
 from sntp import policy as pol
-from sntp import sim
 
 T0 = 1_800_000_000_000_000  # true time at the start, Unix us (2027)
 DAY_MS = 86_400_000

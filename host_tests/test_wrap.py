@@ -347,7 +347,9 @@ def test_the_user_sets_the_clock_back_and_forward_while_it_runs():
         assert len(rounds) >= 5 and all(interval_ok(g, 900) for g in gaps(rounds)), gaps(rounds)
         assert len(svc.net.sent) <= len(rounds) + 3 * (len(names) - 1)
         assert of(events, "backoff") == []
-        assert abs(svc.disc.drift_ppb) < 1_000, svc.disc.drift_ppb  # the jumps are not drift
+        assert abs(svc.keeper.disc.drift_ppb) < 1_000, (
+            svc.keeper.disc.drift_ppb
+        )  # the jumps are not drift
         assert [e["t_ms"] for e in events] == sorted(e["t_ms"] for e in events)
 
 
@@ -407,7 +409,7 @@ def test_the_floor_is_exact_for_a_valid_clock_near_the_build_date():
     for epoch_s in EPOCHS.values():
         svc, events, clock = floor_servers(build_us - 200_000, build_us + 300_000, epoch_s)
         s = svc.sync()
-        assert not s["clock_set"] and svc.rtc.steps == [] and svc.disc.pending_us == 0, s
+        assert not s["clock_set"] and svc.rtc.steps == [] and svc.keeper.disc.pending_us == 0, s
         assert {e["reason"] for e in of(events, "reject")} == {"before-build-date"}
         # the same servers 0.4 s later than that: 0.2 s past the floor, taken (and slewed)
         svc, events, clock = floor_servers(build_us + 200_000, build_us + 300_000, epoch_s)

@@ -32,6 +32,7 @@
 # Units: drift in ppb (parts per billion), positive when the local clock runs SLOW (the
 # offset, server minus local, grows positive), so the correction added is +drift * elapsed.
 from .compat import const
+from .policy import Policy
 
 STEP_THRESHOLD_US = const(128_000)
 MAX_SLEW_PPM = const(500)  # the Linux kernel's adjtime() rate
@@ -44,6 +45,9 @@ ASSUMED_PPB = const(50_000)  # an unknown crystal: up to 50 ppm
 WANDER_FLOOR_PPB = const(1_000)  # temperature wander of a good crystal: 1 ppm
 DEFAULT_ACCURACY_MS = const(100)
 _STATE_VERSION = const(1)
+_MAX_SLEEP_MS = const(60_000)  # a driver wakes at least once a minute
+_SLEW_TICK_MS = const(1_000)  # and every second while a slew is in progress
+_CHUNK_MS = const(1_000_000)  # 500 ppm * 1e6 ms and 999 ppb * 1e6 ms stay below 2**30
 
 
 class Discipline:
@@ -57,7 +61,8 @@ class Discipline:
         self.pending_us = 0  # slew still to apply, signed us
         self.ref_unix_us = None  # wall time of the last correction (start of the base)
         self.tick_ms = None  # monotonic ms of the last tick()
-        self.frac = 0  # drift correction not yet whole us, in ppb*ms (< 10**6)
+        self.frac_ns = 0  # drift correction not yet whole us, ns (0-999)
+        self.frac_ps = 0  # and not yet whole ns, ps (0-999)
         self.rejected = 0  # measurements rejected as outliers
         self.delay_us = None  # round trip of the last sync, us (None: unknown)
         self.last = None  # dict describing the last correction, for events and status
@@ -88,7 +93,6 @@ class Discipline:
             "drift_ppb": self.drift_ppb,
             "samples": list(self.samples),
             "errors": list(self.errors),
-            "ref_unix_us": self.ref_unix_us,  # the last sync, for a reader; never loaded
             "delay_us": self.delay_us,
         }
 
@@ -141,7 +145,11 @@ class Discipline:
         return f
 
     def tick(self, now_ms):
-        """us to add to the clock for the time since the last tick: drift and slew."""
+        """us to add to the clock for the time since the last tick: drift and slew.
+
+        Small ints only (below 2**30, no heap on a 32-bit port): the drift is split into
+        whole ppm and the ppb beyond, each times at most _CHUNK_MS, with the remainder kept
+        in ns and ps."""
         if self.tick_ms is None:
             self.tick_ms = now_ms
             return 0
@@ -149,12 +157,18 @@ class Discipline:
         if dt_ms <= 0:
             return 0
         self.tick_ms = now_ms
-        # drift: drift_ppb * dt, kept exact with a remainder in ppb*ms
-        self.frac += self.drift_ppb * dt_ms
-        whole_us = _trunc_div(self.frac, 1_000_000)
-        self.frac -= whole_us * 1_000_000
+        ppm, ppb = divmod(self.drift_ppb, 1000)  # ppb in [0, 1000), ppm signed
+        left, whole_us = dt_ms, 0
+        while left > 0:
+            dt = min(left, _CHUNK_MS)
+            left -= dt
+            self.frac_ps += ppb * dt  # ppb * ms = ps
+            ns, self.frac_ps = divmod(self.frac_ps, 1000)
+            self.frac_ns += ppm * dt + ns  # ppm * ms = ns
+            us, self.frac_ns = divmod(self.frac_ns, 1000)
+            whole_us += us
         # slew: at most MAX_SLEW_PPM of the elapsed time
-        limit_us = MAX_SLEW_PPM * dt_ms // 1000
+        limit_us = MAX_SLEW_PPM * min(dt_ms, _CHUNK_MS) // 1000
         s = self.pending_us
         if s > limit_us:
             s = limit_us
@@ -206,32 +220,147 @@ def _recent_ints(v, lo, hi):
     return [x for x in v if _is_int(x) and lo <= x <= hi][-DRIFT_SAMPLES:]
 
 
-def _trunc_div(a, b):
-    """a / b rounded toward zero (Python's // floors), for a signed remainder that stays small."""
-    q = abs(a) // b
-    return q if a >= 0 else -q
-
-
 def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-class MonotonicTime:
-    """The disciplined time API: read_us() (the RTC with its ticks interpolation) made
-    monotonic: a slew or a small negative drift correction can never make it run backwards.
-    Only a step (the policy's agreement rules passed) moves it back, and then at once."""
+class Keeper:
+    """The one binding of policy, discipline and persisted state that every driver uses
+    (service.Service, aio.AsyncService, tools/simdev.py, tools/fleet): the drivers only do
+    I/O and wait; whatever is decided, applied or saved is decided, applied or saved here.
 
-    def __init__(self, read_us):
-        self.read_us = read_us  # callable -> us since the port epoch
-        self.last_us = None  # the last value returned
+    wall_us: () -> the clock being set, Unix us. rtc: adjust(offset_us) moves that clock
+    (False or an exception: it could not; .error may say why); None: corrections are only
+    reported. store: load() -> dict or None, save(dict) -> bool; None: nothing persisted.
+    discipline=False: corrections are stepped whole, with no slew and no drift estimate.
+    Events (through policy.emit): every policy event, "clock" (applied, offset_us, how,
+    detail), "drift" (the discipline's estimate after a correction), "store" (a save failed),
+    "config" (a configuration warning, at boot).
+    """
 
-    def now_us(self):
-        t = self.read_us()
-        if self.last_us is not None and t < self.last_us:
+    def __init__(self, config, rand_below, wall_us, rtc=None, store=None, discipline=True):
+        self.policy = Policy(config, rand_below)
+        self.wall_us = wall_us
+        self.rtc = rtc
+        self.store = store
+        self.disc = Discipline(config.accuracy_ms) if rtc is not None and discipline else None
+        self.last_us = None  # the disciplined time last handed out (time_us)
+
+    def boot(self, now_ms, startup_delay=True):
+        """Load the saved state and schedule the first round (startup_delay=False: ask now)."""
+        p, d = self.policy, self.disc
+        state = self.store.load() if self.store is not None else None
+        if d is not None:
+            d.load(state.get("discipline") if isinstance(state, dict) else None)
+            d.tick(now_ms)
+            if d.samples:  # a known drift lifts the interval's default ceiling at once
+                p.set_interval_cap(d.interval_cap_s(), now_ms)
+        p.start(now_ms, self.wall_us(), state)
+        for w in p.config.warnings:
+            p.emit("config", warning=w)
+        if not startup_delay:
+            p.sync_now(now_ms)
+        self.save()
+
+    def tick(self, now_ms):
+        """Apply the drift correction and the slew for the time since the last tick."""
+        if self.disc is not None:
+            adj = self.disc.tick(now_ms)
+            if adj:
+                why = self._adjust(adj)
+                if why:
+                    self.policy.emit("clock", applied=False, offset_us=adj, how="tick", detail=why)
+
+    def wait_ms(self, now_ms):
+        """How long a driver may sleep: until the policy's next wake-up, at most a minute
+        (the drift correction is applied a minute at a time), a second while slewing."""
+        due = self.policy.due_ms
+        top = _MAX_SLEEP_MS
+        if self.disc is not None and self.disc.pending_us:
+            top = _SLEW_TICK_MS
+        return top if due is None else min(top, due - now_ms)
+
+    def poll(self, now_ms):
+        """The policy's next action (None, ('resolve', src) or ('query', src, addr))."""
+        action = self.policy.poll(now_ms, self.wall_us())
+        self.save()
+        return action
+
+    def resolved(self, src, addrs, now_ms, detail=None):
+        self.policy.resolved(src, addrs, now_ms, detail)
+        self.save()
+
+    def result(self, src, addr, r, now_ms):
+        """The outcome of a query: the Correction it led to (applied already), or None."""
+        corr = self.policy.result(src, addr, r, now_ms, self.wall_us())  # before it moves
+        if corr is not None:
+            self._apply(corr, now_ms)
+        self.save()
+        return corr
+
+    def _apply(self, corr, now_ms):
+        p, d = self.policy, self.disc
+        applied, why, kind = False, None, None
+        if self.rtc is not None:
+            self.tick(now_ms)  # the drift correction up to this instant first
+            step, kind = corr.offset_us, "step"
+            if d is not None:
+                wall = self.wall_us()
+                step = d.correction(corr.offset_us, wall, wall >= p.floor_us, corr.delay_us)
+                kind = d.last["kind"]
+            why = self._adjust(step) if step else None
+            applied = why is None
+            if applied and step:
+                self.last_us = None  # time_us() follows a step back at once
+            if d is not None:
+                if not applied:
+                    d.pending_us = 0
+                p.set_interval_cap(d.interval_cap_s(), now_ms)
+                p.dirty = True  # the discipline's state is saved with the policy's
+                info = d.last
+                p.emit(
+                    "drift",
+                    drift_ppb=info["drift_ppb"],
+                    measured_ppb=info["measured_ppb"],
+                    sigma_ppb=info["sigma_ppb"],
+                    interval_cap_s=info["interval_cap_s"],
+                    interval_s=p.interval_s,
+                )
+        p.emit("clock", applied=applied, offset_us=corr.offset_us, how=kind, detail=why)
+
+    def _adjust(self, us):
+        """None when the rtc moved the clock by us, else why not (a board RTC refuses with
+        False and says why in .error; others raise)."""
+        try:
+            if self.rtc.adjust(us) is not False:
+                return None
+            e = getattr(self.rtc, "error", None)
+        except (OSError, ValueError) as x:
+            e = x
+        return "cannot set the clock: {}".format(e)
+
+    def save(self):
+        """Persist the state if it changed; a failed save is retried at the next change."""
+        p = self.policy
+        if p.dirty:
+            p.dirty = False
+            state = p.state()
+            if self.disc is not None:
+                state["discipline"] = self.disc.state()
+            if self.store is not None and not self.store.save(state):
+                p.emit("store", ok=False, detail=getattr(self.store, "warning", None))
+
+    def rebase(self, d_ms):
+        """Every stored monotonic ms moves d_ms back, so that they stay small ints."""
+        self.policy.rebase(d_ms)
+        if self.disc is not None and self.disc.tick_ms is not None:
+            self.disc.tick_ms -= d_ms
+
+    def time_us(self, t_us):
+        """The clock reading t_us made monotonic: a slew or a negative drift correction never
+        makes it run backwards; only a step (the policy's agreement rules passed) moves it
+        back, and then at once."""
+        if self.last_us is not None and t_us < self.last_us:
             return self.last_us
-        self.last_us = t
-        return t
-
-    def stepped(self):
-        """Call after a step: the next reading is taken as it is, even if earlier."""
-        self.last_us = None
+        self.last_us = t_us
+        return t_us

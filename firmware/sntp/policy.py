@@ -307,6 +307,7 @@ class Policy:
         self.kods = 0  # KoDs received, all kinds
         self.urgent = False  # a person asked for a sync: skip the start-up wait once
         self.now_ms = 0  # the last time we were told
+        self.base_ms = 0  # what rebase() took off every ms: events count from the start
 
     # ---- events -------------------------------------------------------------------------
     def subscribe(self, fn):
@@ -314,9 +315,30 @@ class Policy:
 
     def emit(self, kind, **fields):
         fields["event"] = kind
-        fields["t_ms"] = self.now_ms
+        fields["t_ms"] = self.base_ms + self.now_ms
         for fn in self.listeners:
             fn(fields)
+
+    def rebase(self, d):
+        """Move every stored ms d back (a driver whose ms count took d off its own), so that
+        they stay small ints; anything older than d ago is kept as just that old."""
+        self.base_ms += d
+        self.now_ms -= d
+
+        def back(t):
+            return None if t is None else max(t - d, -d)
+
+        self.due_ms = back(self.due_ms)
+        self.sends_ms = [back(t) for t in self.sends_ms]
+        for peer in self.peers.values():
+            peer.last_send_ms = back(peer.last_send_ms)
+            peer.rate_until_ms = back(peer.rate_until_ms)
+            peer.denied_until_ms = back(peer.denied_until_ms)
+        for src in self.normal_sources + ([self.factory_source] if self.factory_source else []):
+            src.resolved_ms = back(src.resolved_ms)
+            src.dns_next_ms = back(src.dns_next_ms)
+        if self.round is not None:
+            self.round["samples"] = [(back(x[0]),) + x[1:] for x in self.round["samples"]]
 
     # ---- start-up and persistence ---------------------------------------------------------
     def start(self, now_ms, wall_us, state=None):

@@ -21,7 +21,6 @@ import time
 
 from . import ROOT
 
-HOST_ONLY = {"sim.py"}
 BUILD = os.path.join(ROOT, "build", "footprint")
 VENV = os.path.join(ROOT, ".venv", "bin")
 
@@ -121,7 +120,7 @@ def mpy_sizes():
     src = os.path.join(ROOT, "firmware", "sntp")
     sizes = {}
     for f in sorted(os.listdir(src)):
-        if not f.endswith(".py") or f in HOST_ONLY:
+        if not f.endswith(".py"):
             continue
         dst = os.path.join(out, f[:-3] + ".mpy")
         subprocess.run(
