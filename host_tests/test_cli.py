@@ -172,6 +172,14 @@ BAD_ARGS = [
     (["query", "x", "--frobnicate"], "unknown option"),
     (["query", "x", "y"], "one server only"),
     (["bogus"], "unknown command"),
+    (["query", "127.0.0.1:12400:5"], "give a name (like ntp.example.com), an IPv4 address"),
+    (["query", "-x"], "unknown option '-x' (see: sntp query --help)"),
+    (["query", "999.1.1.1"], "give a name"),
+    (["query", "a..b"], "give a name"),
+    (["query", "-bad.example"], "unknown option"),
+    (["query", "x", "--timeout=0"], "above 0"),
+    (["query", "x", "--json=yes"], "--json takes no value"),
+    (["help", "bogus"], "no command 'bogus'"),
 ]
 
 
@@ -184,12 +192,82 @@ def test_bad_arguments_give_one_line_and_status_2(runtime, args, message):
     assert len(lines) == 1 and lines[0].startswith("sntp: ") and message in lines[0], p.stderr
 
 
+COMMANDS = ["query", "sync", "run", "status", "console"]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(runtime, command):
+    import sntpcli
+
+    for args in ([command, "--help"], [command, "-h"], ["help", command], [command, "x", "-h"]):
+        p = sntp(runtime, *args)
+        assert p.returncode == 0 and p.stderr == "", (args, p.stderr)
+        assert "sntp {} ".format(command) in p.stdout, p.stdout
+        for option in sntpcli.COMMAND_OPTIONS[command]:
+            assert "\n  {} ".format(option) in p.stdout, (option, p.stdout)
+        others = set(sntpcli.COMMAND_OPTIONS) - {command}
+        assert not any("\n  sntp {} ".format(c) in p.stdout for c in others), p.stdout
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_options_take_their_value_after_an_equals_sign(runtime, server):
+    server.mode = "normal"
+    p = sntp(runtime, "query", "127.0.0.1:{}".format(server.port), "--json", "--timeout=2")
+    assert p.returncode == 0 and json.loads(p.stdout)["ok"], p.stderr
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_version_shows_the_build_date_as_a_date(runtime):
+    import re
+
+    p = sntp(runtime, "--version")
+    assert p.returncode == 0
+    assert re.fullmatch(r"sntp \d+\.\d+\.\d+ \(build date \d{4}-\d\d-\d\d, runtime \w+\)\n",
+                        p.stdout), p.stdout  # fmt: skip
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_closed_port_is_reported_at_once(runtime):
+    import socket
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    t0 = time.monotonic()
+    p = sntp(runtime, "query", "127.0.0.1:{}".format(port), "--timeout", "10")
+    took = time.monotonic() - t0
+    assert p.returncode == 1 and p.stdout == ""
+    assert p.stderr == "sntp: 127.0.0.1:{}: network (nothing listens at that port: ICMP port " \
+        "unreachable)\n".format(port)  # fmt: skip
+    assert took < 5, took
+
+
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_unresolvable_name_is_one_line(runtime):
     p = sntp(runtime, "query", "no-such-host.invalid", "--timeout", "1")
     assert p.returncode == 1 and p.stdout == ""
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "resolve" in lines[0] and "no-such-host.invalid" in lines[0]
+    assert "addrinfo" not in lines[0] and "error -" not in lines[0], lines[0]
+
+
+def test_resolver_codes_in_words():
+    import sntpcli
+
+    assert sntpcli.in_words("cannot resolve x: [addrinfo error -2]") == (
+        "cannot resolve x: no such name (NXDOMAIN)"
+    )
+    assert sntpcli.in_words("cannot resolve x: [addrinfo error -3]").startswith(
+        "cannot resolve x: temporary failure"
+    )
+    assert sntpcli.in_words("cannot resolve x: [addrinfo error -77]") == (
+        "cannot resolve x: resolver error -77"
+    )
+    assert sntpcli.in_words("cannot resolve x: Name or service not known") == (
+        "cannot resolve x: Name or service not known"
+    )
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

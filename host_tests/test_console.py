@@ -11,6 +11,7 @@ from test_service_loop import START, LoopClock, StepRTC, rand
 
 from sntp import config, console, service, store
 from sntp.console import MAX_LINE, Console, serve
+from sntp.timestamp import NTP_1970_S, format_utc
 
 SECRET = "correct horse battery staple"
 
@@ -132,6 +133,16 @@ def test_every_bad_value_is_refused_and_changes_nothing():
         assert len(out) == 1 and out[0].startswith("err "), (key, value, out)
     assert ask(con, "show") == before
     assert ask(con, "save") == ["no changes to save", "ok"] and not exists(path)
+
+
+def test_a_number_out_of_range_or_not_a_number_says_what_is_accepted():
+    con, _, _ = make()
+    for text in ("-5", "0", "60001", "1.5", "fast"):
+        out = ask(con, "set accuracy_ms " + text)
+        assert out == ["err accuracy_ms must be 1 to 60000"] or out == [
+            "err accuracy_ms must be a whole number, 1 to 60000"
+        ], (text, out)
+    assert ask(con, "set poll_min_s -64") == ["err poll_min_s must be 64 to 131072"]
 
 
 def test_wrong_arguments_and_unknown_commands_get_err():
@@ -342,6 +353,26 @@ def test_status_counts_kods_and_shows_the_hold():
     text = "\n".join(ask(con, "status"))
     assert "kods       1" in text and "state=rate-limited-gap-" in text and "kods=1" in text
     assert "last_sync  never" in text
+
+
+def test_status_shows_the_local_time_beside_utc_when_a_tz_is_set():
+    svc = running_service()
+    con, _, _ = make(service=svc)
+    assert not [line for line in ask(con, "status") if line.startswith("local")]
+    for rule, east_s, shown in (
+        ("AEST-10AEDT,M10.1.0,M4.1.0/3", 11 * 3600, "AEDT (UTC+11:00)"),  # January: summer
+        ("<-03>3<-02>,M3.2.0/-2,M11.1.0/-1", -3 * 3600, "-03 (UTC-03:00)"),
+        ("<+0545>-5:45", 5 * 3600 + 45 * 60, "+0545 (UTC+05:45)"),
+    ):
+        assert ask(con, "set tz " + rule)[-1] == "ok" and ask(con, "save")[-1] == "ok"
+        out = ask(con, "status")
+        assert out[0].startswith("clock      ") and out[1].startswith("local      "), out
+        local = svc.wall_us() + east_s * 1_000_000
+        assert out[1] == "local      {} {}".format(format_utc(local, NTP_1970_S)[:19], shown)
+    # a zone name is refused, with what to use instead
+    assert ask(con, "set tz Europe/Berlin")[-1].startswith("err tz: a zone name, not a rule")
+    assert ask(con, "set tz CET-1CEST,M3.5.0")[-1] == "err tz: , expected at 16"
+    assert ask(con, "get tz") == ["tz=<+0545>-5:45", "ok"]
 
 
 def test_sync_without_a_blocking_driver_asks_the_policy():

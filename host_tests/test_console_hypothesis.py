@@ -35,6 +35,7 @@ GOOD = {
     "poll_max_s": ["86400"],
     "log_level": ["debug", "warn"],
     "country": ["de", "SE"],
+    "tz": ["CET-1CEST,M3.5.0,M10.5.0/3", "<+0330>-3:30", "EST5EDT"],
 }
 INJECT = ["\n", "\r", "\r\n", "\x00", "\x1b", "\x7f", "\nsave", "\rsave\n", "\x85", "\u2028"]
 

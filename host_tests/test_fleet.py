@@ -192,15 +192,6 @@ def test_a_forked_scenario_counts_what_a_whole_run_counts():
     assert figs(["steady", "outage", "leaves-pool"], short)["steady"] == alone
 
 
-def test_the_sync_core_is_the_import_closure_of_the_drivers():
-    from fleet import footprint
-
-    core = footprint.import_closure(footprint.CORE_ROOTS)
-    for m in ("aio", "service", "policy", "discipline", "exchange", "net", "store"):
-        assert m in core
-    assert "console" not in core and "config" not in core and "sim" not in core
-
-
 # ---- a small fleet of this client, against the targets that scale down -----------------------
 
 _SMALL = {}

@@ -65,6 +65,8 @@ def test_provision_the_unix_board_then_sync_and_status(tmp_path, pass_file, serv
         "50",
         "--country",
         "de",
+        "--tz",
+        "CET-1CEST,M3.5.0,M10.5.0/3",
         "--reboot",
         "--status",
     )
@@ -72,7 +74,7 @@ def test_provision_the_unix_board_then_sync_and_status(tmp_path, pass_file, serv
     out = p.stdout.splitlines()
     assert "zone=acme" in out and "country=DE" in out and "wifi_pass=********" in out
     assert "servers=ntp1.example.com,ntp2.example.com:1123" in out
-    assert "provisioned and read back (10 keys)" in out
+    assert "tz=CET-1CEST,M3.5.0,M10.5.0/3" in out and "provisioned and read back (11 keys)" in out
     assert "clock      1970-01-01" in p.stdout and "not valid" in p.stdout  # --status
     assert any(line.startswith("server     " + factory) and "factory" in line for line in out)
     assert read_json(cfg) == {
@@ -83,6 +85,7 @@ def test_provision_the_unix_board_then_sync_and_status(tmp_path, pass_file, serv
         "wifi_pass": SECRET,
         "accuracy_ms": 50,
         "country": "DE",
+        "tz": "CET-1CEST,M3.5.0,M10.5.0/3",
     }
     # the board, booted with its new configuration: sync from the factory server, status
     s = Pty(cfg, state)
@@ -90,6 +93,7 @@ def test_provision_the_unix_board_then_sync_and_status(tmp_path, pass_file, serv
     assert out[-1] == "ok" and out[0].startswith("clock set: +") and factory in out[0]
     text = "\n".join(s.ask("status"))
     assert "(valid)" in text and "last_sync  20" in text
+    assert "\nlocal      20" in text and ("CET (UTC+01:00)" in text or "CEST (UTC+02:00)" in text)
     # after the first good sync the factory server is no longer used: the zone and servers are
     assert "server     0.acme.pool.ntp.org" in text and factory not in text
     assert s.ask("exit")[-1] == "ok" and s.close() == 0

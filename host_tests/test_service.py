@@ -267,7 +267,13 @@ BAD_ARGS = [
     (["sync", "--server"], 2, "--server needs a value"),
     (["sync", "--server", "127.0.0.1:0"], 2, "bad port"),
     (["sync", "--server", "a b"], 2, "bad server name"),
-    (["sync", "--zone", "acme.example"], 2, "zone"),
+    (["sync", "--zone", "acme.example"], 2, "--zone wants your NTP Pool vendor zone, one DNS"),
+    (["sync", "--server", "-x"], 2, "--server: bad server name '-x': give a name"),
+    (["sync", "--server=127.0.0.1:12400:5"], 2, "give a name (like ntp.example.com)"),
+    (["sync", "--server", "a", "--accuracy-ms", "0"], 2, "from 1 to 60000, not '0'"),
+    (["sync", "--server", "a", "--accuracy-ms=-5"], 2, "from 1 to 60000, not '-5'"),
+    (["run", "--server", "a", "--poll-min", "10"], 2, "--poll-min wants whole seconds from 64"),
+    (["run", "--zone", "acme", "--poll-min", "100"], 2, "at least 1800 s with pool.ntp.org"),
     (["sync", "--server", "a", "--for", "3"], 2, "--for is not an option of sync"),
     (["sync", "127.0.0.1"], 2, "unexpected argument"),
     (["sync", "--server", "a", "--timeout", "0"], 2, "above 0"),
@@ -293,6 +299,28 @@ def test_mistakes_are_one_line(runtime, args, status, message):
     assert p.returncode == status and p.stdout == "", (p.returncode, p.stdout)
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sntp: ") and message in lines[0], p.stderr
+    # a refusal never reads like a warning about something that went ahead anyway
+    assert not any(w in lines[0] for w in ("ignored", "clamped", "warning")), lines[0]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_status_shows_the_local_time_of_the_configurations_tz(runtime, tmp_path):
+    path = state_file(tmp_path, {"rtc_unix_s": 1_800_000_000})  # 2027-01-15 08:00:00 UTC
+    cfg = tmp_path / "board.json"
+    cfg.write_text(json.dumps({"tz": "AEST-10AEDT,M10.1.0,M4.1.0/3"}))  # January: summer
+    p = sntp(runtime, "status", "--state", path, "--config", str(cfg), "--json")
+    j = json.loads(p.stdout)
+    summer = time.gmtime(int(j["time"]) + 11 * 3600)
+    assert j["local"] == time.strftime("%Y-%m-%d %H:%M:%S", summer) + " AEDT (UTC+11:00)", j
+    p = sntp(runtime, "status", "--state", path, "--config", str(cfg))
+    lines = p.stdout.splitlines()
+    assert p.returncode == 0 and lines[1].startswith("local      2027-01-15 19:00:0"), lines
+    assert lines[1].endswith(" AEDT (UTC+11:00)")
+    cfg.write_text(json.dumps({"zone": "acme"}))  # no tz: no local time
+    p = sntp(runtime, "status", "--state", path, "--config", str(cfg), "--json")
+    assert json.loads(p.stdout)["local"] is None
+    p = sntp(runtime, "status", "--state", path, "--config", str(cfg))
+    assert not [line for line in p.stdout.splitlines() if line.startswith("local")]
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

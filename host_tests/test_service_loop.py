@@ -288,7 +288,7 @@ def test_an_absurd_stored_drift_is_not_applied():
 
 
 class RefusingRTC:
-    """A board RTC that refuses every write with False (boardrtc.BoardRTC's contract)."""
+    """A board RTC that refuses every write with False (sntp.rtc.BoardRTC's contract)."""
 
     def __init__(self):
         self.error = "RTC refused the write"

@@ -102,7 +102,9 @@ def test_a_file_that_cannot_be_written_is_false_and_one_warning():
     )
     assert s.save({"v": 1}) is False
     assert len(warnings) == 1 and "cannot save" in warnings[0]
-    assert "ENOENT" in warnings[0] or "No such file" in warnings[0], warnings
+    # the WebAssembly port raises emscripten's 44, which its errno module does not name
+    w = warnings[0]
+    assert "ENOENT" in w or "No such file" in w or w.endswith("errno 44"), warnings
     assert s.save({"v": 2}) is False and len(warnings) == 1  # the same failure: said once
 
 

@@ -32,7 +32,7 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
   sntp run [--server HOST[:PORT]]... [--zone VENDOR] [--state FILE] [--timeout SECONDS]
            [--for SECONDS] [--no-startup-delay] [--asyncio] [--drift-ppm PPM]
            [--poll-min S] [--accuracy-ms MS]
-  sntp status --state FILE [--json]
+  sntp status --state FILE [--config FILE] [--json]
   sntp console --config FILE [--state FILE] [--timeout SECONDS]
 
   query   one SNTP exchange with SERVER (a name, an IPv4 address, or [IPv6]:PORT);
@@ -43,7 +43,8 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
   run     the time service in real time, one JSON line per event. The first request waits
           for the randomized start-up delay (up to 60 s with an invalid clock, 30 min with
           a valid one) unless --no-startup-delay.
-  status  the board clock and what the state file remembers (last sync, interval, servers).
+  status  the board clock and what the state file remembers (last sync, interval, servers);
+          with --config, the local time too when that configuration has a tz rule.
   console the provisioning console of a device, on this terminal, against the configuration
           file --config (sntp.config; created by the first save): help, show, get, set,
           unset, save, discard, status, query, sync, reboot, exit. Replies go to stdout and
@@ -53,7 +54,8 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
   --server HOST[:PORT]  an NTP server; repeat for up to 4 (with one, it alone sets the clock)
   --zone VENDOR         your NTP Pool vendor zone: 0-3.VENDOR.pool.ntp.org. There is no
                         built-in default server: give --server or --zone.
-  --config FILE         console: the device configuration (JSON, sntp.config's schema)
+  --config FILE         console, status: the device configuration (JSON, sntp.config's
+                        schema)
   --state FILE          the unix board's state (JSON): its clock, kept as host clock plus an
                         offset (the host clock is never changed), and the policy's state
                         (backoff, Kiss-o'-Death holds). {"rtc_unix_s": 0} starts the board
@@ -116,24 +118,67 @@ def parse_decimal_ms(text, option="--timeout", wants="seconds such as 5 or 0.5")
     return int(whole or "0") * 1000 + int((frac + "000")[:3])
 
 
-def parse_server(text):
+SERVER_FORMS = (
+    "a name (like ntp.example.com), an IPv4 address or [IPv6], then :PORT (1-65535) if not 123"
+)
+
+
+def parse_server(text, option=None):
     """'host', 'host:port', '1.2.3.4:123', '[::1]:123', '::1' -> (host, port).
 
-    The policy's parser (the same rules as the configuration), as a usage error."""
+    The policy's parser (the same rules as the configuration), and then the host's own
+    syntax, so that a mistyped server is a usage error here, not a resolver failure later."""
+    problem = None
     try:
-        return policy.parse_server(text)
-    except ValueError as e:
-        raise UsageError(e.args[0])
+        host, port = policy.parse_server(text)
+        if not _host_ok(host):
+            problem = "bad server name {!r}".format(text)
+    except ValueError as e:  # no `raise from` on MicroPython: raised below
+        problem = e.args[0]
+    if problem is not None:
+        where = option + ": " if option else ""
+        raise UsageError("{}{}: give {}".format(where, problem, SERVER_FORMS))
+    return host, port
+
+
+_HEX = "0123456789abcdefABCDEF"
+
+
+def _host_ok(host):
+    """A DNS name, a dotted IPv4 address, or an IPv6 address (with or without its brackets)."""
+    if ":" in host:
+        groups = host.split(":")
+        if host.count("::") > 1 or ":::" in host or not 3 <= len(groups) <= 9:
+            return False
+        if "." in groups[-1]:  # ::ffff:192.0.2.1
+            if not _ipv4_ok(groups[-1]):
+                return False
+            groups = groups[:-1]
+        return all(len(g) <= 4 and all(c in _HEX for c in g) for g in groups)
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if all(label.isdigit() for label in labels if label):
+        return _ipv4_ok(host)
+    for label in labels:
+        if not 0 < len(label) <= 63 or label[0] == "-" or label[-1] == "-":
+            return False
+    return True  # the characters were checked by policy.parse_server
+
+
+def _ipv4_ok(text):
+    parts = text.split(".")
+    return len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts)
 
 
 def parse_args(argv):
     if not argv or argv[0] in ("-h", "--help", "help"):
-        return {"cmd": "help"}
+        return {"cmd": "help", "topic": argv[1] if argv[1:2] and argv[0] == "help" else None}
     if argv[0] == "--version":
         return {"cmd": "version"}
     cmd = argv[0]
     if cmd not in COMMAND_OPTIONS:
         raise UsageError("unknown command {!r} (try: sntp --help)".format(cmd))
+    if "--help" in argv or "-h" in argv:
+        return {"cmd": "help", "topic": cmd}
     allowed = COMMAND_OPTIONS[cmd]
     opts = {
         "cmd": cmd,
@@ -154,15 +199,24 @@ def parse_args(argv):
     i = 1
     while i < len(argv):
         a = argv[i]
-        if a.startswith("-") and a not in allowed:
+        inline = None
+        if a.startswith("--") and "=" in a:  # --opt=value, as well as --opt value
+            a, _, inline = a.partition("=")
+        if a.startswith("-") and a != "-" and a not in allowed:
             if a in ALL_OPTIONS:
-                raise UsageError("{} is not an option of {}".format(a, cmd))
-            raise UsageError("unknown option {!r}".format(a))
+                raise UsageError(
+                    "{} is not an option of {} (see: sntp {} --help)".format(a, cmd, cmd)
+                )
+            raise UsageError("unknown option {!r} (see: sntp {} --help)".format(a, cmd))
         if a in VALUE_OPTIONS:
-            if i + 1 >= len(argv):
-                raise UsageError("{} needs a value".format(a))
-            i += 1
-            _option_value(opts, a, argv[i])
+            if inline is None:
+                if i + 1 >= len(argv):
+                    raise UsageError("{} needs a value".format(a))
+                i += 1
+                inline = argv[i]
+            _option_value(opts, a, inline)
+        elif inline is not None:
+            raise UsageError("{} takes no value".format(a))
         elif a == "--json":
             opts["json"] = True
         elif a == "--no-startup-delay":
@@ -177,7 +231,7 @@ def parse_args(argv):
             raise UsageError("one server only, got {!r}".format(a))
         i += 1
     if cmd == "query" and opts["server"] is None:
-        raise UsageError("query needs a SERVER")
+        raise UsageError("query needs a SERVER: " + SERVER_FORMS)
     if cmd == "status" and opts["state"] is None:
         raise UsageError("status needs --state FILE")
     if cmd == "console" and opts["config_path"] is None:
@@ -185,6 +239,25 @@ def parse_args(argv):
     if cmd in ("sync", "run"):
         opts["config"] = _config(opts)
     return opts
+
+
+def command_help(cmd):
+    """USAGE cut down to one command: its synopsis, its paragraph and its options."""
+    keep_words = (cmd,) + COMMAND_OPTIONS[cmd] + ("--help",)
+    blocks = []
+    for block in USAGE.split("\n\n")[1:]:
+        kept = []
+        keep = False
+        for line in block.split("\n"):
+            if line[:2] == "  " and line[2:3] != " ":  # an item starts: sntp CMD, CMD, --opt
+                words = line.split()
+                word = words[1] if words[0] == "sntp" else words[0]
+                keep = word in keep_words
+            if keep:
+                kept.append(line)
+        if kept:
+            blocks.append("\n".join(kept))
+    return "usage:\n" + "\n\n".join(blocks) + "\n"
 
 
 _SERVICE = (
@@ -201,7 +274,7 @@ COMMAND_OPTIONS = {
     "query": ("--timeout", "--json"),
     "sync": _SERVICE + ("--json",),
     "run": _SERVICE + ("--for", "--no-startup-delay"),
-    "status": ("--state", "--json"),
+    "status": ("--state", "--config", "--json"),
     "console": ("--config", "--state", "--timeout"),
 }
 VALUE_OPTIONS = (
@@ -230,16 +303,17 @@ def _option_value(opts, option, value):
             raise UsageError("--for must be above 0 seconds")
         opts["for_ms"] = ms
     elif option == "--server":
-        problem = None
-        try:
-            policy.parse_server(value)
-        except ValueError as e:  # no `raise from` on MicroPython: raised below
-            problem = e.args[0]
-        if problem is not None:
-            raise UsageError("--server: {}".format(problem))
+        parse_server(value, "--server")
         opts["servers"].append(value)
     elif option == "--zone":
-        opts["zone"] = value
+        label = value.lower()
+        ok = 0 < len(label) <= 63 and label[0] != "-" and label[-1] != "-"
+        if not ok or not all("a" <= c <= "z" or "0" <= c <= "9" or c == "-" for c in label):
+            raise UsageError(
+                "--zone wants your NTP Pool vendor zone, one DNS label such as acme "
+                "(asked as 0-3.acme.pool.ntp.org), not {!r}".format(value)
+            )
+        opts["zone"] = label
     elif option == "--config":
         if not value:
             raise UsageError("--config needs a file name")
@@ -257,13 +331,30 @@ def _option_value(opts, option, value):
             raise UsageError("--drift-ppm: at most 500 ppm")
         opts["drift_ppb"] = -ppb if negative else ppb
     elif option in ("--poll-min", "--accuracy-ms"):
-        if not value.isdigit():
-            raise UsageError("{} wants a whole number, not {!r}".format(option, value))
+        lo, hi, unit = RANGES[option]
+        if not (value.isdigit() and lo <= int(value) <= hi):
+            raise UsageError(
+                "{} wants whole {} from {} to {}, not {!r}".format(option, unit, lo, hi, value)
+            )
         opts["poll_min_s" if option == "--poll-min" else "accuracy_ms"] = int(value)
+
+
+# The policy's bounds (sntp.policy.Config.from_dict would clamp to them).
+RANGES = {
+    "--poll-min": (policy.LOCAL_POLL_MIN_S, policy.POLL_MAX_LIMIT_S, "seconds"),
+    "--accuracy-ms": (1, 60_000, "milliseconds"),
+}
 
 
 def _config(opts):
     """The policy's Config; anything it would clamp or drop is a usage error here."""
+    names = len(opts["servers"]) + (4 if opts["zone"] is not None else 0)
+    if names > policy.MAX_SOURCES:
+        raise UsageError(
+            "at most {} servers, a --zone counting as 4 (rule 17); got more than {}".format(
+                policy.MAX_SOURCES, policy.MAX_SOURCES
+            )
+        )
     d = {"servers": opts["servers"]}
     if opts["zone"] is not None:
         d["zone"] = opts["zone"]
@@ -271,8 +362,13 @@ def _config(opts):
         if opts[key] is not None:
             d[key] = opts[key]
     config = policy.Config.from_dict(d)
-    if config.warnings:
-        raise UsageError(config.warnings[0])
+    if opts["poll_min_s"] is not None and config.poll_min_s != opts["poll_min_s"]:
+        raise UsageError(
+            "--poll-min wants at least {} s with pool.ntp.org servers (the pool's terms, "
+            "rule 14), not {}".format(config.poll_min_s, opts["poll_min_s"])
+        )
+    if config.warnings:  # what the checks above missed: still refused, never half-applied
+        raise UsageError("not accepted: " + config.warnings[0])
     return config
 
 
@@ -375,8 +471,78 @@ def error_line(r):
     if r.error == exchange.KISS:
         text = "Kiss-o'-Death {}; its timestamps are not used".format(r.kiss)
     if r.detail:
-        text = r.detail
+        text = in_words(r.detail)
     return "sntp: {}: {} ({})".format(server_text(r.server), r.error, text)
+
+
+# getaddrinfo's codes (glibc's numbering, which the unix port reports as a bare number)
+EAI_TEXT = {
+    -2: "no such name (NXDOMAIN)",
+    -3: "temporary failure in name resolution (no answer from the DNS server)",
+    -4: "non-recoverable failure in name resolution",
+    -5: "the name has no address",
+    -9: "the name has no address of this family",
+    -10: "out of memory",
+    -11: "system error",
+}
+
+
+def in_words(detail):
+    """'... [addrinfo error -2]' -> '... no such name (NXDOMAIN)'; other text unchanged."""
+    i = detail.find("[addrinfo error ")
+    if i < 0 or not detail.endswith("]"):
+        return detail
+    code = detail[i + 16 : -1]
+    try:
+        words = EAI_TEXT.get(int(code), "resolver error " + code)
+    except ValueError:
+        return detail
+    return detail[:i] + words
+
+
+def _net():
+    """The firmware's Net, whose sockets also report ICMP port unreachable (Linux).
+
+    An unconnected UDP socket is not told that nothing listens at the server's port; with
+    IP_RECVERR it is, as ECONNREFUSED from the next read. A query to a closed port then
+    fails at once, with that reason, instead of waiting out the timeout."""
+    from sntp import net
+
+    class RefusedUdp(net.Udp):
+        def __init__(self, family):
+            super().__init__(family)
+            v6 = family == getattr(net.socket, "AF_INET6", -1)
+            try:  # (SOL_IP, IP_RECVERR) or (SOL_IPV6, IPV6_RECVERR); not everywhere
+                self.sock.setsockopt(41 if v6 else 0, 25 if v6 else 11, 1)
+            except (OSError, TypeError, ValueError):
+                pass
+            self.dest = None
+
+        def send(self, data, sockaddr):
+            self.dest = sockaddr
+            super().send(data, sockaddr)
+
+        def recv(self, timeout_ms):
+            if not self.poller.poll(max(0, timeout_ms)):
+                return None
+            try:
+                data, source = self.sock.recvfrom(1024)
+            except OSError as e:
+                if e.args and e.args[0] == _ECONNREFUSED:
+                    raise net.NetError(
+                        "network", "nothing listens at that port: ICMP port unreachable"
+                    )
+                return None
+            return data, net.addr_key(source)
+
+    class RefusedNet(net.Net):
+        def udp(self, family):
+            return RefusedUdp(family)
+
+    return RefusedNet()
+
+
+_ECONNREFUSED = 111  # Linux; the unix port and CPython both report it so
 
 
 def run(argv, out=None, err=None):
@@ -389,12 +555,16 @@ def run(argv, out=None, err=None):
         err.write("sntp: {}\n".format(e.args[0]))
         return 2
     if opts["cmd"] == "help":
-        out.write(USAGE)
+        topic = opts["topic"]
+        if topic is not None and topic not in COMMAND_OPTIONS:
+            err.write("sntp: no command {!r} (try: sntp --help)\n".format(topic))
+            return 2
+        out.write(command_help(topic) if topic else USAGE)
         return 0
     if opts["cmd"] == "version":
         out.write(
             "sntp {} (build date {}, runtime {})\n".format(
-                _version(), BUILD_UNIX_S, sys.implementation.name
+                _version(), _utc(BUILD_UNIX_S * US_PER_S)[:10], sys.implementation.name
             )
         )
         return 0
@@ -410,7 +580,7 @@ def run(argv, out=None, err=None):
         return cmd_service(opts, out, err)
     host, port = opts["server"]
     clock = client.SystemClock()
-    r = client.query(host, port, opts["timeout_ms"], clock=clock)
+    r = client.query(host, port, opts["timeout_ms"], net=_net(), clock=clock)
     if opts["json"]:
         out.write(to_json(r, clock.epoch_s) + "\n")
     else:
@@ -559,9 +729,11 @@ def cmd_status(opts, out, err):
     last = _int_or_none(pst.get("last_sync_unix_s"))
     interval = _int_or_none(pst.get("interval_s"))
     servers = doc.get("servers") if isinstance(doc.get("servers"), list) else []
+    local = _local(opts["config_path"], board_us, warn)
     if opts["json"]:
         fields = [
             ("time", _seconds(board_us)),
+            ("local", json.dumps(local)),
             ("valid", json.dumps(valid)),
             ("last_sync", json.dumps(last)),
             ("interval", json.dumps(interval)),
@@ -585,6 +757,8 @@ def cmd_status(opts, out, err):
         ),
         "interval   {}".format("{} s".format(interval) if interval is not None else "unknown"),
     ]
+    if local is not None:
+        lines.insert(1, "local      " + local)
     if not servers:
         lines.append("servers    none recorded")
     for i, srv in enumerate(servers):
@@ -598,6 +772,17 @@ def cmd_status(opts, out, err):
         lines.append("{:<10} {}".format(label, text))
     out.write("\n".join(lines) + "\n")
     return 0
+
+
+def _local(config_path, board_us, warn):
+    """The board clock as local time, when the configuration at config_path has a tz rule."""
+    if config_path is None:
+        return None
+    from sntp import config
+    from sntp.console import local_text
+
+    rule = config.load(config_path, warn)["tz"]
+    return local_text(rule, board_us) if rule else None
 
 
 def _int_or_none(v):

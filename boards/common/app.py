@@ -6,7 +6,7 @@
 #              opens it beside the running service (serialconsole.py, sntp.console)
 #   settings   /config.json (settings.py, sntp.config's schema): Wi-Fi, vendor zone or
 #              servers, factory server, accuracy_ms, poll bounds, log_level
-#   rtc        board.make_rtc(): boardrtc.BoardRTC, the service's clock and rtc
+#   rtc        board.make_rtc(): sntp.rtc.BoardRTC, the service's clock and rtc
 #   wifi       wifi.Wifi: joined once (at most 20 s), then kept up by a task
 #   service    sntp.aio.AsyncService(config, clock=rtc, rtc=rtc, store=JsonStore(STATE_PATH))
 #              run as a task (what sntp.aio.start() does, keeping the service for its
@@ -98,7 +98,7 @@ class Board:
 
     def __init__(self, settings, rtc):
         self.settings = settings  # the settings dict
-        self.rtc = rtc  # boardrtc.BoardRTC
+        self.rtc = rtc  # sntp.rtc.BoardRTC
         self.wifi = None  # wifi.Wifi, or None without credentials
         self.service = None  # sntp.aio.AsyncService, or None without Wi-Fi credentials
         self.tasks = []  # every task started (cancelled when the application returns)

@@ -14,14 +14,16 @@
 # \r\n. Ctrl-C still interrupts the program (the REPL's keyboard interrupt). stdin is watched
 # with select.poll (micropython-pitfalls.md item 6), never read while nothing is there, so
 # the event loop is never blocked by an idle serial line.
+# sntp.console (the optional console package) is imported when the first line arrives: a
+# board nobody types to never loads it.
 import sys
 
 from sntp.aio import sleep_ms
 from sntp.compat import const, ticks_diff, ticks_ms
-from sntp.console import MAX_LINE, Console
 
+_MAX_LINE = const(256)  # sntp.console.MAX_LINE: bytes of a line kept (+1: too long)
 BOOT_WINDOW_MS = const(3_000)  # how long a booting board waits for a line
-POLL_MS = const(50)  # how often stdin is looked at while waiting
+_POLL_MS = const(50)  # how often stdin is looked at while waiting
 HELD_MAX = const(20)  # lines of the board's own output kept while the console is open
 
 
@@ -42,7 +44,7 @@ class LineReader:
             read = lambda: raw.read(1)  # noqa: E731
         self.ready = ready
         self.read = read
-        self.buf = b""  # the line so far (at most MAX_LINE + 1 bytes are kept)
+        self.buf = b""  # the line so far (at most _MAX_LINE + 1 bytes are kept)
         self.cr = False  # the last line ended with \r: a \n right after it is its end too
         self.eof = False  # the stream ended (a pipe on the unix port; never on a board)
 
@@ -61,7 +63,7 @@ class LineReader:
             if b == b"\r" or b == b"\n":
                 out, self.buf = self.buf, b""
                 return out + b"\n"
-            if len(self.buf) <= MAX_LINE:
+            if len(self.buf) <= _MAX_LINE:
                 self.buf += b
         if self.eof and self.buf:
             out, self.buf = self.buf, b""
@@ -116,7 +118,7 @@ async def _session(con, reader, line, write):
                 return
         if reader.eof:
             return
-        await sleep_ms(POLL_MS)
+        await sleep_ms(_POLL_MS)
         line = reader.line()
 
 
@@ -129,8 +131,10 @@ async def boot_window(config_path, reader, out=print, window_ms=BOOT_WINDOW_MS, 
     while line is None:
         if reader.eof or ticks_diff(ticks_ms(), start) >= window_ms:
             return False
-        await sleep_ms(POLL_MS)
+        await sleep_ms(_POLL_MS)
         line = reader.line()
+    from sntp.console import Console
+
     con = Console(config_path, reboot=reboot, warn=out)
     await _session(con, reader, line, out)
     out("console: closed, the board starts")
@@ -143,9 +147,11 @@ async def on_demand(config_path, service, reader, gate, reboot=reset):
     while not reader.eof:
         line = reader.line()
         if line is None:
-            await sleep_ms(POLL_MS)
+            await sleep_ms(_POLL_MS)
             continue
         gate.open = True
+        from sntp.console import Console
+
         con = Console(config_path, service=service, reboot=reboot, warn=gate.direct)
         try:
             await _session(con, reader, line, gate.direct)

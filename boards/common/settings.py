@@ -19,7 +19,6 @@ CONFIG_PATH = "/config.json"
 
 # Keys handed to the time service (sntp.aio.AsyncService's config dict).
 SERVICE_KEYS = ("zone", "servers", "factory_server", "accuracy_ms", "poll_min_s", "poll_max_s")
-KNOWN_KEYS = config.KEYS
 
 
 def defaults():

@@ -7,17 +7,17 @@
 # backoff, so a board whose access point is gone does not retry every second for years.
 from sntp.compat import const, ticks_diff, ticks_ms
 
-CONNECT_MS = const(20_000)  # a cold Pico W usually joins in 3-8 s, an ESP32 in 2-5 s
-POLL_MS = const(250)  # how often a join in progress is looked at
-CHECK_MS = const(30_000)  # how often a joined link is checked
-RETRY_MIN_MS = const(10_000)  # the first rejoin after a failed one; doubles
-RETRY_MAX_MS = const(600_000)  # to at most 10 minutes
+_CONNECT_MS = const(20_000)  # a cold Pico W usually joins in 3-8 s, an ESP32 in 2-5 s
+_POLL_MS = const(250)  # how often a join in progress is looked at
+_CHECK_MS = const(30_000)  # how often a joined link is checked
+_RETRY_MIN_MS = const(10_000)  # the first rejoin after a failed one; doubles
+_RETRY_MAX_MS = const(600_000)  # to at most 10 minutes
 
 
 class Wifi:
     """One station interface and its credentials. connect() once, then keep() as a task."""
 
-    def __init__(self, wlan, ssid, password, out=print, connect_ms=CONNECT_MS):
+    def __init__(self, wlan, ssid, password, out=print, connect_ms=_CONNECT_MS):
         self.wlan = wlan  # network.WLAN(STA_IF), active
         self.ssid = ssid  # str
         self.password = password  # str ("" for an open network)
@@ -50,23 +50,23 @@ class Wifi:
                 except OSError:
                     pass
                 return False
-            await sleep_ms(POLL_MS)
+            await sleep_ms(_POLL_MS)
         self.joins += 1
         self.out("wifi: joined {!r}, address {}".format(self.ssid, w.ifconfig()[0]))
         return True
 
     async def keep(self):
-        """Forever: check the link every CHECK_MS; rejoin with backoff when it is down."""
+        """Forever: check the link every _CHECK_MS; rejoin with backoff when it is down."""
         from sntp.aio import sleep_ms
 
-        retry_ms = RETRY_MIN_MS
+        retry_ms = _RETRY_MIN_MS
         while True:
-            await sleep_ms(CHECK_MS)
+            await sleep_ms(_CHECK_MS)
             if self.wlan.isconnected():
-                retry_ms = RETRY_MIN_MS
+                retry_ms = _RETRY_MIN_MS
                 continue
             self.out("wifi: link down, rejoining {!r}".format(self.ssid))
             while not await self.connect():
                 await sleep_ms(retry_ms)
-                retry_ms = min(2 * retry_ms, RETRY_MAX_MS)
-            retry_ms = RETRY_MIN_MS
+                retry_ms = min(2 * retry_ms, _RETRY_MAX_MS)
+            retry_ms = _RETRY_MIN_MS

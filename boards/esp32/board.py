@@ -3,7 +3,7 @@
 # machine.RTC on ESP32 is the system time (gettimeofday/settimeofday, ports/esp32/
 # machine_rtc.c): datetime() reads and writes microseconds, so a correction is written
 # exactly, at once. The port's epoch is 2000 (BoardRTC reads it from time.gmtime(0)).
-from boardrtc import US_RESOLUTION, BoardRTC
+from sntp.rtc import US_RESOLUTION, BoardRTC
 
 NAME = "esp32"
 

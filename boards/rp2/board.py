@@ -5,7 +5,7 @@
 # instant the corrected time crosses a whole second, so the RTC (and time.time()) is right to
 # a few ms. The port's epoch is 1970. The RTC loses its time at power-off (no battery): the
 # board starts with an invalid clock, and the service's policy sets it from agreeing servers.
-from boardrtc import SECOND_RESOLUTION, BoardRTC
+from sntp.rtc import SECOND_RESOLUTION, BoardRTC
 
 NAME = "rp2"
 

@@ -16,15 +16,16 @@
 #   "saved_unix_s"   int: host time of the last save
 # Examples: {"rtc_unix_s": 0} (the board believes it is 1970), {"rtc_offset_us": -5000000}
 # (the board is 5 s behind). Integers only: a float offset is refused with a warning.
-from sntp.client import OnHostClock, SystemClock
+from sntp.rtc import ProcessClock
 from sntp.store import JsonStore
 from sntp.timestamp import US_PER_S, unix_us
 
 SCHEMA_VERSION = 1
 
 
-class SoftRTC(OnHostClock):
-    """A clock for the service (now_us, ticks, sleep, entropy) and its rtc (adjust).
+class SoftRTC(ProcessClock):
+    """A clock for the service (now_us, ticks, sleep, entropy) and its rtc (adjust):
+    sntp.rtc.ProcessClock (host clock + offset_us), with a simulated drift.
 
     drift_ppb simulates a crystal's frequency error (tools/sntp --drift-ppm): positive, the
     board clock runs slow and falls behind the host by drift_ppb * elapsed / 10**9, so the
@@ -32,9 +33,8 @@ class SoftRTC(OnHostClock):
     """
 
     def __init__(self, offset_us=0, host=None, drift_ppb=0):
-        self.host = host if host is not None else SystemClock()  # the untouched host clock
+        super().__init__(host)  # self.host: the untouched host clock
         self.offset_us = offset_us  # board minus host, us (drift lag folded in at each fold())
-        self.epoch_s = self.host.epoch_s  # s from 1900 to the port epoch
         self.drift_ppb = drift_ppb  # simulated frequency error, ppb, + = slow
         self.ref_host_us = self.host.now_us()  # host time the drift lag counts from
 
@@ -52,19 +52,10 @@ class SoftRTC(OnHostClock):
         h = self.host.now_us()
         return h + self.offset_us - self._lag_us(h)
 
-    def unix_us(self):
-        """Board time, Unix us."""
-        return unix_us(self.now_us(), self.epoch_s)
-
-    def set_unix_us(self, t_unix_us):
-        """Make the board clock read t_unix_us now."""
-        self.fold()
-        self.offset_us = t_unix_us - unix_us(self.host.now_us(), self.epoch_s)
-
     def adjust(self, offset_us):
         """The service's correction: move the board clock by offset_us (positive: forward)."""
         self.fold()
-        self.offset_us += offset_us
+        return super().adjust(offset_us)
 
 
 def _int(doc, key, warn, path):

@@ -44,8 +44,7 @@ class SystemClock:
 
 class OnHostClock:
     """Base of a board clock that keeps its own time but takes ticks, sleep and entropy from
-    self.host (a SystemClock, set by the subclass): boards/unix/softrtc.SoftRTC and
-    boards/common/boardrtc.BoardRTC."""
+    self.host (a SystemClock, set by the subclass): sntp.rtc's BoardRTC and ProcessClock."""
 
     def ticks_us(self):
         return self.host.ticks_us()

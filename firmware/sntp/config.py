@@ -18,6 +18,7 @@
 #   poll_max_s      int       none     64-131072: a ceiling for the discipline's interval
 #   log_level       choice    info     error, warn, info or debug
 #   country         text      ""       2-letter Wi-Fi regulatory country (e.g. DE), or ""
+#   tz              rule      none     POSIX TZ rule for local time (sntp.tz, docs/localtime.md)
 from . import policy
 from .compat import const
 from .store import JsonStore
@@ -39,6 +40,7 @@ SCHEMA = {  # type: dict
     "poll_max_s": ("int:64:131072", None, "longest poll interval, s"),
     "log_level": ("choice", "info", "error, warn, info or debug"),
     "country": ("country", "", "Wi-Fi regulatory country, 2 letters (e.g. DE), or empty"),
+    "tz": ("tz", None, "local time rule, e.g. CET-1CEST,M3.5.0,M10.5.0/3 (docs/localtime.md)"),
 }
 KEYS = (
     "zone",
@@ -51,6 +53,7 @@ KEYS = (
     "poll_max_s",
     "log_level",
     "country",
+    "tz",
 )
 
 
@@ -127,6 +130,19 @@ def check(key, value):
         if value not in LOG_LEVELS:
             raise ValueError("log_level must be one of error, warn, info, debug")
         return value
+    if kind == "tz":
+        why = None
+        try:
+            from . import tz  # only here: the optional package, imported when a rule is set
+
+            tz.parse(value)
+        except ImportError:
+            why = "needs the sntp.tz package (package-tz.json)"
+        except ValueError as e:
+            why = e.args[0]
+        if why is not None:
+            raise ValueError("tz: " + why)
+        return value
     if kind == "country":
         if value and not (len(value) == 2 and all("a" <= c.lower() <= "z" for c in value)):
             raise ValueError("country must be 2 letters, or empty")
@@ -141,8 +157,10 @@ def parse_value(key, text):
     kind = SCHEMA[key][0]
     if kind.startswith("int:"):
         t = text.strip()
-        if not t or not all("0" <= c <= "9" for c in t):  # ASCII only, as on the boards
-            raise ValueError("{} must be a whole number".format(key))
+        d = t[1:] if t[:1] == "-" else t  # a negative number: the range below says why not
+        if not d or not all("0" <= c <= "9" for c in d):  # ASCII only, as on the boards
+            _, lo, hi = kind.split(":")
+            raise ValueError("{} must be a whole number, {} to {}".format(key, lo, hi))
         return check(key, int(t))
     if kind == "names":
         names = [n.strip() for n in text.split(",") if n.strip()]

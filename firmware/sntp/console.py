@@ -21,7 +21,8 @@
 #                     rename) and read it back; it takes effect at the next reboot
 #   discard           drop the pending changes
 #   status            clock valid, last sync, offset, drift, interval, each server's state
-#                     and counters, KoDs received (from the running time service)
+#                     and counters, KoDs received (from the running time service); the
+#                     local time beside UTC when the configuration has a tz rule (sntp.tz)
 #   query HOST[:PORT] one SNTP exchange (sntp.client.query); changes no clock
 #   sync              ask the time service for a sync now: it still obeys the 15 s floor,
 #                     the hourly cap and every Kiss-o'-Death hold
@@ -331,7 +332,7 @@ class Console:
             lines = ["service    not running (this console runs before the time service starts)"]
             lines.append("servers    {}".format(_configured(self.saved) or "none configured"))
             return lines + [OK]
-        return status_lines(svc) + [OK]
+        return status_lines(svc, self.saved.get("tz")) + [OK]
 
     def cmd_query(self, rest):
         host_text, extra = _cut(rest)
@@ -427,8 +428,24 @@ def _configured(values):
     return ", ".join(names)
 
 
-def status_lines(svc):
-    """The status of a running Service, one fact a line (no OK)."""
+def local_text(rule, unix_us):
+    """'YYYY-MM-DD hh:mm:ss NAME (UTC+hh:mm)': unix_us as local time under a TZ rule."""
+    from . import tz  # the optional package, only when a rule is configured
+
+    r = tz.parse(rule)
+    t = unix_us // US_PER_S
+    lt = r.localtime(t)
+    off = r.utcoffset(t)
+    a = abs(off)
+    sign = "-" if off < 0 else "+"
+    return "{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}".format(
+        *lt[:6]
+    ) + " {} (UTC{}{:02d}:{:02d})".format(r.names[lt[8]], sign, a // 3600, a // 60 % 60)
+
+
+def status_lines(svc, tz=None):
+    """The status of a running Service, one fact a line (no OK); with tz (a TZ rule), the
+    local time too."""
     pol = svc.policy
     now = svc.loop_ms()
     st = svc.status()
@@ -440,6 +457,8 @@ def status_lines(svc):
             "valid" if valid else "not valid: before {}".format(_utc(pol.floor_us)[:10]),
         )
     ]
+    if tz:
+        lines.append("local      " + local_text(tz, wall))
     last = st["last_sync_unix_s"]
     lines.append("last_sync  {}".format(_utc(last * US_PER_S)[:19] + " UTC" if last else "never"))
     disc = svc.keeper.disc

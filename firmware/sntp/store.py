@@ -9,6 +9,7 @@
 # load() never raises: a missing, unreadable, oversized, non-UTF-8, non-JSON file, or JSON
 # that is not an object, loads as None with one warning line (the service then starts afresh,
 # which is safe: the policy's start-up delay and floors hold without any state).
+import errno
 import json
 import os
 
@@ -102,7 +103,11 @@ def read_json(path):
     try:
         f = open(path, "rb")
     except OSError as e:
-        return None, (NOT_FOUND if _errno(e) == 2 else "cannot open: " + _text(e))  # ENOENT
+        # ENOENT by name (its number is the C library's), or the file is not there when
+        # looked at: the WebAssembly port raises emscripten's 44 while its errno module says 2
+        if e.errno == errno.ENOENT or not _exists(path):
+            return None, NOT_FOUND
+        return None, "cannot open: " + _text(e)
     try:
         try:
             data = f.read(MAX_BYTES + 1)
@@ -155,17 +160,8 @@ def _fsync(f):
         pass
 
 
-def _errno(e):
-    return e.args[0] if e.args and isinstance(e.args[0], int) else None
-
-
 def _text(e):
     # CPython: "[Errno 13] Permission denied: 'x'"; MicroPython: just the number.
     if len(e.args) == 1 and isinstance(e.args[0], int):
-        try:
-            import errno
-
-            return errno.errorcode[e.args[0]]  # "EACCES"
-        except (ImportError, AttributeError, KeyError):
-            return "errno {}".format(e.args[0])
+        return errno.errorcode.get(e.args[0]) or "errno {}".format(e.args[0])  # "EACCES"
     return str(e) or type(e).__name__

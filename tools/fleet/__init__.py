@@ -8,7 +8,7 @@
 #
 # Modules: model (oscillator, servers, network, DNS, counters), clients (this client and the
 # baselines), engine (the event queue, shards over processes, progress), scenarios, report
-# (figures, targets, table, JSON, plots), footprint (.mpy sizes, heap and CPU per sync).
+# (figures, targets, table, JSON, plots). The device footprint is tools/footprint.py.
 # CPython only (floats, multiprocessing): it never runs on a device.
 import os
 import sys

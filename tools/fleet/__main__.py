@@ -1,4 +1,4 @@
-# python3 -m fleet {bench,run,footprint}  (with tools/ on PYTHONPATH; `make bench` runs bench)
+# python3 -m fleet {bench,run,report}  (with tools/ on PYTHONPATH; `make bench` runs bench)
 import argparse
 import json
 import os
@@ -35,8 +35,8 @@ def cmd_bench(a):
     from . import engine
 
     out = rp.ensure_dir(a.out)
-    for f in os.listdir(out):
-        if f.endswith((".png", ".json", ".md")):
+    for f in os.listdir(out):  # footprint.json: make footprint's, made just before
+        if f.endswith((".png", ".json", ".md")) and f != "footprint.json":
             os.remove(os.path.join(out, f))
     t_start = time.time()
     figs = {}
@@ -67,12 +67,7 @@ def cmd_bench(a):
     for name in scenarios:
         rp.plot_load(os.path.join(out, f"load-{name}.png"), name, stats[name])
         rp.plot_error(os.path.join(out, f"error-{name}.png"), name, stats[name])
-    footprint = None
-    if not a.no_footprint:
-        from . import footprint as fp
-
-        footprint = fp.measure()
-        rp.write_json(os.path.join(out, "footprint.json"), footprint)
+    footprint = None if a.no_footprint else load_footprint(out)
     tg = rp.targets(figs, footprint)
     speed = runs.get("sntp")
     doc = {
@@ -128,10 +123,10 @@ def update_readme(out, doc, footprint, clients):
             f"({doc['runs']['sntp']['device_days_per_s']:,.0f} device-days/s)"
         )
     if footprint:
-        from . import footprint as fp
+        import footprint as fp  # tools/footprint.py (`make footprint`)
 
-        md += ["", "Device footprint (`make bench`, unix-port MicroPython 1.29 preview):", ""]
-        md.append(fp.markdown(footprint))
+        md += ["", "Device footprint (`make footprint`, unix-port MicroPython):", ""]
+        md += fp.table(footprint)
     md += ["", f"![server load, 6-hour outage, all clients]({dst})", "", README_END]
     head, rest = text.split(README_BEGIN, 1)
     tail = rest.split(README_END, 1)[1]
@@ -154,12 +149,12 @@ def write_markdown(out, doc, footprint, clients, scenarios):
     md.append("")
     md += target_lines(tg, {True: "met", False: "MISSED", None: "not measured"})
     if footprint:
-        from . import footprint as fp
+        import footprint as fp  # tools/footprint.py (`make footprint`)
 
         md.append("")
         md.append("## Device footprint")
         md.append("")
-        md.append(fp.markdown(footprint))
+        md += fp.table(footprint)
     md.append("")
     md.append("## Runs")
     md.append("")
@@ -193,11 +188,7 @@ def cmd_report(a):
     """The table and targets again from results/fleet.json (no simulation)."""
     with open(os.path.join(a.out, "fleet.json")) as fh:
         doc = json.load(fh)
-    footprint = None
-    path = os.path.join(a.out, "footprint.json")
-    if os.path.exists(path):
-        with open(path) as fh:
-            footprint = json.load(fh)
+    footprint = load_footprint(a.out)
     doc["targets"] = rp.targets(doc["figures"], footprint)
     clients = [c for c in CLIENTS if c in doc["figures"]]
     scenarios = [s for s in ORDER if any(s in doc["figures"][c] for c in clients)]
@@ -207,19 +198,20 @@ def cmd_report(a):
         update_readme(a.out, doc, footprint, clients)
 
 
-def cmd_footprint(a):
-    from . import footprint as fp
-
-    f = fp.measure()
-    out = rp.ensure_dir(a.out)
-    rp.write_json(os.path.join(out, "footprint.json"), f)
-    print(fp.markdown(f))
+def load_footprint(out):
+    """results/footprint.json, written by `make footprint` (tools/footprint.py; `make bench`
+    runs it first), or None."""
+    path = os.path.join(out, "footprint.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        return json.load(fh)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="fleet", description="SNTP fleet simulator")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("bench", help="every scenario and client, figures, plots, footprint")
+    b = sub.add_parser("bench", help="every scenario and client, figures, plots")
     b.add_argument("--devices", type=int, default=100_000, help="fleet size for this client")
     b.add_argument("--baseline-devices", type=int, default=10_000, help="fleet size, baselines")
     b.add_argument("--clients", nargs="*", choices=CLIENTS)
@@ -228,7 +220,9 @@ def main(argv=None):
     b.add_argument("--procs", type=int, default=os.cpu_count() or 2)
     b.add_argument("--seed", type=int, default=1)
     b.add_argument("--out", default=os.path.join(ROOT, "results"))
-    b.add_argument("--no-footprint", action="store_true")
+    b.add_argument(
+        "--no-footprint", action="store_true", help="leave out results/footprint.json's figures"
+    )
     b.add_argument("--readme", action="store_true", help="write the headline into README.md")
     b.set_defaults(fn=cmd_bench)
     r = sub.add_parser("run", help="one client in one scenario; prints the figures as JSON")
@@ -243,9 +237,6 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(ROOT, "results"))
     p.add_argument("--readme", action="store_true", help="write the headline into README.md")
     p.set_defaults(fn=cmd_report)
-    f = sub.add_parser("footprint", help=".mpy sizes, heap and CPU per sync")
-    f.add_argument("--out", default=os.path.join(ROOT, "results"))
-    f.set_defaults(fn=cmd_footprint)
     a = ap.parse_args(argv)
     a.fn(a)
 

@@ -1,5 +1,14 @@
-# A board's real-time clock (machine.RTC) as the time service's clock and rtc: now_us() with
-# sub-second resolution, adjust(offset_us) to step it. Integers only.
+# The board's clock for the time service: make() picks it for the port this runs on.
+#
+#   from sntp import rtc
+#   clock = rtc.make()          # esp32, rp2: BoardRTC over machine.RTC; others: ProcessClock
+#   svc = aio.AsyncService(config, clock=clock, rtc=clock)
+#   asyncio.create_task(clock.run())   # RP2040: writes corrections into its 1 s RTC
+#
+# BoardRTC: a board's real-time clock (machine.RTC) as the time service's clock and rtc:
+# now_us() with sub-second resolution, adjust(offset_us) to step it. Integers only.
+# ProcessClock (the unix port, and any port not named above): the corrected time lives in
+# this process (host clock + offset); the host's own clock is never changed.
 #
 # One class for both boards; the difference is the RTC's resolution:
 #   ESP32    subseconds are microseconds (ports/esp32/machine_rtc.c: gettimeofday): read and
@@ -46,9 +55,9 @@
 #   Absurd input never raises: a non-integer offset, or a time outside [port epoch, 2100),
 #   returns False and reports one line; so does an RTC that refuses the write. False: the
 #   clock did not move.
-from sntp.client import OnHostClock, SystemClock
-from sntp.compat import const
-from sntp.timestamp import NTP_1970_S, US_PER_S, days_from_civil, unix_us
+from .client import OnHostClock, SystemClock
+from .compat import const
+from .timestamp import NTP_1970_S, US_PER_S, days_from_civil, unix_us
 
 US_RESOLUTION = const(1)  # ESP32: subseconds are us
 SECOND_RESOLUTION = const(1_000_000)  # RP2040: whole seconds
@@ -56,24 +65,24 @@ SECOND_RESOLUTION = const(1_000_000)  # RP2040: whole seconds
 # How far the RTC (what time.time() reads) may be from the corrected time before a 1 s RTC is
 # rewritten: a correction below this only moves soft_us. The service slews by at most 500 us
 # a second (firmware/sntp/discipline.py): a slew rewrites the RTC about every 10 s.
-DEFAULT_RTC_TOLERANCE_US = const(5_000)
+_DEFAULT_RTC_TOLERANCE_US = const(5_000)
 # The writes spin (busy-wait on ticks_us) for the last SPIN_US before the whole second; the
 # rest of the wait is a sleep, which may overshoot by a millisecond or so (an interrupt, the
 # Wi-Fi driver). `make hil` prints how late the write really was.
 SPIN_US = const(5_000)
-MAX_SPINS = const(1_000_000)  # a ticks_us that does not advance must not hang the board
+_MAX_SPINS = const(1_000_000)  # a ticks_us that does not advance must not hang the board
 # ticks_us differences are exact below 2**29 us; beyond this gap, ticks_ms bridges them.
-FINE_GAP_MS = const(400_000)
+_FINE_GAP_MS = const(400_000)
 _TICKS_PERIOD = const(1 << 30)  # ticks wrap on the 32-bit boards (compat.TICKS_PERIOD)
 _TICKS_HALF = const(1 << 29)
 # The run() task: how often it looks at soft_us, and how close to the whole second it wakes.
-IDLE_MS = const(1_000)
+_IDLE_MS = const(1_000)
 LEAD_US = const(20_000)
-RETRY_MS = const(60_000)  # after a failed write
+_RETRY_MS = const(60_000)  # after a failed write
 MAX_MISSES = const(10)  # whole seconds missed (woken too late) before a blocking write
 # The adapter writes no time from 2100-01-01 on: far beyond a device's life, well inside
 # what both RTCs hold; the firmware's era pivot is good until 2112.
-MAX_YEAR = const(2099)
+_MAX_YEAR = const(2099)
 
 
 def civil_from_days(days):
@@ -110,7 +119,7 @@ class BoardRTC(OnHostClock):
         resolution_us=SECOND_RESOLUTION,
         host=None,
         warn=None,
-        rtc_tolerance_us=DEFAULT_RTC_TOLERANCE_US,
+        rtc_tolerance_us=_DEFAULT_RTC_TOLERANCE_US,
     ):
         if resolution_us != US_RESOLUTION and resolution_us != SECOND_RESOLUTION:
             raise ValueError("resolution_us must be 1 or 1000000")
@@ -119,7 +128,7 @@ class BoardRTC(OnHostClock):
         self.host = host if host is not None else SystemClock()  # ticks, sleep, entropy
         self.epoch_s = self.host.epoch_s  # s from 1900 to the port epoch
         self.epoch_days = (self.epoch_s - NTP_1970_S) // 86400  # port epoch, days since 1970
-        self.max_us = (days_from_civil(MAX_YEAR + 1, 1, 1) - self.epoch_days) * 86400 * US_PER_S
+        self.max_us = (days_from_civil(_MAX_YEAR + 1, 1, 1) - self.epoch_days) * 86400 * US_PER_S
         self.warn = warn  # callable(text), or None: print
         self.rtc_tolerance_us = max(0, rtc_tolerance_us)  # us the RTC may be off (1 s RTC)
         self.soft_us = 0  # us added to the RTC's time: corrections not yet written to it
@@ -173,7 +182,7 @@ class BoardRTC(OnHostClock):
         """us from the anchor to (t, t_ms): ticks_us, bridged with ticks_ms over long gaps."""
         fine = self.host.ticks_diff(t, self.anchor_ticks)
         gap_ms = self.host.ticks_diff(t_ms, self.anchor_ms)
-        if gap_ms < FINE_GAP_MS:
+        if gap_ms < _FINE_GAP_MS:
             return fine
         # ticks_us wrapped in between: it is still exact modulo its period, and ticks_ms
         # (the same counter on both boards) says how many periods went by.
@@ -193,7 +202,7 @@ class BoardRTC(OnHostClock):
         before = self._raw_us()
         first = before - before % US_PER_S
         start = self.anchor_ticks
-        for _ in range(MAX_SPINS):
+        for _ in range(_MAX_SPINS):
             lo, t, t_ms = self._sample()
             if lo != first:
                 predicted = self.anchor_us + self._elapsed_us(t, t_ms)
@@ -217,7 +226,7 @@ class BoardRTC(OnHostClock):
         if not (0 <= target < self.max_us):
             return self._fail(
                 "adjust: {} us would leave the RTC's range (port epoch .. {})".format(
-                    offset_us, MAX_YEAR
+                    offset_us, _MAX_YEAR
                 )
             )
         if self.resolution_us == US_RESOLUTION:
@@ -270,7 +279,7 @@ class BoardRTC(OnHostClock):
         if wait_us > SPIN_US:
             h.sleep_ms((wait_us - SPIN_US) // 1000)
         late_us = 0
-        for _ in range(MAX_SPINS):
+        for _ in range(_MAX_SPINS):
             late_us = h.ticks_diff(h.ticks_us(), t0) - wait_us
             if late_us >= 0:
                 break
@@ -317,7 +326,7 @@ class BoardRTC(OnHostClock):
         """
         if self.resolution_us == US_RESOLUTION:
             return
-        from sntp.aio import sleep_ms  # asyncio only where this task is used
+        from .aio import sleep_ms  # asyncio only where this task is used
 
         self.background = True
         misses = 0  # whole seconds missed in a row: the event loop woke us after them
@@ -326,7 +335,7 @@ class BoardRTC(OnHostClock):
             while True:
                 if abs(self.soft_us) < self.rtc_tolerance_us:
                     misses, aimed = 0, False
-                    await sleep_ms(IDLE_MS)
+                    await sleep_ms(_IDLE_MS)
                     continue
                 wait_us = (-self.now_us()) % US_PER_S
                 if wait_us > LEAD_US:
@@ -340,8 +349,50 @@ class BoardRTC(OnHostClock):
                 aimed = False
                 done = self.write_rtc(LEAD_US if misses < MAX_MISSES else US_PER_S)
                 if done is False:
-                    await sleep_ms(RETRY_MS)  # said once; try again later
+                    await sleep_ms(_RETRY_MS)  # said once; try again later
                 elif done:
                     misses = 0
         finally:
             self.background = False
+
+
+class ProcessClock(OnHostClock):
+    """The service's clock and rtc on a port without a known RTC (the unix port): the host's
+    clock plus offset_us, kept in this process. The host's own clock is never changed."""
+
+    def __init__(self, host=None):
+        self.host = host if host is not None else SystemClock()
+        self.epoch_s = self.host.epoch_s  # s from 1900 to the port epoch
+        self.offset_us = 0  # this clock minus the host's, us
+
+    def now_us(self):
+        return self.host.now_us() + self.offset_us
+
+    def unix_us(self):
+        return unix_us(self.now_us(), self.epoch_s)
+
+    def set_unix_us(self, t_unix_us):
+        """Make the clock read t_unix_us (Unix us) now."""
+        self.adjust(t_unix_us - self.unix_us())
+
+    def adjust(self, offset_us):
+        """Move the clock by offset_us (positive: forward)."""
+        self.offset_us += offset_us
+        return True
+
+    async def run(self):
+        """Nothing to write in the background (BoardRTC.run's counterpart)."""
+
+
+def make(warn=None):
+    """The clock and rtc for the service on this port: BoardRTC over machine.RTC on esp32
+    (microseconds) and rp2 (whole seconds), else a ProcessClock. warn: BoardRTC's."""
+    import sys
+
+    p = sys.platform
+    if p == "esp32" or p == "rp2":
+        import machine
+
+        res = US_RESOLUTION if p == "esp32" else SECOND_RESOLUTION
+        return BoardRTC(machine.RTC(), res, warn=warn)
+    return ProcessClock()

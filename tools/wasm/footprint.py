@@ -1,0 +1,178 @@
+# What the time service allocates on a 32-bit MicroPython (the WebAssembly port, 31-bit small
+# ints like ESP32 and RP2040): `make footprint-wasm32`, which runs
+#   node host_tests/wasmrun.mjs --run tools/wasm/footprint.py
+# and prints the figures; they are also written to results/footprint-wasm32.json.
+#
+#   import_bytes    heap resident after `from sntp.service import Service` (the sync core,
+#                   compiled from source as mip installs it), read between calls into the
+#                   runtime, where gc.collect() works;
+#   service_bytes   heap resident with a Service built and synced once (fake network);
+#   wake_bytes      bytes allocated per idle wake-up of Service.run() (a minute's sleep with
+#                   no request due: the discipline's tick and the policy's schedule);
+#   sync_bytes      bytes allocated per Service.sync() against a fake server (one exchange).
+# Allocation is read within one call: this port frees nothing made within the current call,
+# so what gc.mem_alloc() grows by there is what was allocated.
+import gc
+import json
+import sys
+
+WAKES = 1_000  # idle wake-ups measured
+SYNCS = 5  # syncs measured, 10 minutes apart
+START_US = 1_800_000_000_000_000  # Unix us at the start (2027)
+DRIFT_PPB = 20_000  # the board's crystal runs 20 ppm slow
+_MASK = (1 << 30) - 1  # the boards' ticks period, less one
+
+
+class Clock:
+    """A board's clock for the service, costing what a board's does: ticks are the port's own
+    ticks_add/ticks_diff over small ints (wrapping at 2**30 here); the wall clock (big ints,
+    read only when the service asks) runs DRIFT_PPB slow. sleep_ms moves the time; mono_us
+    and advance() serve the fake network."""
+
+    def __init__(self, epoch_s):
+        import time
+
+        self.epoch_s = epoch_s
+        self.wall0 = START_US  # wall us at the start; an adjust() moves it
+        self.ms = 0  # elapsed ms (a small int for 12 days)
+        self.us = 0  # and us
+        self.t0 = time.ticks_add(0, -3_600_000)  # ticks_ms wraps an hour in
+        self.ticks_add = time.ticks_add
+        self.ticks_diff = time.ticks_diff
+        self.n = 0
+
+    @property
+    def mono_us(self):
+        return self.ms * 1000 + self.us
+
+    def advance(self, us):
+        us += self.us
+        self.ms += us // 1000
+        self.us = us % 1000
+
+    def now_us(self):
+        e = self.ms * 1000 + self.us
+        return self.wall0 + e - e * DRIFT_PPB // 1_000_000_000
+
+    def ticks_ms(self):
+        return self.ticks_add(self.t0, self.ms)
+
+    def ticks_us(self):
+        return (self.ms * 1000 + self.us) & _MASK
+
+    def sleep_ms(self, ms):
+        self.advance(ms * 1000)
+
+    def random_bytes(self, n):
+        self.n += 1
+        return bytes((self.n * 37 + i * 101) & 255 for i in range(n))
+
+
+class Rtc:
+    def __init__(self, clock):
+        self.clock = clock
+
+    def adjust(self, offset_us):
+        self.clock.wall0 += offset_us
+
+
+class Store:
+    def load(self):
+        return None
+
+    def save(self, doc):
+        return True
+
+
+def idle(svc, clock):
+    """Bytes allocated per wake-up over WAKES idle minutes of Service.run (no request due)."""
+    start = clock.ms
+    a = gc.mem_alloc()
+    svc.run(until_ms=svc.now_ms() + WAKES * 60_000)
+    total = gc.mem_alloc() - a
+    assert (clock.ms - start) // 60_000 == WAKES, clock.ms - start
+    return total // WAKES
+
+
+def heap():
+    gc.collect()
+    return gc.mem_alloc()
+
+
+def main():
+    # each yield ends a call into the runtime: the heap is collected before the next step
+    yield
+    base = heap()
+    from sntp.service import Service
+
+    yield
+    import_bytes = heap() - base
+    from fakes import NTP_1970, FakeNet, honest
+
+    yield
+    base = heap()
+    clock = Clock(NTP_1970)
+    svc = Service(
+        {"servers": ["ntp.example"], "poll_min_s": 86_400, "poll_max_s": 86_400},
+        net=FakeNet(clock, honest(START_US)),
+        clock=clock,
+        rtc=Rtc(clock),
+        store=Store(),
+        rand_below=lambda n: n // 3,
+        timeout_ms=1_000,
+    )
+    ok = svc.sync()["clock_set"]
+    svc.run(until_ms=svc.now_ms() + 600_000)  # any slew of that correction is done
+    yield
+    service_bytes = heap() - base
+    wake = [idle(svc, clock)]  # the drift not known yet
+    yield
+    sync_bytes = []
+    for _ in range(SYNCS):
+        clock.advance(3_600_000_000)  # an hour apart: the discipline learns the drift
+        a = gc.mem_alloc()
+        s = svc.sync()
+        sync_bytes.append(gc.mem_alloc() - a)
+        ok = ok and s["ok"]
+        yield
+    svc.run(until_ms=svc.now_ms() + 600_000)  # the last slew done
+    yield
+    wake.append(idle(svc, clock))  # with the drift known
+    drift = svc.disc.drift_ppb
+    sends = len(svc.net.sent)
+    assert ok and sends == 1 + SYNCS, (ok, svc.net.sent)  # no request while idle
+    doc = {
+        "runtime": "micropython-wasm32",
+        "version": sys.version,
+        "sys_maxsize": sys.maxsize,
+        "import_bytes": import_bytes,
+        "service_bytes": service_bytes,
+        "wake_bytes": wake[0],
+        "wake_bytes_drift_known": wake[1],
+        "drift_ppb": drift,
+        "wakes": WAKES,
+        "sync_bytes": sum(sync_bytes) // SYNCS,
+        "syncs": sync_bytes,
+    }
+    print("footprint-wasm32 ({}, sys.maxsize {}):".format(sys.version, sys.maxsize))
+    print("  resident after importing the sync core: {} bytes".format(import_bytes))
+    print("  resident with a service built and synced: {} bytes".format(service_bytes))
+    print(
+        "  allocated per idle wake-up: {} bytes; with the drift known ({} ppb): {} bytes"
+        " ({} wake-ups each)".format(wake[0], drift, wake[1], WAKES)
+    )
+    print(
+        "  allocated per sync: {} bytes (each of {}: {})".format(
+            doc["sync_bytes"], SYNCS, sync_bytes
+        )
+    )
+    if sys.maxsize != (1 << 31) - 1:
+        return  # not the 32-bit runtime: the figures are printed, not saved as its own
+    try:
+        import os
+
+        os.mkdir("results")
+    except OSError:
+        pass
+    with open("results/footprint-wasm32.json", "w") as f:
+        f.write(json.dumps(doc) + "\n")
