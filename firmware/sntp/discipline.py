@@ -3,25 +3,25 @@
 # I/O-free, integers only. The driver hands it every Correction the policy returns and calls
 # tick() every few seconds; both answer with microseconds to add to the RTC (rtc.adjust()).
 #
-# Step or slew. An offset above STEP_THRESHOLD_US (ntpd's 128 ms), or any offset while the
+# Step or slew. An offset above _STEP_THRESHOLD_US (ntpd's 128 ms), or any offset while the
 # clock is invalid, is stepped at once (the policy has already required agreement for it).
-# A smaller one is slewed: spread over time at no more than MAX_SLEW_PPM, so time read
+# A smaller one is slewed: spread over time at no more than _MAX_SLEW_PPM, so time read
 # through the disciplined API never runs backwards and never jumps.
 #
 # Frequency (drift). Between two syncs the clock is corrected for the current estimate;
 # whatever offset is still found is the estimate's error: measured frequency = estimate +
 # (offset - slew still pending) / time since the last sync. The estimate is the MEDIAN of
-# the last DRIFT_SAMPLES such measurements (one outlier cannot move it), taken only over
-# bases of at least MIN_BASE_S; a measurement more
-# than OUTLIER_PPB away from a settled estimate is rejected outright; a persisted or
-# measured value beyond MAX_DRIFT_PPB (no crystal is that bad) is discarded.
+# the last _DRIFT_SAMPLES such measurements (one outlier cannot move it), taken only over
+# bases of at least _MIN_BASE_S; a measurement more
+# than _OUTLIER_PPB away from a settled estimate is rejected outright; a persisted or
+# measured value beyond _MAX_DRIFT_PPB (no crystal is that bad) is discarded.
 #
 # Interval. The predicted error after t seconds is about sigma * t, sigma being how wrong
 # the estimate has turned out to be: at each sync, the frequency measured over the interval
 # just ended minus the estimate applied during it is the prediction's realized error (the
-# offset found, per second of the interval). sigma is the largest of the last DRIFT_SAMPLES
+# offset found, per second of the interval). sigma is the largest of the last _DRIFT_SAMPLES
 # of those (a temperature swing of +/-2 ppm a day shows as about 1 ppm over half-day
-# intervals), at least WANDER_FLOOR_PPB; ASSUMED_PPB until three measurements are in; the
+# intervals), at least _WANDER_FLOOR_PPB; _ASSUMED_PPB until three measurements are in; the
 # spread (max - min) of the measurements until three realized errors are known. Part of the
 # budget is kept for what no poll rate can fix, the path's asymmetry: at most half the round
 # trip of the last sync (RFC 5905: the true offset lies within offset +/- delay/2), and at
@@ -34,35 +34,33 @@
 from .compat import const
 from .policy import Policy
 
-STEP_THRESHOLD_US = const(128_000)
-MAX_SLEW_PPM = const(500)  # the Linux kernel's adjtime() rate
-MAX_DRIFT_PPB = const(500_000)  # 500 ppm: beyond any crystal; a larger value is garbage
-OUTLIER_PPB = const(20_000)  # 20 ppm from a settled estimate: a bad reply, not the crystal
-DRIFT_SAMPLES = const(5)
-MIN_BASE_S = const(60)  # shorter bases are mostly network noise
-MAX_BASE_S = const(10 * 86_400)  # older than this, the reference is stale: start again
-ASSUMED_PPB = const(50_000)  # an unknown crystal: up to 50 ppm
-WANDER_FLOOR_PPB = const(1_000)  # temperature wander of a good crystal: 1 ppm
-DEFAULT_ACCURACY_MS = const(100)
+_STEP_THRESHOLD_US = const(128_000)
+_MAX_SLEW_PPM = const(500)  # the Linux kernel's adjtime() rate
+_MAX_DRIFT_PPB = const(500_000)  # 500 ppm: beyond any crystal; a larger value is garbage
+_OUTLIER_PPB = const(20_000)  # 20 ppm from a settled estimate: a bad reply, not the crystal
+_DRIFT_SAMPLES = const(5)
+_MIN_BASE_S = const(60)  # shorter bases are mostly network noise
+_MAX_BASE_S = const(10 * 86_400)  # older than this, the reference is stale: start again
+_ASSUMED_PPB = const(50_000)  # an unknown crystal: up to 50 ppm
+_WANDER_FLOOR_PPB = const(1_000)  # temperature wander of a good crystal: 1 ppm
+_DEFAULT_ACCURACY_MS = const(100)
 _STATE_VERSION = const(1)
 _MAX_SLEEP_MS = const(60_000)  # a driver wakes at least once a minute
 _SLEW_TICK_MS = const(1_000)  # and every second while a slew is in progress
-_CHUNK_MS = const(1_000_000)  # 500 ppm * 1e6 ms and 999 ppb * 1e6 ms stay below 2**30
 
 
 class Discipline:
     """One clock's discipline. accuracy_ms: how far the clock may wander between polls."""
 
-    def __init__(self, accuracy_ms=DEFAULT_ACCURACY_MS):
+    def __init__(self, accuracy_ms=_DEFAULT_ACCURACY_MS):
         self.accuracy_ms = accuracy_ms  # ms
         self.drift_ppb = 0  # current frequency estimate, ppb, + = local clock slow
-        self.samples = []  # the last DRIFT_SAMPLES frequency measurements, ppb
-        self.errors = []  # |measurement - estimate applied| of the last DRIFT_SAMPLES, ppb
+        self.samples = []  # the last _DRIFT_SAMPLES frequency measurements, ppb
+        self.errors = []  # |measurement - estimate applied| of the last _DRIFT_SAMPLES, ppb
         self.pending_us = 0  # slew still to apply, signed us
         self.ref_unix_us = None  # wall time of the last correction (start of the base)
         self.tick_ms = None  # monotonic ms of the last tick()
-        self.frac_ns = 0  # drift correction not yet whole us, ns (0-999)
-        self.frac_ps = 0  # and not yet whole ns, ps (0-999)
+        self.frac = 0  # drift correction not yet whole us, in ppb*ms (< 10**6)
         self.rejected = 0  # measurements rejected as outliers
         self.delay_us = None  # round trip of the last sync, us (None: unknown)
         self.last = None  # dict describing the last correction, for events and status
@@ -73,12 +71,12 @@ class Discipline:
         if not isinstance(st, dict) or st.get("v") != _STATE_VERSION:
             return
         d = st.get("drift_ppb")
-        if _is_int(d) and -MAX_DRIFT_PPB <= d <= MAX_DRIFT_PPB:
+        if _is_int(d) and -_MAX_DRIFT_PPB <= d <= _MAX_DRIFT_PPB:
             self.drift_ppb = d
-        s = _recent_ints(st.get("samples"), -MAX_DRIFT_PPB, MAX_DRIFT_PPB)
+        s = _recent_ints(st.get("samples"), -_MAX_DRIFT_PPB, _MAX_DRIFT_PPB)
         if s is not None:
             self.samples = s
-        e = _recent_ints(st.get("errors"), 0, 2 * MAX_DRIFT_PPB)
+        e = _recent_ints(st.get("errors"), 0, 2 * _MAX_DRIFT_PPB)
         if e is not None:
             self.errors = e
         # ref_unix_us is not restored: the time the board was off ran on an undisciplined
@@ -106,7 +104,7 @@ class Discipline:
         if _is_int(delay_us) and delay_us >= 0:
             self.delay_us = delay_us
         measured = self._measure(offset_us, wall_us, clock_valid)
-        if not clock_valid or abs(offset_us) > STEP_THRESHOLD_US:
+        if not clock_valid or abs(offset_us) > _STEP_THRESHOLD_US:
             step, self.pending_us = offset_us, 0
             kind = "step"
         else:
@@ -129,14 +127,14 @@ class Discipline:
         if not clock_valid or ref is None:
             return None
         base_us = wall_us - ref
-        if base_us < MIN_BASE_S * 1_000_000 or base_us > MAX_BASE_S * 1_000_000:
+        if base_us < _MIN_BASE_S * 1_000_000 or base_us > _MAX_BASE_S * 1_000_000:
             return None
         residual_ppb = (offset_us - self.pending_us) * 1_000_000_000 // base_us
         f = self.drift_ppb + residual_ppb
-        if abs(f) > MAX_DRIFT_PPB:
+        if abs(f) > _MAX_DRIFT_PPB:
             self.rejected += 1
             return None
-        if len(self.samples) >= 3 and abs(f - self.drift_ppb) > OUTLIER_PPB:
+        if len(self.samples) >= 3 and abs(f - self.drift_ppb) > _OUTLIER_PPB:
             self.rejected += 1
             return None
         _push(self.samples, f)
@@ -145,11 +143,7 @@ class Discipline:
         return f
 
     def tick(self, now_ms):
-        """us to add to the clock for the time since the last tick: drift and slew.
-
-        Small ints only (below 2**30, no heap on a 32-bit port): the drift is split into
-        whole ppm and the ppb beyond, each times at most _CHUNK_MS, with the remainder kept
-        in ns and ps."""
+        """us to add to the clock for the time since the last tick: drift and slew."""
         if self.tick_ms is None:
             self.tick_ms = now_ms
             return 0
@@ -157,18 +151,19 @@ class Discipline:
         if dt_ms <= 0:
             return 0
         self.tick_ms = now_ms
-        ppm, ppb = divmod(self.drift_ppb, 1000)  # ppb in [0, 1000), ppm signed
-        left, whole_us = dt_ms, 0
-        while left > 0:
-            dt = min(left, _CHUNK_MS)
-            left -= dt
-            self.frac_ps += ppb * dt  # ppb * ms = ps
-            ns, self.frac_ps = divmod(self.frac_ps, 1000)
-            self.frac_ns += ppm * dt + ns  # ppm * ms = ns
-            us, self.frac_ns = divmod(self.frac_ns, 1000)
-            whole_us += us
-        # slew: at most MAX_SLEW_PPM of the elapsed time
-        limit_us = MAX_SLEW_PPM * min(dt_ms, _CHUNK_MS) // 1000
+        # drift: drift_ppb * dt, kept exact with a remainder in ppb*ms (rounded toward zero),
+        # in parts that stay small ints on 32-bit ports (20 ppm * 60 s is past 2**30)
+        q = self.drift_ppb * (dt_ms // 1000)  # ppb*s
+        m = 1000 * (q % 1000) + self.drift_ppb * (dt_ms % 1000) + self.frac
+        whole_us = m // 1_000_000
+        m -= whole_us * 1_000_000
+        whole_us += q // 1000
+        if whole_us < 0 and m:
+            whole_us += 1
+            m -= 1_000_000
+        self.frac = m
+        # slew: at most _MAX_SLEW_PPM of the elapsed time
+        limit_us = _MAX_SLEW_PPM * dt_ms // 1000
         s = self.pending_us
         if s > limit_us:
             s = limit_us
@@ -181,11 +176,11 @@ class Discipline:
     def sigma_ppb(self):
         """Uncertainty of the estimate: its largest recent realized error, with floors."""
         if len(self.samples) < 3:
-            return ASSUMED_PPB
+            return _ASSUMED_PPB
         sigma = max(self.samples) - min(self.samples)
         if len(self.errors) >= 3:
             sigma = max(self.errors)
-        return max(WANDER_FLOOR_PPB, sigma)
+        return max(_WANDER_FLOOR_PPB, sigma)
 
     def interval_cap_s(self):
         """The longest poll interval that keeps the predicted error within the budget left
@@ -206,18 +201,18 @@ def _median(xs):
 
 
 def _push(recent, x):
-    """Append x to a list kept to its last DRIFT_SAMPLES values."""
+    """Append x to a list kept to its last _DRIFT_SAMPLES values."""
     recent.append(x)
-    if len(recent) > DRIFT_SAMPLES:
+    if len(recent) > _DRIFT_SAMPLES:
         recent.pop(0)
 
 
 def _recent_ints(v, lo, hi):
-    """The last DRIFT_SAMPLES ints in [lo, hi] of a persisted list (others dropped), or None
+    """The last _DRIFT_SAMPLES ints in [lo, hi] of a persisted list (others dropped), or None
     when v is not a list."""
     if not isinstance(v, list):
         return None
-    return [x for x in v if _is_int(x) and lo <= x <= hi][-DRIFT_SAMPLES:]
+    return [x for x in v if _is_int(x) and lo <= x <= hi][-_DRIFT_SAMPLES:]
 
 
 def _is_int(v):
