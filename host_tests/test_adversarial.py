@@ -1,5 +1,5 @@
 # runs-on: both
-# Hostile servers and an off-path attacker (issue 8, items 2 and 3).
+# Hostile servers and an off-path attacker.
 #
 # Off-path attacker: around every real request it floods the device with forged replies and
 # forged Kiss-o'-Death packets (RATE, DENY, RSTR, in the ntpsec form and the zero-timestamp
@@ -8,7 +8,7 @@
 # real nonce with one bit flipped; plus a few with the real nonce from a wrong address or
 # port. Each simulated run is compared with the same run without the attacker: every event,
 # correction, lookup and request must be the same (nothing accepted, nothing acted on:
-# client-rules.md rules 5 and 6, RFC 8633 section 5.4), and the ignored-datagram counters
+# docs/rules.md rules 5 and 6, RFC 8633 section 5.4), and the ignored-datagram counters
 # must add up to exactly what was forged.
 #
 # Liars: four servers, one then two lying by an hour, a year, or with a clock in 1900 or

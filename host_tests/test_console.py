@@ -210,7 +210,7 @@ def test_a_broken_file_loads_as_defaults_with_warnings_and_save_cleans_it():
     assert ask(con, "get accuracy_ms") == ["accuracy_ms=100", "ok"]
     out = ask(con, "save")  # nothing pending, but the file had problems: rewritten clean
     assert out[-1] == "ok" and "cleaned" in out[0]
-    assert json.loads(read_bytes(path)) == {"zone": "acme"}
+    assert json.loads(read_bytes(path)) == {"kind": "sntp-config", "zone": "acme"}
 
 
 def test_the_passphrase_never_appears_in_a_reply():

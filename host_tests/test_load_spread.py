@@ -1,6 +1,6 @@
 # runs-on: both
 # What a server sees of a fleet after a RATE, an outage and a warm power-restore (policy.py
-# R4 and the Kiss-o'-Death rules; client-rules.md rules 5, 12 and 15): the policy's share of
+# R4 and the Kiss-o'-Death rules; rules 5, 12 and 15): the policy's share of
 # the fleet benchmark's targets (tools/fleet, README "Fleet benchmark"), one device at a time.
 import simdev as sim
 from test_policy import (

@@ -1,5 +1,5 @@
 # runs-on: both
-# The request on the wire, byte for byte (client-rules.md rule 7), and header decoding.
+# The request on the wire, byte for byte (rule 7), and header decoding.
 import struct
 
 from fakes import reply

@@ -1,7 +1,7 @@
 # runs-on: both
 # The good-citizen policy under simulated time (tools/simdev.py drives the real Policy
 # and the real Exchange checks). Each scenario asserts the invariants, not exact timings:
-#   I1 never two requests to one address within 15 s (client-rules.md rule 1), reboots included
+#   I1 never two requests to one address within 15 s (rule 1), reboots included
 #   I2 never more than HOURLY_CAP requests in any hour
 #   I3 the clock is never set from a KoD, a lone liar, or before the build date
 import simdev as sim

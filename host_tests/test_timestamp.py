@@ -1,5 +1,5 @@
 # runs-on: both
-# Era and epoch arithmetic (client-rules.md rule 9; micropython-pitfalls.md items 1, 4).
+# Era and epoch arithmetic (rule 9).
 from fakes import ERA_ROLLOVER_UNIX, NTP_1970, NTP_2000, ntp64
 
 from sntp import timestamp as ts

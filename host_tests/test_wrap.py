@@ -1,11 +1,11 @@
 # runs-on: both
-# Wraparounds and boundaries (issue 8, item 4), through the blocking Service on a fake clock
+# Wraparounds and boundaries, through the blocking Service on a fake clock
 # whose sleep moves time, so days of service run in milliseconds, on both runtimes:
-#   ticks_ms wrapping at 2**30 ms (about 12.4 days on the boards; micropython-pitfalls.md 3):
+#   ticks_ms wrapping at 2**30 ms (about 12.4 days on the boards):
 #     the schedule runs on compat.Monotonic, ticks_ms extended with ticks_diff;
 #   the NTP era rollover (2036-02-07 06:28:16 UTC, rule 9) and the Unix 2**31 s (2038)
 #     crossed while running, with T1 on one side and T2/T3 on the other;
-#   ports with a 2000 epoch (ESP32; item 4);
+#   ports with a 2000 epoch (ESP32);
 #   a clock set back or forward under the running client (a user setting the RTC);
 #   the build-date floor (rule 10): never applied, even by a majority.
 import os
@@ -225,7 +225,7 @@ def _here():
 
 
 def test_no_raw_arithmetic_or_comparison_on_ticks_values():
-    # Deadlines go through ticks_diff/ticks_add only (house-style.md). compat.py is the shim
+    # Deadlines go through ticks_diff/ticks_add only (the house style). compat.py is the shim
     # that implements the wrap itself; a name holding ticks must contain 'ticks' to be seen.
     root = _here() + "/.."
     files = []

@@ -77,7 +77,7 @@ function copyTree(from, to) {
   for (const e of fs.readdirSync(from, { withFileTypes: true })) {
     if (e.isDirectory()) {
       if (e.name !== "__pycache__") copyTree(path.join(from, e.name), to + "/" + e.name);
-    } else if (/\.(py|json|txt)$/.test(e.name)) {
+    } else if (e.isFile()) {
       mp.FS.writeFile(to + "/" + e.name, fs.readFileSync(path.join(from, e.name)));
     }
   }

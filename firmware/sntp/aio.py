@@ -3,14 +3,14 @@
 #   from sntp import aio
 #   task = aio.start({"zone": "acme"}, rtc=my_rtc, store=my_store)   # inside a running loop
 #
-# MicroPython's asyncio has no UDP transport (micropython-pitfalls.md item 7): the request
+# MicroPython's asyncio has no UDP transport: the request
 # goes out on the same non-blocking net.Udp socket as the blocking driver, and the reply is
 # looked for with a zero-timeout select.poll between asyncio.sleep_ms() slices, so other
 # tasks run while we wait. T4 is read when the datagram is found, up to one slice after it
 # arrived: the delay is over-estimated by up to a slice and the offset is low by up to half
 # of one. The slices start at 1 ms and double to POLL_SLICE_MAX_MS, so a fast reply is seen
 # within about a millisecond and a slow one costs few wake-ups.
-# getaddrinfo blocks, even here (item 6): a DNS lookup stalls the event loop while it runs.
+# getaddrinfo blocks, even here: a DNS lookup stalls the event loop while it runs.
 # Import this module only on boards that use asyncio: the blocking service does not need it.
 import asyncio
 

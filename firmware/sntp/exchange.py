@@ -7,7 +7,7 @@
 #
 # receive() answers None for a datagram that is not our reply (it is counted in `ignored` and
 # the driver keeps waiting: a spoof or a late duplicate must not end the exchange), or a Result.
-# The checks run in this order, each with a named reason (client-rules.md rule 6):
+# The checks run in this order, each with a named reason (rule 6):
 #   not our reply, ignored:   wrong-source, short, bad-origin
 #   our reply, final:         bad-mode, bad-version, kiss (rule 5), unsynchronized,
 #                             zero-timestamp, no-reference, too-far, bad-timestamps

@@ -29,7 +29,7 @@ _REQUEST_BYTE0 = const(0x23)  # LI 0, VN 4, mode 3
 def build_request(buf, nonce):
     """Fill buf (bytearray(48)) with a client request carrying nonce (8 bytes) as transmit time.
 
-    Data minimization (client-rules.md rule 7): every field is zero except LI/VN/mode and the
+    Data minimization (rule 7): every field is zero except LI/VN/mode and the
     transmit timestamp, which holds random bits instead of our clock, so the request neither
     leaks the device's time nor lets an off-path attacker predict the origin of the reply.
     """

@@ -3,12 +3,12 @@
 # Wire formats (RFC 5905 section 6):
 #   timestamp  64 bits: seconds since 1900-01-01 (32 bits, wrapping) . fraction (32 bits)
 #   short      32 bits: seconds (16) . fraction (16), for root delay and root dispersion
-# Local times are microseconds since the port's epoch (1970 on unix/rp2/CPython, 2000 on ESP32;
-# micropython-pitfalls.md item 4), always Python ints: a float32 on the boards would only be
-# good to about 2 minutes (item 1). Values above 2**30 are big ints on the boards (item 2):
+# Local times are microseconds since the port's epoch (1970 on unix/rp2/CPython, 2000 on
+# ESP32), always Python ints: a float32 on the boards would only be good to about 2 minutes.
+# Values above 2**30 are big ints on the boards (they take heap):
 # fine at one exchange a minute, never used in a tight loop.
 #
-# Era (client-rules.md rule 9): the 32-bit seconds wrap on 2036-02-07 06:28:16 UTC. A wire
+# Era (rule 9): the 32-bit seconds wrap on 2036-02-07 06:28:16 UTC. A wire
 # timestamp is resolved to the unique full value in [pivot, pivot + 2**32 s), with the pivot
 # 50 years before the firmware's build date (as chrony does): a build in 2026 decodes every
 # time from 1976 until 2112 correctly, 2036+ server times included.

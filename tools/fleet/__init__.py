@@ -1,7 +1,7 @@
 # The fleet simulator: N devices, each running the real firmware scheduler (sntp.policy), the
 # real clock discipline (sntp.discipline) and the real reply checks (sntp.exchange) under
 # simulated time, against simulated servers, DNS and network; and the baseline clients that
-# caused the incidents in shared/reference/seeds, modelled in the same world.
+# caused well-known incidents (see clients.py), modelled in the same world.
 #
 #   python3 -m fleet bench           (PYTHONPATH=tools; `make bench` runs it)
 #   python3 -m fleet run --scenario steady --client sntp --devices 100000 --days 30

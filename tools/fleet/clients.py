@@ -188,8 +188,8 @@ class Baseline(Device):
 
 
 class CronWeekly(Baseline):
-    """Weekly cron at a fixed wall-clock time. Source: shared/reference/seeds/000 (an IoT
-    vendor's ~1,000 thermostats and lighting controllers: 'we are triggering ntp calls on a
+    """Weekly cron at a fixed wall-clock time. Source: an IoT vendor's report to the NTP
+    Pool (its ~1,000 thermostats and lighting controllers: 'we are triggering ntp calls on a
     weekly cron with no client side load distribution', Sunday evening at about 19:45, to a
     pool server's IP address hard-coded in the firmware, all within a two-minute window).
     Model: at 19:45:00 each Sunday by the device's own clock (so an invalid clock fires on
@@ -224,7 +224,7 @@ class CronWeekly(Baseline):
 
 
 class RetryEverySecond(Baseline):
-    """A client that retries every second while it gets no reply. Source: seeds/004 (Mills
+    """A client that retries every second while it gets no reply. Source: Mills
     et al., the University of Wisconsin incident: 'if the configured time server could not
     be reached ... the code would retry at 1-s intervals'; the address hard-coded in the
     firmware) and D. Plonka, 'Flawed Routers Flood University of Wisconsin Internet Time
@@ -306,8 +306,8 @@ class NtptimeLoop(Baseline):
 
 class FixedHourly(Baseline):
     """A fixed hourly interval with no jitter: lwIP's SNTP client with ESP-IDF's defaults
-    (lwIP src/apps/sntp/sntp.c and sntp_opts.h; client-rules.md 'what the usual embedded
-    clients do'): one server by name ('pool.ntp.org', looked up before each request, lwIP's
+    (lwIP src/apps/sntp/sntp.c and sntp_opts.h; docs/rules.md for the rules it
+    misses): one server by name ('pool.ntp.org', looked up before each request, lwIP's
     DNS cache keeping an answer for its 150 s TTL), a start-up delay of 0-5 s, then
     SNTP_UPDATE_DELAY = 1 h after each reply, exactly. No reply within SNTP_RECV_TIMEOUT
     (15 s), a DNS failure or any stratum-0 reply (KoD: SNTP_ERR_KOD, no code read): retry

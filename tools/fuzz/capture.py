@@ -10,7 +10,7 @@ origin check. Only loopback addresses are ever asked.
         spoofs, unsynchronized, wrong mode or version, zero timestamps, too far, backwards,
         short, long, duplicate, garbage, empty...), run in this process on 127.0.0.1
     tools/testnet/testnet.sh .venv/bin/python tools/fuzz/capture.py --testnet
-        inside the test network (root; README "Real servers on a private test network"):
+        inside the test network (root; docs/testing.md "Real servers on a private test network"):
         chronyd (127.0.0.2), ntpsec (127.0.0.4, .8), ntpsec's real KoD RATE (127.0.0.3, rate
         limited), the liar and zero-timestamp KoD refservers (127.0.0.6, .7)
     tools/fuzz/capture.py --edges
