@@ -122,7 +122,7 @@ def constant(name):
     for mod in ("policy", "discipline", "exchange", "client", "service", "console", "config",
                 "net", "timestamp"):  # fmt: skip
         m = importlib.import_module("sntp." + mod)
-        for n in (name, "_" + name):  # a private const(): an attribute on CPython only
+        for n in (name, "_" + name):  # a private const() is an attribute on CPython too
             if hasattr(m, n):
                 return getattr(m, n)
     raise AssertionError("{} is in no firmware module".format(name))

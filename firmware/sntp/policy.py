@@ -39,7 +39,7 @@ from . import exchange
 from .compat import const
 from .timestamp import BUILD_UNIX_S
 
-MIN_GAP_MS = const(15_000)  # R1: RFC 4330 section 10 MUST, between requests to one server
+MIN_GAP_MS = const(15_000)  # R1: RFC 4330 section 10 MUST (public: tools/sntp says it)
 _HOURLY_CAP = const(12)  # R2: requests in any 3600 s (a round is at most 4)
 _HOUR_MS = const(3_600_000)
 _JITTER_DIV = const(4)  # R3: a wait is lengthened by a uniform [0, 1/4)
