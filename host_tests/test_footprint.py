@@ -14,8 +14,8 @@ def test_the_sync_core_is_what_the_documented_import_loads(sizes):
     core = [m for m in got["modules"] if m.startswith("sntp")]
     for m in ("sntp.service", "sntp.policy", "sntp.exchange", "sntp.net", "sntp.client"):
         assert m in core
-    for m in ("sntp.console", "sntp.config", "sntp.sim", "sntp.rtc", "sntp.aio"):
-        assert m not in core  # optional, host-only, or not needed by the blocking core
+    for m in ("sntp.console", "sntp.config", "sntp.rtc", "sntp.aio"):
+        assert m not in core  # optional, or not needed by the blocking core
     assert got["resident"][0] > sum(sizes[m] for m in core) // 2  # the bytecode is in the heap
 
 

@@ -1,7 +1,7 @@
-# Property-based tests of the reply decoder and checks (hypothesis, CPython only; issue 8):
+# Property-based tests of the reply decoder and checks (hypothesis, CPython only):
 # (a) no bytes of any length, from any source, at any receive time make receive() raise;
 # (b) an honest reply with one on-wire rule broken is rejected with that rule's named reason,
-#     or ignored when it is not our reply (client-rules.md rules 5 and 6);
+#     or ignored when it is not our reply (docs/rules.md rules 5 and 6);
 # (c) honest replies anywhere in the era window (rule 9), with offsets up to +/-68 years,
 #     random delays and 1970 or 2000 port epochs, are accepted with the offset the standard
 #     formula gives, to the firmware's integer-microsecond rounding;
@@ -33,7 +33,7 @@ SETTINGS = dict(
 )
 US = 1_000_000
 Y68_S = 1 << 31  # 68 years and 28 days: the largest offset the era window leaves unambiguous
-# Rule 9 and the README: a wire timestamp means the one time in the 136 years (2**32 s) that
+# Rule 9 and docs/design.md: a wire timestamp means the one time in the 136 years (2**32 s) that
 # start 50 years (of 365 days) before the firmware's build date. Computed here, not imported:
 # the exchanges use the firmware's own pivot, so a pivot off by a day fails the edge cases.
 ERA_PIVOT_NTP_S = BUILD_UNIX_S + NTP_1970 - 50 * 365 * 86400
@@ -403,3 +403,29 @@ def test_the_firmware_verdict_is_the_independent_checkers(p):
     else:
         assert r is not None and r.error == strict[0], (strict, r and r.error, e.ignored)
         assert_no_time(r)
+
+
+def test_make_fuzz_shows_progress_while_it_runs(tmp_path):
+    # a stand-in for libFuzzer: its status lines, over about 1.5 s
+    import subprocess
+    import sys
+
+    from fuzz import run as fuzz_run
+
+    log = tmp_path / "fuzz.log"
+    script = (
+        "import sys, time\n"
+        "for i in range(1, 4):\n"
+        "    print('#%d pulse  cov: %d ft: %d corp: %d/%db exec/s: 1'\n"
+        "          % (i * 1000, 70 + i, 100 + i, 40 + i, 900), flush=True)\n"
+        "    time.sleep(0.5)\n"
+    )
+    said = []
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=f)
+        rc = fuzz_run.watch(proc, str(log), 2, every_s=0.3, say=said.append)
+    assert rc == 0 and len(said) >= 2, said
+    assert said[-1].startswith("fuzz: ") and " of 2 s, " in said[-1]
+    assert any("3,000 executions, cov 73 ft 103, corpus 43 inputs" in x for x in said) or any(
+        "2,000 executions, cov 72 ft 102, corpus 42 inputs" in x for x in said
+    ), said

@@ -1,7 +1,7 @@
 # The firmware does its time arithmetic in integers only: ESP32 and RP2040 builds use
-# single-precision floats, good to about 2 minutes for a Unix time (micropython-pitfalls.md
-# item 1). This scans every firmware module's tokens (comments and strings excluded) for the
-# three ways a float gets in: a float literal, true division, and float()/time.time().
+# single-precision floats, good to about 2 minutes for a Unix time. This scans every firmware
+# module's tokens (comments and strings excluded) for the three ways a float gets in: a float
+# literal, true division, and float()/time.time().
 import io
 import os
 import tokenize

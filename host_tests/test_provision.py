@@ -78,6 +78,7 @@ def test_provision_the_unix_board_then_sync_and_status(tmp_path, pass_file, serv
     assert "clock      1970-01-01" in p.stdout and "not valid" in p.stdout  # --status
     assert any(line.startswith("server     " + factory) and "factory" in line for line in out)
     assert read_json(cfg) == {
+        "kind": "sntp-config",
         "zone": "acme",
         "servers": ["ntp1.example.com", "ntp2.example.com:1123"],
         "factory_server": factory,
@@ -109,10 +110,16 @@ def test_provision_from_a_file_with_options_over_it_and_merge(tmp_path, pass_fil
     p = provision("--exec", console_cmd(cfg), "--from", str(spec), "--wifi-ssid", "override")
     assert p.returncode == 0, p.stderr
     # exact by default: what was not given went back to its default
-    assert read_json(cfg) == {"zone": "acme", "wifi_ssid": "override", "wifi_pass": SECRET}
+    assert read_json(cfg) == {
+        "kind": "sntp-config",
+        "zone": "acme",
+        "wifi_ssid": "override",
+        "wifi_pass": SECRET,
+    }
     p = provision("--exec", console_cmd(cfg), "--merge", "--accuracy-ms", "20")
     assert p.returncode == 0, p.stderr
     assert read_json(cfg) == {
+        "kind": "sntp-config",
         "zone": "acme",
         "wifi_ssid": "override",
         "wifi_pass": SECRET,
@@ -241,6 +248,7 @@ def test_port_mode_runs_the_console_on_the_board_through_mpremote(tmp_path, pass
     assert "zone=acme" in p.stdout and "provisioned and read back" in p.stdout
     assert "service    not running" in p.stdout  # no time service in the raw REPL
     assert read_json(cfg) == {
+        "kind": "sntp-config",
         "zone": "acme",
         "wifi_ssid": "factory-net",
         "wifi_pass": SECRET,

@@ -212,7 +212,7 @@ RUN_FOR = {"blocking": "3", "asyncio": "1"}
 def test_run_prints_one_json_event_per_line(runtime, driver, servers, tmp_path):
     srv = servers(1.5)
     path = state_file(tmp_path)
-    args = ["run", "--server", addr(srv), "--state", path, "--no-startup-delay"]
+    args = ["run", "--json", "--server", addr(srv), "--state", path, "--no-startup-delay"]
     args += ["--for", RUN_FOR[driver]] + (["--asyncio"] if driver == "asyncio" else [])
     t0 = time.monotonic()
     p = sntp(runtime, *args)
@@ -239,11 +239,11 @@ def test_run_waits_for_the_startup_delay_and_a_kod_is_an_event(runtime, servers,
     # an invalid clock would wait 0-60 s, but six failed rounds are saved: R4's backoff holds
     saved = {"v": 1, "boots": 3, "fails": 6}
     path = state_file(tmp_path, {"rtc_unix_s": 0, "policy": saved})
-    p = sntp(runtime, "run", "--server", addr(srv), "--state", path, "--for", "0.5")
+    p = sntp(runtime, "run", "--json", "--server", addr(srv), "--state", path, "--for", "0.5")
     events = [json.loads(line) for line in p.stdout.splitlines()]
     assert p.returncode == 0 and [e["event"] for e in events] == ["start"], p.stdout
     assert events[0]["wait_ms"] >= 30_000 * 2**5 and srv.requests == []
-    p = sntp(runtime, "run", "--server", addr(srv), "--for", "0.5", "--no-startup-delay")
+    p = sntp(runtime, "run", "--json", "--server", addr(srv), "--for", "0.5", "--no-startup-delay")
     events = [json.loads(line) for line in p.stdout.splitlines()]
     kods = [e for e in events if e["event"] == "kod"]
     assert len(kods) == 1 and kods[0]["code"] == "RATE" and kods[0]["server"] == addr(srv)
@@ -284,7 +284,7 @@ BAD_ARGS = [
     ),
     (["run", "--server", "a", "--for", "0"], 2, "--for must be above 0"),
     (["run", "--server", "a", "--for", "x"], 2, "--for wants seconds"),
-    (["run", "--server", "a", "--json"], 2, "--json is not an option of run"),
+    (["status", "--state", "s.json", "--for", "1"], 2, "--for is not an option of status"),
     (["status"], 2, "status needs --state FILE"),
     (["status", "--state", "/nonexistent/state.json"], 1, "not found"),
     (["sync"], 1, "no servers configured"),
@@ -355,6 +355,7 @@ def test_run_with_a_simulated_drift_shows_the_estimate_converging(servers, tmp_p
     p = sntp(
         "micropython",
         "run",
+        "--json",
         "--server",
         addr(srv),
         "--state",

@@ -262,7 +262,13 @@ def runs(testnet, tmp_path_factory):
     }
     procs = {
         k: testnet.popen(
-            testnet_fixture.SNTP, "run", *v, *common, "--state", state_file(tmp, k + ".json", {})
+            testnet_fixture.SNTP,
+            "run",
+            "--json",
+            *v,
+            *common,
+            "--state",
+            state_file(tmp, k + ".json", {}),
         )
         for k, v in scenarios.items()
     }

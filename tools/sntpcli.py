@@ -30,7 +30,7 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
   sntp sync [--server HOST[:PORT]]... [--zone VENDOR] [--state FILE] [--timeout SECONDS]
             [--json] [--asyncio] [--drift-ppm PPM] [--poll-min S] [--accuracy-ms MS]
   sntp run [--server HOST[:PORT]]... [--zone VENDOR] [--state FILE] [--timeout SECONDS]
-           [--for SECONDS] [--no-startup-delay] [--asyncio] [--drift-ppm PPM]
+           [--for SECONDS] [--no-startup-delay] [--json] [--asyncio] [--drift-ppm PPM]
            [--poll-min S] [--accuracy-ms MS]
   sntp status --state FILE [--config FILE] [--json]
   sntp console --config FILE [--state FILE] [--timeout SECONDS]
@@ -40,9 +40,10 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
   sync    one round of the time service, started at once: the servers are asked in turn
           until the board clock is set or the policy gives up for now (every server tried
           once, a Kiss-o'-Death, the hourly cap). Exit status 0 when the clock was set.
-  run     the time service in real time, one JSON line per event. The first request waits
-          for the randomized start-up delay (up to 60 s with an invalid clock, 30 min with
-          a valid one) unless --no-startup-delay.
+  run     the time service in real time, one line per event (the board's UTC time, what
+          happened, and each wait with its reason; --json: one JSON object a line). The
+          first request waits for the randomized start-up delay (up to 60 s with an invalid
+          clock, 30 min with a valid one) unless --no-startup-delay.
   status  the board clock and what the state file remembers (last sync, interval, servers);
           with --config, the local time too when that configuration has a tz rule.
   console the provisioning console of a device, on this terminal, against the configuration
@@ -72,7 +73,7 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
                         server is a pool.ntp.org name)
   --accuracy-ms MS      sync, run: how far the clock may wander between polls (default 100):
                         the clock discipline polls as rarely as the measured drift allows
-  --json                one JSON object instead of text
+  --json                JSON instead of text (run: one object per event)
   --python              run under CPython instead of the unix-port MicroPython
   --version             print the version and the build date (the era pivot and clock floor)
 """
@@ -273,7 +274,7 @@ _SERVICE = (
 COMMAND_OPTIONS = {
     "query": ("--timeout", "--json"),
     "sync": _SERVICE + ("--json",),
-    "run": _SERVICE + ("--for", "--no-startup-delay"),
+    "run": _SERVICE + ("--for", "--no-startup-delay", "--json"),
     "status": ("--state", "--config", "--json"),
     "console": ("--config", "--state", "--timeout"),
 }
@@ -321,6 +322,12 @@ def _option_value(opts, option, value):
     elif option == "--state":
         if not value:
             raise UsageError("--state needs a file name")
+        folder = value[: value.rfind("/")] if "/" in value.lstrip("/") else "."
+        if opts["cmd"] != "status" and not _is_dir(folder or "/"):
+            raise UsageError(
+                "--state: no directory {!r}: the board clock is kept in that file, "
+                "so it must be writable".format(folder)
+            )
         opts["state"] = value
     elif option == "--drift-ppm":
         negative = value.startswith("-")
@@ -337,6 +344,15 @@ def _option_value(opts, option, value):
                 "{} wants whole {} from {} to {}, not {!r}".format(option, unit, lo, hi, value)
             )
         opts["poll_min_s" if option == "--poll-min" else "accuracy_ms"] = int(value)
+
+
+def _is_dir(path):
+    import os
+
+    try:
+        return os.stat(path)[0] & 0o170000 == 0o040000
+    except OSError:
+        return False
 
 
 # The policy's bounds (sntp.policy.Config.from_dict would clamp to them).
@@ -608,7 +624,7 @@ def _signed(us):
 
 def cmd_service(opts, out, err):
     """sync and run. The board clock is a SoftRTC; with --state it persists."""
-    from softrtc import SoftRTC, StateFile
+    from softrtc import SoftRTC, StateFile, WrongKind
 
     if not opts["config"].servers:
         err.write(
@@ -622,7 +638,11 @@ def cmd_service(opts, out, err):
 
     state = None
     if opts["state"] is not None:
-        state = StateFile(opts["state"], warn=warn).open()
+        try:
+            state = StateFile(opts["state"], warn=warn).open()
+        except WrongKind as e:
+            err.write("sntp: {}\n".format(e.args[0]))
+            return 2
         rtc = state.rtc
     else:
         rtc = SoftRTC()
@@ -642,12 +662,30 @@ def cmd_service(opts, out, err):
         )
     try:
         if opts["cmd"] == "sync":
-            return _sync(svc, opts, rtc, out, err)
-        return _run(svc, opts, out)
+
+            def said(e):  # the blocking wait before a request, on stderr
+                if e["event"] == "wait":
+                    err.write("sntp: waiting {}: {}\n".format(duration(e["wait_ms"]), e["reason"]))
+
+            svc.subscribe(said)
+            announce_waits(svc)
+            s = _drive(opts, svc.sync())
+        else:
+            _run(svc, opts, out)
     finally:
+        kept = True
         if state is not None:
             state.servers = svc.status()["servers"]
-            state.flush()
+            kept = state.flush()
+    if not kept:  # the board clock lives in that file: a correction not saved never happened
+        err.write(
+            "sntp: {}: the board clock and its state could not be saved there; nothing "
+            "was kept\n".format(opts["state"])
+        )
+        return 1
+    if opts["cmd"] == "sync":
+        return _sync(s, opts, rtc, out, err)
+    return 0
 
 
 def _drive(opts, coro_or_value):
@@ -658,8 +696,7 @@ def _drive(opts, coro_or_value):
     return coro_or_value
 
 
-def _sync(svc, opts, rtc, out, err):
-    s = _drive(opts, svc.sync())
+def _sync(s, opts, rtc, out, err):
     board_us = rtc.unix_us()
     if opts["json"]:
         fields = [
@@ -695,21 +732,201 @@ def event_json(e):
 
 
 def _run(svc, opts, out):
+    rtc = svc.rtc
+
     def show(e):
-        out.write(event_json(e) + "\n")
+        if e["event"] == "start" and not opts["startup_delay"]:
+            e = dict(e, wait_ms=0, startup_delay=False)  # it asks at once: no wait to show
+        out.write((event_json(e) if opts["json"] else event_text(e, rtc.unix_us())) + "\n")
         flush = getattr(out, "flush", None)
         if flush is not None:
             flush()
 
     svc.subscribe(show)
+    announce_waits(svc)
     svc.boot(startup_delay=opts["startup_delay"])
     until = None if opts["for_ms"] is None else svc.now_ms() + opts["for_ms"]
     _drive(opts, svc.run(until))
-    return 0
+
+
+# ---- waits and events in words ---------------------------------------------------------------
+
+WAIT_SAID_MS = 2_000  # a silent wait longer than this is announced with its reason
+FLOOR_REASON = "at most one request per {} s to each server address (rule 1)".format(
+    policy.MIN_GAP_MS // 1000
+)
+
+
+def announce_waits(svc):
+    """The one wait the policy takes without an event (the 15 s floor between two requests to
+    an address, before the next in a round) becomes a "wait" event when it is long enough to
+    notice: every other wait comes with its event (start, poll, backoff, hold)."""
+    pol = svc.policy
+    poll = pol.poll
+    said = []
+
+    def listen(e):
+        said.append(e)
+
+    pol.subscribe(listen)
+
+    def announcing(now_ms, wall_us):
+        del said[:]
+        action = poll(now_ms, wall_us)
+        due = pol.due_ms
+        if action is None and not said and due is not None and due - now_ms > WAIT_SAID_MS:
+            pol.emit("wait", wait_ms=due - now_ms, reason=FLOOR_REASON)
+        return action
+
+    pol.poll = announcing
+
+
+def duration(ms):
+    """17 min, 2 min 54 s, 13.7 s, 1 h 4 min, 2 d 3 h (integers only)."""
+    s = ms // 1000
+    if s < 60:
+        return "{}.{} s".format(s, ms % 1000 // 100)
+    if s < 3600:
+        return "{} min {} s".format(s // 60, s % 60) if s % 60 else "{} min".format(s // 60)
+    if s < 86400:
+        return "{} h {} min".format(s // 3600, s % 3600 // 60)
+    return "{} d {} h".format(s // 86400, s % 86400 // 3600)
+
+
+def offset_text(us):
+    """+956 us, -1.461 ms, +2.000044 s, +20787 days (1796021886 s): signed, integers only."""
+    sign = "+" if us >= 0 else "-"
+    a = abs(us)
+    if a < 1000:
+        return "{}{} us".format(sign, a)
+    if a < US_PER_S:
+        return "{}{}.{:03d} ms".format(sign, a // 1000, a % 1000)
+    if a < 86400 * US_PER_S:
+        return "{}{} s".format(sign, format_us(a))
+    return "{}{} days ({} s)".format(sign, a // (86400 * US_PER_S), a // US_PER_S)
+
+
+def _ppm(ppb):
+    if ppb is None:
+        return "none"
+    sign = "-" if ppb < 0 else "+"
+    return "{}{}.{} ppm".format(sign, abs(ppb) // 1000, abs(ppb) % 1000 // 100)
+
+
+def _hms(unix_us_):
+    return _utc(unix_us_)[11:19] + "Z"
+
+
+def _next(e, now_us, why):
+    w = e.get("wait_ms") or 0
+    return "next request in {} at {} ({})".format(duration(w), _hms(now_us + w * 1000), why)
+
+
+def event_text(e, now_us):
+    """One event as one line for a person: the board's UTC time, what happened, and for a
+    wait, how long, until when and why. Unknown events show their fields."""
+    k = e["event"]
+    server = e.get("server")
+    if k == "start":
+        valid = "valid" if e.get("clock_valid") else "not valid (before the build date)"
+        if e.get("startup_delay") is False:
+            text = "start: board clock {}; asking now (no start-up delay)".format(valid)
+        else:
+            text = "start: board clock {}; {}".format(
+                valid, _next(e, now_us, "the start-up delay: random, spreads a fleet's requests")
+            )
+    elif k == "resolve":
+        if e.get("ok"):
+            text = "resolved {}: {}".format(server, ", ".join(e.get("addresses") or []))
+        else:
+            text = "cannot resolve {}: {}; next lookup in {}".format(
+                server, in_words(str(e.get("detail"))), duration(e.get("retry_ms") or 0)
+            )
+    elif k == "send":
+        text = "request to {}{}".format(server, _via(e))
+    elif k == "reply":
+        text = "reply from {}{}: offset {}, delay {}, stratum {}".format(
+            server,
+            _via(e),
+            offset_text(e["offset_us"]),
+            offset_text(e["delay_us"])[1:],
+            e.get("stratum"),
+        )
+    elif k in ("timeout", "reject") and e.get("reason") != "before-build-date":
+        text = "no good reply from {}{}: {} ({})".format(
+            server, _via(e), e.get("reason"), EXPLAIN.get(e.get("reason"), "")
+        )
+    elif k == "reject":
+        text = "{} would set the clock before the build date: refused".format(server)
+    elif k == "kod":
+        code = e.get("code")
+        text = "Kiss-o'-Death {} from {}{}".format(code, server, _via(e))
+        if e.get("gap_ms"):
+            text += ": that address waits at least {} (rule 5)".format(duration(e["gap_ms"]))
+        elif e.get("hold_s"):
+            text += ": that address is not asked for {} (rule 5)".format(
+                duration(e["hold_s"] * 1000)
+            )
+    elif k == "disagree":
+        pairs = zip(e.get("servers") or [], e.get("offsets_us") or [])
+        text = "servers disagree ({}): {}".format(
+            ", ".join("{} {}".format(s, offset_text(o)) for s, o in pairs),
+            "they are left out" if e.get("chosen_us") is not None else "the clock is left alone",
+        )
+    elif k == "step":
+        text = "correction {} agreed by {}".format(
+            offset_text(e["offset_us"]), ", ".join(e.get("servers") or [])
+        )
+    elif k == "clock":
+        if not e.get("applied"):
+            text = "clock NOT corrected ({}): {}".format(
+                offset_text(e["offset_us"]), e.get("detail")
+            )
+        elif e.get("how") == "step":
+            text = "clock stepped by {}".format(offset_text(e["offset_us"]))
+        elif e.get("how") == "slew":
+            text = "clock slewed by {} (gradually, at most 0.5 ms a second)".format(
+                offset_text(e["offset_us"])
+            )
+        else:
+            text = "clock corrected by {}".format(offset_text(e["offset_us"]))
+    elif k == "poll":
+        text = "synced; " + _next(e, now_us, "poll interval {} s".format(e.get("interval_s")))
+    elif k == "backoff":
+        text = "round failed ({} in a row); {}".format(
+            e.get("fails"), _next(e, now_us, "backoff, rule 4")
+        )
+    elif k == "hold":
+        text = "{} of {} requests reached; {}".format(
+            e.get("reason"), e.get("cap"), _next(e, now_us, "rule 2")
+        )
+    elif k == "wait":
+        text = "waiting {} until {}: {}".format(
+            duration(e["wait_ms"]), _hms(now_us + e["wait_ms"] * 1000), e.get("reason")
+        )
+    elif k == "drift":
+        text = "drift estimate {} (this sync measured {}); poll interval at most {} s".format(
+            _ppm(e.get("drift_ppb")), _ppm(e.get("measured_ppb")), e.get("interval_cap_s")
+        )
+    elif k == "idle":
+        text = "idle: {}".format(e.get("reason"))
+    elif k == "config":
+        text = "configuration: {}".format(e.get("warning") or e.get("note"))
+    elif k == "store":
+        text = "cannot save the state: {}".format(e.get("detail"))
+    else:
+        rest = sorted(x for x in e if x not in ("event", "t_ms"))
+        text = "{}: {}".format(k, ", ".join("{}={}".format(x, e[x]) for x in rest))
+    return "{} {}".format(_utc(now_us)[:19] + "Z", text)
+
+
+def _via(e):
+    a = e.get("address")
+    return " ({})".format(a) if a and a != e.get("server") else ""
 
 
 def cmd_status(opts, out, err):
-    from softrtc import StateFile
+    from softrtc import KIND, StateFile, WrongKind, check_kind
 
     from sntp.store import read_json
 
@@ -718,6 +935,15 @@ def cmd_status(opts, out, err):
     if doc is None:
         err.write("sntp: {}: {}\n".format(path, why))
         return 1
+    try:
+        check_kind(path, doc, KIND)
+        if opts["config_path"] is not None:
+            from sntp import config
+
+            check_kind(opts["config_path"], read_json(opts["config_path"])[0], config.KIND)
+    except WrongKind as e:
+        err.write("sntp: {}\n".format(e.args[0]))
+        return 2
 
     def warn(text):
         err.write("sntp: warning: {}\n".format(text))

@@ -1,6 +1,6 @@
 # The provisioning console on the board's REPL serial (stdin/stdout): a window at boot, and
 # on demand while the board runs. The protocol is sntp.console's (one command a line, every
-# reply ends with `ok` or `err REASON`; README: "The provisioning console").
+# reply ends with `ok` or `err REASON`; docs/design.md: "The provisioning console").
 #
 #   boot_window()  at boot, before Wi-Fi and the time service: the board prints one line and
 #                  waits BOOT_WINDOW_MS for a line on stdin. A line (an empty one will do)
@@ -12,7 +12,7 @@
 #                  replies; exit lets it out again.
 # Characters are not echoed (turn on your terminal's local echo); a line ends with \r, \n or
 # \r\n. Ctrl-C still interrupts the program (the REPL's keyboard interrupt). stdin is watched
-# with select.poll (micropython-pitfalls.md item 6), never read while nothing is there, so
+# with select.poll, never read while nothing is there, so
 # the event loop is never blocked by an idle serial line.
 # sntp.console (the optional console package) is imported when the first line arrives: a
 # board nobody types to never loads it.

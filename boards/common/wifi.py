@@ -3,8 +3,9 @@
 # Both boards have network.WLAN(network.STA_IF) (board.make_wlan() makes and activates it).
 # Nothing here blocks the event loop: the join is polled between asyncio.sleep_ms() slices.
 # While the link is down the time service simply fails to resolve or to get replies, and its
-# policy backs off (README: DNS failure, failed round); this module only rejoins, with its own
-# backoff, so a board whose access point is gone does not retry every second for years.
+# policy backs off (docs/design.md: DNS failure, failed round); this module only rejoins,
+# with its own backoff, so a board whose access point is gone does not retry every second
+# for years.
 from sntp.compat import const, ticks_diff, ticks_ms
 
 _CONNECT_MS = const(20_000)  # a cold Pico W usually joins in 3-8 s, an ESP32 in 2-5 s

@@ -5,6 +5,9 @@
 # test or a demo can start the board with a wrong or an invalid clock and watch it be fixed.
 #
 # State file: one JSON object. Every key is optional; unknown keys are dropped on save.
+#   "kind"           "sntp-state": a configuration file ("sntp-config") given as --state is
+#                    refused, and so is this one given as a configuration. A file without
+#                    it (an older version's) is judged by its keys.
 #   "v"              1, the schema version
 #   "rtc_offset_us"  int: board clock minus host clock, in us (absent: 0, the host's time)
 #   "rtc_unix_s"     int: set the board clock by hand: it reads this Unix time when the file
@@ -16,11 +19,45 @@
 #   "saved_unix_s"   int: host time of the last save
 # Examples: {"rtc_unix_s": 0} (the board believes it is 1970), {"rtc_offset_us": -5000000}
 # (the board is 5 s behind). Integers only: a float offset is refused with a warning.
+from sntp import config
 from sntp.rtc import ProcessClock
 from sntp.store import JsonStore
 from sntp.timestamp import US_PER_S, unix_us
 
 SCHEMA_VERSION = 1
+KIND = "sntp-state"
+_STATE_KEYS = ("v", "rtc_offset_us", "rtc_unix_s", "policy", "saved_unix_s")
+_WHAT = {KIND: "a state file", config.KIND: "a configuration file"}
+_AS = {KIND: "--state", config.KIND: "--config"}
+
+
+class WrongKind(Exception):
+    """A state file given for a configuration, or the other way round (one line of text)."""
+
+
+def file_kind(doc):
+    """KIND, config.KIND, another "kind" text, or None when the object could be either."""
+    kind = doc.get("kind")
+    if kind is not None:
+        return kind if isinstance(kind, str) else repr(kind)
+    if any(k in config.SCHEMA and k != "servers" for k in doc):
+        return config.KIND
+    if any(k in _STATE_KEYS for k in doc):
+        return KIND
+    servers = doc.get("servers")  # names in a configuration, counters (objects) in a state
+    if isinstance(servers, list) and servers:
+        return config.KIND if all(isinstance(x, str) for x in servers) else KIND
+    return None
+
+
+def check_kind(path, doc, want):
+    """Raise WrongKind unless doc (the file at path, or None) may be read as kind want."""
+    kind = file_kind(doc) if isinstance(doc, dict) else None
+    if kind is None or kind == want:
+        return
+    what = _WHAT.get(kind, "not an sntp file (its kind is {})".format(kind))
+    hint = " (give it as {})".format(_AS[kind]) if kind in _AS else ""
+    raise WrongKind("{}: {}, not {}; left unchanged{}".format(path, what, _WHAT[want], hint))
 
 
 class SoftRTC(ProcessClock):
@@ -85,8 +122,11 @@ class StateFile:
         self.doc = {}  # the file as loaded
 
     def open(self):
-        """Read the file (a missing or broken one starts afresh, with a warning). Returns self."""
-        return self.apply(self.store.load() or {})
+        """Read the file (a missing or broken one starts afresh, with a warning). Returns self.
+        Raises WrongKind for a configuration file: saving over it would lose it."""
+        doc = self.store.load() or {}
+        check_kind(self.path, doc, KIND)
+        return self.apply(doc)
 
     def apply(self, doc):
         """Take the board clock and the policy state from doc (the file's object)."""
@@ -112,6 +152,7 @@ class StateFile:
         self.rtc.fold()
         servers = self.servers if self.servers is not None else self.doc.get("servers")
         doc = {
+            "kind": KIND,
             "v": SCHEMA_VERSION,
             "rtc_offset_us": self.rtc.offset_us,
             "policy": self.policy_state,

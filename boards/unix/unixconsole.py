@@ -12,17 +12,19 @@
 #   query   one exchange measured against the board clock; changes no clock
 #   reboot  what a device does: the state is saved, the configuration file is read again
 #           and the service is built anew from it (so a saved configuration takes effect)
-#   exit    (or end of input) saves the state and ends with status 0
+#   exit    (or end of input) saves the state and ends with status 0; end of input with
+#           unsaved configuration changes says which and ends with status 1
 # Responses go to stdout, one line at a time, flushed; warnings and the banner go to stderr,
 # so a script reading stdout sees only the protocol. Runs under the unix-port MicroPython and
 # under CPython (tools/sntp --python console ...).
 import sys
 
-from softrtc import SoftRTC, StateFile
+from softrtc import KIND, SoftRTC, StateFile, WrongKind, check_kind
 
 from sntp import client, config
 from sntp.console import MAX_LINE, Console, serve
 from sntp.service import Service
+from sntp.store import read_json
 
 READ_CHUNK = MAX_LINE + 8  # bytes asked of readline at a time (a longer line comes in parts)
 
@@ -93,7 +95,8 @@ def main(
     out=None,
     err=None,
 ):
-    """The console until exit or end of input. Returns the exit status (0)."""
+    """The console until exit or end of input. Returns the exit status: 0, 1 when input ended
+    with unsaved changes, 2 when a file is of the wrong kind."""
     err = err if err is not None else sys.stderr
     out = out if out is not None else sys.stdout
     stdin = stdin if stdin is not None else sys.stdin.buffer
@@ -107,6 +110,13 @@ def main(
         if flush is not None:
             flush()
 
+    try:  # a state file given as the configuration (or back): refused, left unchanged
+        check_kind(config_path, read_json(config_path)[0], config.KIND)
+        if state_path is not None:
+            check_kind(state_path, read_json(state_path)[0], KIND)
+    except WrongKind as e:
+        err.write("sntp: {}\n".format(e.args[0]))
+        return 2
     board = UnixBoard(config_path, state_path, timeout_ms, warn)
     con = Console(config_path, query=board.query, reboot=board.reboot, warn=warn, sync=board.sync)
     board.console = con
@@ -120,4 +130,12 @@ def main(
         serve(con, lambda: stdin.readline(READ_CHUNK), write)
     finally:
         board.stop()
+    lost = con.changed() if not con.done else []
+    if lost:  # end of input before save: say what is lost, and fail the script that did it
+        err.write(
+            "sntp: end of input with unsaved changes ({}): not saved to {}\n".format(
+                ", ".join(lost), config_path
+            )
+        )
+        return 1
     return 0

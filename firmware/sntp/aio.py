@@ -3,14 +3,14 @@
 #   from sntp import aio
 #   task = aio.start({"zone": "acme"}, rtc=my_rtc, store=my_store)   # inside a running loop
 #
-# MicroPython's asyncio has no UDP transport (micropython-pitfalls.md item 7): the request
+# MicroPython's asyncio has no UDP transport: the request
 # goes out on the same non-blocking net.Udp socket as the blocking driver, and the reply is
 # looked for with a zero-timeout select.poll between asyncio.sleep_ms() slices, so other
 # tasks run while we wait. T4 is read when the datagram is found, up to one slice after it
 # arrived: the delay is over-estimated by up to a slice and the offset is low by up to half
 # of one. The slices start at 1 ms and double to POLL_SLICE_MAX_MS, so a fast reply is seen
 # within about a millisecond and a slow one costs few wake-ups.
-# getaddrinfo blocks, even here (item 6): a DNS lookup stalls the event loop while it runs.
+# getaddrinfo blocks, even here: a DNS lookup stalls the event loop while it runs.
 # Import this module only on boards that use asyncio: the blocking service does not need it.
 import asyncio
 
@@ -71,16 +71,17 @@ class AsyncService(Service):
     async def run(self, until_ms=None, stop=None):
         """Serve until now_ms() reaches until_ms (None: forever) or stop() is true."""
         self.boot()
+        k = self.keeper
         while True:
-            now = self.now_ms()
-            self._tick(now)  # drift correction and slew, as in Service.run
-            if self._finished(now, until_ms, stop):
+            now = self.loop_ms()
+            k.tick(now)
+            wait_ms = self._wait_ms(now, until_ms, stop)
+            if wait_ms is None:
                 break
-            wait_ms = self._wait_ms(now, until_ms)
             if wait_ms > 0:
                 await sleep_ms(wait_ms)
                 continue
-            action = self._poll(now)
+            action = k.poll(now)
             if action is None:
                 if self._stalled(now):
                     await sleep_ms(STALL_MS)
@@ -88,8 +89,8 @@ class AsyncService(Service):
                 self._resolve(action[1])  # blocks: getaddrinfo has no asynchronous form
             else:
                 r = await exchange_async(self.net, self.clock, action[2], self.timeout_ms)
-                self._result(action[1], action[2], r)
-        self._save()
+                k.result(action[1], action[2], r, self.loop_ms())
+        k.save()
         return self.now_ms()
 
     async def sync(self, until_ms=None):

@@ -3,7 +3,7 @@
 # The I/O-free core (timestamp, packet, exchange) never imports this module's clock or
 # entropy functions: drivers call them and hand the values in, so tests can replace them.
 # On CPython every MicroPython-only function gets a fallback that behaves like the boards,
-# including ticks that wrap (micropython-pitfalls.md item 3), so host tests catch wrap bugs.
+# including ticks that wrap, so host tests catch wrap bugs.
 import time
 
 try:

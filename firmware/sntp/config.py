@@ -6,7 +6,7 @@
 # Saving goes through store.JsonStore: a temporary file, then a rename over the old one, so a
 # power cut at any byte leaves the old or the new configuration, never a broken one.
 #
-# The schema, in order (this table is the reference; README and `help` print it):
+# The schema, in order (this table is the reference; `help` prints it):
 #   key             type      default  rule
 #   zone            label     none     NTP Pool vendor zone: 0-3.<zone>.pool.ntp.org
 #   servers         names     []       up to 4 host names (no IP addresses: rule 3), ":port" ok
@@ -24,6 +24,7 @@ from .compat import const
 from .store import JsonStore
 
 MAX_TEXT = const(64)  # bytes of any text value
+KIND = "sntp-config"  # the file's "kind": never taken for a state file (or one for it)
 SECRET_KEYS = ("wifi_pass",)
 LOG_LEVELS = ("error", "warn", "info", "debug")
 MASK = "********"
@@ -114,12 +115,7 @@ def check(key, value):
     if len(value.encode()) > MAX_TEXT or not _printable(value):
         raise ValueError("{}: at most {} bytes of printable text".format(key, MAX_TEXT))
     if kind == "label":
-        ok = 0 < len(value) <= 63 and value[0] != "-" and value[-1] != "-"
-        for c in value:
-            ok = ok and ("a" <= c.lower() <= "z" or "0" <= c <= "9" or c == "-")
-        if not ok:
-            raise ValueError("zone must be one DNS label such as acme")
-        return value.lower()
+        return policy.zone_label(value)  # the policy's own rule (Config.from_dict)
     if kind == "host":
         policy.parse_server(value)
         return value
@@ -194,6 +190,8 @@ def validate(doc):
             warnings.append("configuration is not a JSON object: defaults used")
         return values, warnings
     for k, v in doc.items():
+        if k == "kind" and v == KIND:
+            continue
         if k not in SCHEMA:
             warnings.append("{}: unknown key, ignored".format(k))
             continue
@@ -222,7 +220,7 @@ def load(path, warn=print):
 
 def save(path, values, warn=print):
     """Save atomically (temporary file, then rename). True when it reached the disk."""
-    out = {}
+    out = {"kind": KIND}
     for k in KEYS:
         if values.get(k) != SCHEMA[k][1]:
             out[k] = values[k]

@@ -1,6 +1,6 @@
 # The network adapter: the one place that knows how sockets differ between ports.
 #
-# Differences hidden here (micropython-pitfalls.md item 6):
+# Differences hidden here:
 # - getaddrinfo returns one entry on lwIP (RP2040), several on ESP32 and CPython (IPv6 may
 #   come first), and a raw bytearray sockaddr on the unix port instead of a tuple. Every
 #   address leaves this module as an Address whose .key is a plain (ip_text, port) tuple.
@@ -8,7 +8,7 @@
 #   We never rely on it: waiting is done with select.poll, the portable way, and a read that
 #   finds nothing is "no datagram", whatever its errno.
 # - lwIP hands out ephemeral ports sequentially, so each exchange binds a random port itself
-#   (client-rules.md rule 8, RFC 9109).
+#   (rule 8, RFC 9109).
 # - No context managers on board sockets: try/finally everywhere.
 import select
 import socket

@@ -18,9 +18,9 @@
 #            is made at the instant the true time crosses a whole second.
 #
 # machine.RTC().datetime() is (year, month, day, weekday, hours, minutes, seconds, subseconds),
-# not gmtime's order (micropython-pitfalls.md item 5). It is converted here with integer civil-
+# not gmtime's order. It is converted here with integer civil-
 # date math (sntp.timestamp.days_from_civil and its inverse below), never with floats: a Unix
-# time in a float32 is good to about 2 minutes on these boards (item 1). Weekday: 0 = Monday.
+# time in a float32 is good to about 2 minutes on these boards. Weekday: 0 = Monday.
 #
 # Reading, now_us() = raw RTC time + soft_us (soft_us: see writing):
 #   The RTC says which second (or which us) it is: the true time lies in [lo, lo + resolution).

@@ -3,19 +3,18 @@
 # Wire formats (RFC 5905 section 6):
 #   timestamp  64 bits: seconds since 1900-01-01 (32 bits, wrapping) . fraction (32 bits)
 #   short      32 bits: seconds (16) . fraction (16), for root delay and root dispersion
-# Local times are microseconds since the port's epoch (1970 on unix/rp2/CPython, 2000 on ESP32;
-# micropython-pitfalls.md item 4), always Python ints: a float32 on the boards would only be
-# good to about 2 minutes (item 1). Values above 2**30 are big ints on the boards (item 2):
+# Local times are microseconds since the port's epoch (1970 on unix/rp2/CPython, 2000 on
+# ESP32), always Python ints: a float32 on the boards would only be good to about 2 minutes.
+# Values above 2**30 are big ints on the boards (they take heap):
 # fine at one exchange a minute, never used in a tight loop.
 #
-# Era (client-rules.md rule 9): the 32-bit seconds wrap on 2036-02-07 06:28:16 UTC. A wire
+# Era (rule 9): the 32-bit seconds wrap on 2036-02-07 06:28:16 UTC. A wire
 # timestamp is resolved to the unique full value in [pivot, pivot + 2**32 s), with the pivot
 # 50 years before the firmware's build date (as chrony does): a build in 2026 decodes every
 # time from 1976 until 2112 correctly, 2036+ server times included.
 from .compat import const
 
 US_PER_S = const(1_000_000)
-NTP_ERA_S = 1 << 32  # seconds in one NTP era (136 years)
 _FRAC_HALF = const(1 << 31)
 
 # Seconds from 1900-01-01 (the NTP prime epoch) to the port epochs.
@@ -25,8 +24,7 @@ NTP_2000_S = 3_155_673_600  # 100 years incl. 24 leap days
 # The firmware's build date, the clock floor of rule 10 and the anchor of the era pivot.
 # Update it with each release (tools/sntp --version prints it). 2026-11-21 00:00:00 UTC.
 BUILD_UNIX_S = 1_795_219_200
-ERA_PIVOT_YEARS = const(50)
-ERA_PIVOT_NTP_S = BUILD_UNIX_S + NTP_1970_S - ERA_PIVOT_YEARS * 365 * 86400
+ERA_PIVOT_NTP_S = BUILD_UNIX_S + NTP_1970_S - 50 * 365 * 86400  # 50 years before the build
 
 
 def days_from_civil(year, month, day):
@@ -44,24 +42,10 @@ def epoch_ntp_s(epoch_year):
     return days_from_civil(epoch_year, 1, 1) * 86400 + NTP_1970_S
 
 
-def us_to_ntp(t_us, epoch_s):
-    """Local time (us since the epoch that is epoch_s after 1900) -> full NTP value (not wrapped).
-
-    The full value keeps the era: its seconds part may exceed 2**32. wire64() folds it.
-    """
-    s, us = divmod(t_us, US_PER_S)
-    return ((s + epoch_s) << 32) | ((us << 32) // US_PER_S)
-
-
-def wire64(full):
-    """A full NTP value as it travels on the wire (the era dropped)."""
-    return full & 0xFFFF_FFFF_FFFF_FFFF
-
-
 def resolve_era(ts64, pivot_s):
     """A 64-bit wire timestamp -> the full NTP value in [pivot_s, pivot_s + 2**32) seconds."""
     sec = ts64 >> 32
-    full_sec = pivot_s + (sec - pivot_s) % NTP_ERA_S
+    full_sec = pivot_s + (sec - pivot_s) % (1 << 32)  # 2**32 s: one era, 136 years
     return (full_sec << 32) | (ts64 & 0xFFFF_FFFF)
 
 

@@ -1,7 +1,7 @@
 # The fleet simulator: N devices, each running the real firmware scheduler (sntp.policy), the
 # real clock discipline (sntp.discipline) and the real reply checks (sntp.exchange) under
 # simulated time, against simulated servers, DNS and network; and the baseline clients that
-# caused the incidents in shared/reference/seeds, modelled in the same world.
+# caused well-known incidents (see clients.py), modelled in the same world.
 #
 #   python3 -m fleet bench           (PYTHONPATH=tools; `make bench` runs it)
 #   python3 -m fleet run --scenario steady --client sntp --devices 100000 --days 30
@@ -14,8 +14,8 @@ import os
 import sys
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_FIRMWARE = os.path.join(_ROOT, "firmware")
-if _FIRMWARE not in sys.path:
-    sys.path.insert(0, _FIRMWARE)
+for _p in (os.path.join(_ROOT, "tools"), os.path.join(_ROOT, "firmware")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 ROOT = _ROOT

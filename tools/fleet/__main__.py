@@ -82,31 +82,31 @@ def cmd_bench(a):
         doc["estimate_1m_devices_30_days_min"] = round(1_000_000 * 30 / per_s / 60, 1)
     rp.write_json(os.path.join(out, "fleet.json"), doc)
     write_markdown(out, doc, footprint, clients, scenarios)
-    if a.readme:
-        update_readme(out, doc, footprint, clients)
+    if a.docs:
+        update_docs(out, doc, footprint, clients)
     print(f"\nresults in {out}/ ({time.time() - t_start:.0f} s)")
 
 
-README_BEGIN = "<!-- fleet-bench:begin (written by make bench) -->"
-README_END = "<!-- fleet-bench:end -->"
-README_PLOT = ("load-outage.png", os.path.join("docs", "fleet-load-outage.png"))
+DOCS_BEGIN = "<!-- fleet-bench:begin (written by make bench-docs) -->"
+DOCS_END = "<!-- fleet-bench:end -->"
+DOCS_PATH = os.path.join(ROOT, "docs", "fleet.md")
+DOCS_PLOT = ("load-outage.png", "fleet-load-outage.png")  # results/ -> docs/, beside fleet.md
 
 
-def update_readme(out, doc, footprint, clients):
-    """The README's headline table, targets and plot, between its markers (make bench)."""
+def update_docs(out, doc, footprint, clients, path=DOCS_PATH):
+    """docs/fleet.md's headline table, targets and plot, between its markers (make bench-docs;
+    make bench alone writes only results/)."""
     import shutil
 
-    path = os.path.join(ROOT, "README.md")
     with open(path) as fh:
         text = fh.read()
-    if README_BEGIN not in text or README_END not in text:
-        sys.stderr.write("README.md has no fleet-bench markers: not updated\n")
+    if DOCS_BEGIN not in text or DOCS_END not in text:
+        sys.stderr.write(f"{path} has no fleet-bench markers: not updated\n")
         return
-    src, dst = README_PLOT
+    src, dst = DOCS_PLOT
     if os.path.exists(os.path.join(out, src)):
-        os.makedirs(os.path.join(ROOT, "docs"), exist_ok=True)
-        shutil.copyfile(os.path.join(out, src), os.path.join(ROOT, dst))
-    md = [README_BEGIN, "", rp.headline(doc["figures"], clients), ""]
+        shutil.copyfile(os.path.join(out, src), os.path.join(os.path.dirname(path), dst))
+    md = [DOCS_BEGIN, "", rp.headline(doc["figures"], clients), ""]
     md.append("Targets (this client), as `make bench` printed them:")
     md.append("")
     md += target_lines(doc["targets"], {True: "met", False: "**missed**", None: "not measured"})
@@ -127,12 +127,12 @@ def update_readme(out, doc, footprint, clients):
 
         md += ["", "Device footprint (`make footprint`, unix-port MicroPython):", ""]
         md += fp.table(footprint)
-    md += ["", f"![server load, 6-hour outage, all clients]({dst})", "", README_END]
-    head, rest = text.split(README_BEGIN, 1)
-    tail = rest.split(README_END, 1)[1]
+    md += ["", f"![server load, 6-hour outage, all clients]({dst})", "", DOCS_END]
+    head, rest = text.split(DOCS_BEGIN, 1)
+    tail = rest.split(DOCS_END, 1)[1]
     with open(path, "w") as fh:
         fh.write(head + "\n".join(md) + tail)
-    print(f"README.md updated ({dst})")
+    print(f"{os.path.relpath(path, ROOT)} updated (and {dst} beside it)")
 
 
 def write_markdown(out, doc, footprint, clients, scenarios):
@@ -194,8 +194,8 @@ def cmd_report(a):
     scenarios = [s for s in ORDER if any(s in doc["figures"][c] for c in clients)]
     rp.write_json(os.path.join(a.out, "fleet.json"), doc)
     write_markdown(a.out, doc, footprint, clients, scenarios)
-    if a.readme:
-        update_readme(a.out, doc, footprint, clients)
+    if a.docs:
+        update_docs(a.out, doc, footprint, clients)
 
 
 def load_footprint(out):
@@ -208,34 +208,42 @@ def load_footprint(out):
         return json.load(fh)
 
 
+def count(text):
+    """A fleet size or a process count: a whole number above 0 (argparse: exit 2 otherwise,
+    before anything in results/ is touched)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number above 0, not {text!r}")
+    return int(text)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="fleet", description="SNTP fleet simulator")
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("bench", help="every scenario and client, figures, plots")
-    b.add_argument("--devices", type=int, default=100_000, help="fleet size for this client")
-    b.add_argument("--baseline-devices", type=int, default=10_000, help="fleet size, baselines")
+    b.add_argument("--devices", type=count, default=100_000, help="fleet size for this client")
+    b.add_argument("--baseline-devices", type=count, default=10_000, help="fleet size, baselines")
     b.add_argument("--clients", nargs="*", choices=CLIENTS)
     b.add_argument("--scenarios", nargs="*", choices=ORDER)
     b.add_argument("--days", nargs="*", help="NAME=DAYS overrides")
-    b.add_argument("--procs", type=int, default=os.cpu_count() or 2)
+    b.add_argument("--procs", type=count, default=os.cpu_count() or 2)
     b.add_argument("--seed", type=int, default=1)
     b.add_argument("--out", default=os.path.join(ROOT, "results"))
     b.add_argument(
         "--no-footprint", action="store_true", help="leave out results/footprint.json's figures"
     )
-    b.add_argument("--readme", action="store_true", help="write the headline into README.md")
+    b.add_argument("--docs", action="store_true", help="write the headline into docs/fleet.md")
     b.set_defaults(fn=cmd_bench)
     r = sub.add_parser("run", help="one client in one scenario; prints the figures as JSON")
     r.add_argument("--scenario", default="steady", choices=ORDER)
     r.add_argument("--client", default="sntp", choices=CLIENTS)
-    r.add_argument("--devices", type=int, default=1000)
+    r.add_argument("--devices", type=count, default=1000)
     r.add_argument("--days", nargs="*", help="NAME=DAYS overrides")
-    r.add_argument("--procs", type=int, default=os.cpu_count() or 2)
+    r.add_argument("--procs", type=count, default=os.cpu_count() or 2)
     r.add_argument("--seed", type=int, default=1)
     r.set_defaults(fn=cmd_run)
     p = sub.add_parser("report", help="the table and targets again from results/fleet.json")
     p.add_argument("--out", default=os.path.join(ROOT, "results"))
-    p.add_argument("--readme", action="store_true", help="write the headline into README.md")
+    p.add_argument("--docs", action="store_true", help="write the headline into docs/fleet.md")
     p.set_defaults(fn=cmd_report)
     a = ap.parse_args(argv)
     a.fn(a)

@@ -9,7 +9,7 @@
 import math
 from array import array
 
-from sntp import sim
+import simdev as sim
 
 from . import ROOT  # noqa: F401  (puts firmware/ on sys.path)
 
@@ -20,7 +20,7 @@ MIN_MS = 60_000
 
 
 class FastOscillator(sim.Oscillator):
-    """sim.Oscillator (the crystal model of the discipline issue: base + daily triangle
+    """sim.Oscillator (the crystal model of the clock discipline: base + daily triangle
     wander + hourly bounded random walk) with lag_us integrated in closed form instead of a
     minute at a time: the triangle's integral is exact, the walk is piecewise constant per
     hour. Same parameters, same random walk (same rand calls); within a few us a day of the

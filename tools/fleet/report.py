@@ -1,4 +1,4 @@
-# Figures from the counters, the issue's targets, the Markdown table, the JSON and the plots.
+# Figures from the counters, the fleet targets, the Markdown table, the JSON and the plots.
 import json
 import os
 
@@ -217,7 +217,7 @@ def markdown(figs, order, clients, runs=None):
 
 
 def headline(figs, clients):
-    """The README's table: the steady state and the worst moments, one row per client."""
+    """docs/fleet.md's table: the steady state and the worst moments, one row per client."""
     head = [
         "client (devices)",
         "req/dev/day (steady)",

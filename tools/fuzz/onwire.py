@@ -2,13 +2,13 @@
 
 It imports nothing from the firmware: it decodes the header with its own struct format,
 resolves the NTP era its own way and does its arithmetic in exact fractions of a second, from
-RFC 5905 (sections 7.3, 8, 9.2), RFC 4330 (section 5) and client-rules.md (rules 5, 6, 9),
-with the limits the README's table "What a reply must pass" gives. The property tests
+RFC 5905 (sections 7.3, 8, 9.2), RFC 4330 (section 5) and docs/rules.md (rules 5, 6, 9),
+with the limits docs/design.md's table "What a reply must pass" gives. The property tests
 (host_tests/test_fuzz_replies.py) and the fuzz target (tools/fuzz/fuzz_replies.py) hold every
 reply the firmware accepts to it: an accepted reply that breaks a rule here is a failure.
 
-violations() lists every rule a datagram breaks, in the README's order, by the firmware's
-reason names (the README's public names, written out here, not imported): the first one is
+violations() lists every rule a datagram breaks, in docs/design.md's order, by the firmware's
+reason names (the documented public names, written out here, not imported): the first one is
 the reason the firmware must give.
 """
 
@@ -20,14 +20,14 @@ ERA = 1 << 32  # NTP seconds per era, and timestamp fraction units per second
 NTP_1970_S = 2_208_988_800  # 1900-01-01 to 1970-01-01: 70 years, 17 leap days
 NTP_2000_S = 3_155_673_600  # 1900-01-01 to 2000-01-01: 100 years, 24 leap days
 
-MAX_ROOT_DISTANCE = Fraction(3, 2)  # s; README: above 1.5 s is too-far (ntpd's limit)
-DELAY_SLACK = Fraction(1, 1000)  # s; README: a round trip 1 ms shorter than processing passes
+MAX_ROOT_DISTANCE = Fraction(3, 2)  # s; docs/design.md: above 1.5 s is too-far (ntpd's limit)
+DELAY_SLACK = Fraction(1, 1000)  # s; a round trip 1 ms shorter than processing passes
 # The firmware works in integer microseconds, rounding T2 and T3 to the nearest one (half a
 # microsecond each): its round-trip delay may differ from the exact one by less than 1 us.
 # Only the delay limit gets this band, both ways (lenient / strict): every other rule is exact.
 ROUNDING = Fraction(1, 1_000_000)
 
-# In the README's order. The first three mean "not our reply": ignored, keep waiting.
+# In docs/design.md's order. The first three mean "not our reply": ignored, keep waiting.
 IGNORED = ("wrong-source", "short", "bad-origin")
 FINAL = (
     "bad-mode",
@@ -113,9 +113,9 @@ def violations(req, data, source, t4_us, band=1):
         out.append("unsynchronized")
     if f.rx == 0 or f.tx == 0:  # RFC 4330 5: a zero receive or transmit timestamp
         out.append("zero-timestamp")
-    if f.ref == 0:  # README: a server that was never synchronized
+    if f.ref == 0:  # docs/design.md: a server that was never synchronized
         out.append("no-reference")
-    # RFC 5905 9.2 (root distance = root delay / 2 + root dispersion), README limit 1.5 s
+    # RFC 5905 9.2 (root distance = root delay / 2 + root dispersion), docs/design.md's limit 1.5 s
     if Fraction(f.root_delay, 2 << 16) + Fraction(f.root_disp, 1 << 16) > MAX_ROOT_DISTANCE:
         out.append("too-far")
     t1, t2, t3, t4 = req.times(f, t4_us)

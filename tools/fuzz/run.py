@@ -48,8 +48,35 @@ def run_fuzzer(args, corpus, log_path):
     ]
     start = time.monotonic()
     with open(log_path, "w") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    return proc.returncode, time.monotonic() - start, cmd
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        rc = watch(proc, log_path, args.seconds)
+    return rc, time.monotonic() - start, cmd
+
+
+PROGRESS_EVERY_S = 10
+
+
+def watch(proc, log_path, seconds, every_s=PROGRESS_EVERY_S, say=None):
+    """Wait for the fuzzer, printing every every_s seconds how far it is (from its log)."""
+    say = say or (lambda line: print(line, file=sys.stderr, flush=True))
+    start = time.monotonic()
+    while True:
+        try:
+            return proc.wait(timeout=every_s)
+        except subprocess.TimeoutExpired:
+            pass
+        with open(log_path, errors="replace") as f:
+            now = parse_log(f.read())
+        say(
+            "fuzz: {:.0f} of {} s, {} executions, cov {} ft {}, corpus {} inputs".format(
+                time.monotonic() - start,
+                seconds,
+                "{:,}".format(now["executions"]) if "executions" in now else "no",
+                now.get("cov", "-"),
+                now.get("ft", "-"),
+                now.get("corpus_units", "-"),
+            )
+        )
 
 
 def parse_log(text):
