@@ -139,7 +139,7 @@ def main():
     svc.run(until_ms=svc.now_ms() + 600_000)  # the last slew done
     yield
     wake.append(idle(svc, clock))  # with the drift known
-    drift = svc.disc.drift_ppb
+    drift = svc.keeper.disc.drift_ppb
     sends = len(svc.net.sent)
     assert ok and sends == 1 + SYNCS, (ok, svc.net.sent)  # no request while idle
     doc = {
