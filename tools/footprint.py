@@ -354,7 +354,8 @@ def measure(idle_minutes=60, wasm32=None):
     core = probe("fp_import", "from sntp.service import Service")
     if core is None:
         r = _run([MP, "-c", "from sntp.service import Service"], env=_env())
-        raise SystemExit("footprint: the core does not import: " + r.stderr.strip()[-300:])
+        why = (r.stderr + r.stdout).strip().splitlines() or ["no output"]
+        raise SystemExit("footprint: the core does not import: " + why[-1])
     res["core_modules"] = [m for m in core["modules"] if m.startswith("sntp")]
     res["core_mpy"] = sum(sizes[m] for m in res["core_modules"])
     res["core_resident"] = core["resident"][0]
