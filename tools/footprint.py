@@ -261,13 +261,16 @@ def build():
     return sizes
 
 
+def _env():
+    return dict(os.environ, MICROPYPATH="{}:.frozen".format(LIB))
+
+
 def probe(name, *args, heap=None):
     """Run a probe module under the unix port; its JSON line, or None if it failed."""
     cmd = [MP]
     if heap:
         cmd += ["-X", "heapsize={}".format(heap)]
-    env = dict(os.environ, MICROPYPATH="{}:.frozen".format(LIB))
-    r = _run(cmd + ["-m", name] + [str(a) for a in args], env=env, timeout=120)
+    r = _run(cmd + ["-m", name] + [str(a) for a in args], env=_env(), timeout=120)
     lines = r.stdout.strip().splitlines()
     if r.returncode or not lines:
         return None
@@ -349,6 +352,10 @@ def measure(idle_minutes=60, wasm32=None):
     r = _run(["git", "describe", "--always", "--dirty"])
     res["commit"] = r.stdout.strip() or None
     core = probe("fp_import", "from sntp.service import Service")
+    if core is None:
+        r = _run([MP, "-c", "from sntp.service import Service"], env=_env())
+        why = (r.stderr + r.stdout).strip().splitlines() or ["no output"]
+        raise SystemExit("footprint: the core does not import: " + why[-1])
     res["core_modules"] = [m for m in core["modules"] if m.startswith("sntp")]
     res["core_mpy"] = sum(sizes[m] for m in res["core_modules"])
     res["core_resident"] = core["resident"][0]
