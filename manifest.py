@@ -6,7 +6,6 @@
 # Frozen modules run from flash and leave the RAM to the application.
 # The core is what a headless board needs (package.json installs the same files with mip);
 # the optional extras have their own manifest-*.py and package-*.json.
-# firmware/sntp/sim.py (the simulated-time driver for the tests) is host-only and left out.
 # Keep the manifests, the package files (for mip) and firmware/sntp/ in step:
 # host_tests/test_boards_host.py checks them.
 # ruff: noqa: F821 - metadata() and package() are given by MicroPython's manifest tool

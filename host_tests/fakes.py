@@ -1,15 +1,18 @@
 # A fake clock and a fake network for the host tests, on CPython and on the unix-port MicroPython.
 #
-# The fakes are independent oracles: they build replies with their own struct code and
-# their own NTP conversion, not with the firmware's encoder, so a bug there cannot hide.
+# The fakes are independent oracles: they build replies with the host tools' NTP code
+# (tools/ntpwire.py), not with the firmware's, so a bug there cannot hide.
 import json
 import os
-import struct
+
+import ntpwire
 
 from sntp.net import Address, NetError
 
-NTP_1970 = 2208988800
-NTP_2000 = 3155673600
+NTP_1970 = ntpwire.NTP_1970_S
+NTP_2000 = ntpwire.NTP_2000_S
+ntp64 = ntpwire.ntp64  # Unix us -> 64-bit wire timestamp
+
 TICKS_PERIOD = 1 << 30
 ERA_ROLLOVER_UNIX = 2085978496  # 2036-02-07 06:28:16 UTC: NTP seconds wrap to 0
 BUILD_2026_UNIX = 1795219200  # 2026-11-21
@@ -47,54 +50,23 @@ class FakeClock:
         return bytes((self._rand * 37 + i * 101) % 256 for i in range(n))
 
 
-def ntp64(unix_us):
-    """Unix microseconds -> 64-bit wire NTP timestamp (seconds mod 2**32)."""
-    s = unix_us // 1_000_000
-    us = unix_us % 1_000_000
-    return (((s + NTP_1970) % (1 << 32)) << 32) | ((us << 32) // 1_000_000)
-
-
 def reply(
     origin,
     t2_unix_us,
     t3_unix_us,
-    li=0,
-    vn=4,
-    mode=4,
-    stratum=2,
-    poll=6,
-    precision=-20,
-    root_delay=0x100,
-    root_disp=0x200,
-    refid=b"\x7f\x00\x00\x01",
-    ref_unix_us=None,
     rx=None,
     tx=None,
     ref=None,
     extra=b"",
+    **fields,
 ):
-    """A server reply built field by field. rx/tx/ref override the computed timestamps."""
-    buf = bytearray(48)
-    struct.pack_into(
-        "!BBbbII",
-        buf,
-        0,
-        (li << 6) | (vn << 3) | mode,
-        stratum,
-        poll,
-        precision,
-        root_delay,
-        root_disp,
-    )
-    buf[12:16] = refid
-    if ref is None:
-        ref = ntp64(t2_unix_us - 16_000_000 if ref_unix_us is None else ref_unix_us)
+    """A server reply built field by field (fields: ntpwire.reply's li, vn, mode, stratum,
+    poll, precision, root_delay, root_disp, refid). rx/tx/ref override the timestamps."""
     rx = ntp64(t2_unix_us) if rx is None else rx
     tx = ntp64(t3_unix_us) if tx is None else tx
-    struct.pack_into("!Q", buf, 16, ref)
-    buf[24:32] = origin
-    struct.pack_into("!QQ", buf, 32, rx, tx)
-    return bytes(buf) + extra
+    if ref is None:
+        ref = ntp64(t2_unix_us - 16_000_000)
+    return ntpwire.reply(origin, rx, tx, ref, **fields) + extra
 
 
 SERVER = ("192.0.2.1", 123)  # TEST-NET-1: never reached, the fake network is in memory

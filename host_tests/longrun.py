@@ -22,10 +22,10 @@ import binascii
 import hashlib
 
 from fakes import ERA_ROLLOVER_UNIX, TICKS_PERIOD, FakeNet, reply
+from simdev import Oscillator  # the simulated-time driver's crystal model (tools/)
 from test_service_loop import LoopClock, MemStore, StepRTC
 
 from sntp import service
-from sntp.sim import Oscillator  # the simulated-time driver's crystal model
 
 DAYS = 40
 DAY_MS = 86_400_000

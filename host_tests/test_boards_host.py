@@ -14,7 +14,6 @@ import sntp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
-HOST_ONLY = ("sim.py",)  # the simulated-time driver: tests and the fleet simulator only
 # The mip packages and their freeze manifests: the core (package.json, manifest.py) and each
 # optional extra, name -> modules, in package-NAME.json and manifest-NAME.py. The console's
 # package holds the console and the configuration schema, which only it and the board
@@ -23,10 +22,9 @@ EXTRAS = {"console": ("config.py", "console.py"), "tz": ("tz.py",)}
 
 
 def firmware_modules():
-    """Every device module (make deploy puts them all on a board): firmware/sntp/ but the
-    host-only ones."""
+    """Every device module (make deploy puts them all on a board): all of firmware/sntp/."""
     names = os.listdir(os.path.join(ROOT, "firmware", "sntp"))
-    return sorted(n for n in names if n.endswith(".py") and n not in HOST_ONLY)
+    return sorted(n for n in names if n.endswith(".py"))
 
 
 def core_modules():
@@ -82,7 +80,7 @@ def manifest_files(path):
     assert len(packages) == 1 and len(calls) == 2, path
     _, name, files, base = packages[0]
     assert name == "sntp" and base == "firmware", path
-    assert files is not None and len(set(files)) == len(files), path  # a list: sim.py is out
+    assert files is not None and len(set(files)) == len(files), path  # a list, each once
     return sorted(files)
 
 

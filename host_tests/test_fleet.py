@@ -3,11 +3,10 @@
 import heapq
 import random
 
+import simdev as sim
 from fleet import engine
 from fleet.model import DAY_MS, HOUR_MS, FastOscillator, RateLimit, Server
 from fleet.scenarios import SCENARIOS, Scenario
-
-from sntp import sim
 
 # ---- the simulator itself ------------------------------------------------------------------
 

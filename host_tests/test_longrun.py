@@ -49,7 +49,7 @@ def test_the_run_crosses_the_era_and_the_ticks_wraps_and_meets_every_server_faul
 
 def test_the_unix_port_makes_the_same_decisions(cpython_line):
     need(MICROPYTHON, "the unix-port MicroPython")
-    env = dict(os.environ, MICROPYPATH="firmware:boards/unix:.frozen")
+    env = dict(os.environ, MICROPYPATH="firmware:boards/unix:tools:.frozen")
     line = summary([MICROPYTHON, "-X", "heapsize=64M", "host_tests/longrun.py"], env)
     assert line == cpython_line
 

@@ -1,5 +1,5 @@
 # runs-on: both
-# A year in one device's life, in simulated time (firmware/sntp/sim.py: the real Policy,
+# A year in one device's life, in simulated time (tools/simdev.py: the real Policy,
 # Discipline and Exchange checks; simulated servers, DNS and a 20 ppm crystal): syncs, outages
 # of hours and days, RATE and DENY kisses (scheduled, and 3% of replies at random), DNS
 # failures, a server that leaves the pool, a reboot every 2-6 days (one in five without an
@@ -31,12 +31,10 @@
 import json
 import time
 
+import simdev as sim
 from test_policy import DAY_MS, HOUR_MS, T0, Rng, all_requests, zone_world
 
 from sntp import policy as pol
-from sntp import sim
-from sntp.discipline import Discipline
-from sntp.policy import Policy
 
 YEAR_DAYS = 365
 SAMPLE_MS = 600_000  # the clock error is sampled every 10 minutes
@@ -80,42 +78,39 @@ class Flaky(sim.Server):
         return super().reply(req, true_us)
 
 
+class BlobStore:
+    """The state file as store.JsonStore keeps it: one JSON text; a broken one loads as None."""
+
+    def __init__(self):
+        self.blob = None  # the state file's text
+
+    def load(self):
+        try:
+            return json.loads(self.blob) if self.blob is not None else None
+        except ValueError:
+            return None
+
+    def save(self, doc):
+        self.blob = json.dumps(doc)
+        return True
+
+
 class Persisted(sim.Device):
     """sim.Device whose state survives reboots as service.py keeps it: one JSON text (what
     store.JsonStore writes) holding the policy's state and, under "discipline", the
-    discipline's; boot() restores both the way Service.boot() does."""
+    discipline's, restored by the same discipline.Keeper as Service.boot()."""
 
     def __init__(self, *args, **kw):
-        super().__init__(*args, **kw)
-        self.blob = None  # the state file's text
+        super().__init__(*args, store=BlobStore(), **kw)
         self.boots = []  # ms of every boot
         self.boot_at_event = []  # len(self.events) at every boot
         self.after_step = []  # (ms, clock was valid, error us after) of every correction
 
     def boot(self, now_ms):
         self.advance(now_ms)
-        try:  # store.JsonStore.load(): a broken file is no state at all
-            state = json.loads(self.blob) if self.blob is not None else None
-        except ValueError:
-            state = None
         self.boots.append(now_ms)
         self.boot_at_event.append(len(self.events))
-        self.policy = Policy(self.config, self.rand)
-        self.policy.subscribe(self.events.append)
-        self.disc = Discipline(self.config.accuracy_ms)
-        self.disc.load(state.get("discipline") if isinstance(state, dict) else None)
-        self.disc.tick(now_ms)
-        if self.disc.samples:
-            self.policy.set_interval_cap(self.disc.interval_cap_s(), now_ms)
-        self.policy.start(now_ms, self.wall_us(now_ms), state)
-        self._save()
-
-    def _save(self):
-        if self.policy.dirty:
-            self.policy.dirty = False
-            st = self.policy.state()
-            st["discipline"] = self.disc.state()
-            self.blob = json.dumps(st)
+        super().boot(now_ms)
 
     def _query(self, src, addr, now):
         n = len(self.steps)
@@ -130,7 +125,7 @@ class Persisted(sim.Device):
         """Off at now_ms for down_ms (the crystal runs on, undisciplined, if there is an RTC;
         without one the clock reads 1970 at the next boot), then boot."""
         self.advance(now_ms)
-        self.disc = None  # nothing disciplines the clock while it is off
+        self.keeper = None  # nothing disciplines the clock while it is off
         self.advance(now_ms + down_ms)
         if not has_rtc:
             self.clock_error_us = -self.world.true_us(now_ms + down_ms)
@@ -273,9 +268,9 @@ class Year:
             if state is not None:
                 self.state_losses.append(now)
             if state == "lost":
-                self.d.blob = None
+                self.d.store.blob = None
             elif state == "corrupt":
-                self.d.blob = self.d.blob[: len(self.d.blob) // 2]
+                self.d.store.blob = self.d.store.blob[: len(self.d.store.blob) // 2]
             self.d.power_off(now, down, has_rtc)
 
         return fn

@@ -22,7 +22,6 @@ from fakes import (
 from test_service_loop import START, LoopClock, MemStore, StepRTC
 
 from sntp import aio, service
-from sntp import policy as pol
 
 MIN_MS = 60_000
 HOUR_MS = 3_600_000
@@ -347,7 +346,9 @@ def test_the_user_sets_the_clock_back_and_forward_while_it_runs():
         assert len(rounds) >= 5 and all(interval_ok(g, 900) for g in gaps(rounds)), gaps(rounds)
         assert len(svc.net.sent) <= len(rounds) + 3 * (len(names) - 1)
         assert of(events, "backoff") == []
-        assert abs(svc.disc.drift_ppb) < 1_000, svc.disc.drift_ppb  # the jumps are not drift
+        assert abs(svc.keeper.disc.drift_ppb) < 1_000, (
+            svc.keeper.disc.drift_ppb
+        )  # the jumps are not drift
         assert [e["t_ms"] for e in events] == sorted(e["t_ms"] for e in events)
 
 
@@ -366,7 +367,7 @@ def test_a_reboot_after_the_clock_was_set_back_or_forward_does_not_postpone_the_
         svc, events = make(clock, every(START), poll_s=900, store=store)  # the reboot
         svc.boot()
         wait_ms = of(events, "start")[0]["wait_ms"]
-        assert wait_ms <= max(900_000 + 900_000 // 4, pol.STARTUP_VALID_MS), (jump_h, wait_ms)
+        assert wait_ms <= max(900_000 + 900_000 // 4, 1_800_000), (jump_h, wait_ms)
         run(svc, wait_ms + MIN_MS)
         assert len(of(events, "send")) == 1 and abs(error_us(clock, START)) < 1_000, jump_h
 
@@ -407,7 +408,7 @@ def test_the_floor_is_exact_for_a_valid_clock_near_the_build_date():
     for epoch_s in EPOCHS.values():
         svc, events, clock = floor_servers(build_us - 200_000, build_us + 300_000, epoch_s)
         s = svc.sync()
-        assert not s["clock_set"] and svc.rtc.steps == [] and svc.disc.pending_us == 0, s
+        assert not s["clock_set"] and svc.rtc.steps == [] and svc.keeper.disc.pending_us == 0, s
         assert {e["reason"] for e in of(events, "reject")} == {"before-build-date"}
         # the same servers 0.4 s later than that: 0.2 s past the floor, taken (and slewed)
         svc, events, clock = floor_servers(build_us + 200_000, build_us + 300_000, epoch_s)

@@ -77,12 +77,12 @@ function copyTree(from, to) {
   for (const e of fs.readdirSync(from, { withFileTypes: true })) {
     if (e.isDirectory()) {
       if (e.name !== "__pycache__") copyTree(path.join(from, e.name), to + "/" + e.name);
-    } else if (/\.(py|json|txt)$/.test(e.name)) {
+    } else if (e.isFile()) {
       mp.FS.writeFile(to + "/" + e.name, fs.readFileSync(path.join(from, e.name)));
     }
   }
 }
-for (const d of ["firmware", "boards", "host_tests", "tools/wasm"]) copyTree(path.join(ROOT, d), "/repo/" + d);
+for (const d of ["firmware", "boards", "host_tests", "tools"]) copyTree(path.join(ROOT, d), "/repo/" + d);
 mp.FS.mkdirTree("/repo/build");
 mp.FS.chdir("/repo");
 
@@ -93,7 +93,7 @@ function py(expr) {
 }
 mp.runPython(`
 import sys, gc
-sys.path[:0] = ["/repo/host_tests", "/repo/firmware", "/repo/boards/unix", "/repo/tools/wasm"]
+sys.path[:0] = ["/repo/host_tests", "/repo/firmware", "/repo/boards/unix", "/repo/tools/wasm", "/repo/tools"]
 def _wasm_import(m):
     try:
         __import__(m)

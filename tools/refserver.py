@@ -102,7 +102,8 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Self
 
-NTP_UNIX_DELTA = 2208988800  # seconds from 1900-01-01 to 1970-01-01
+import ntpwire
+
 NS = 10**9
 
 ROOT_DELAY = 0x00000100
@@ -149,8 +150,7 @@ MODES: dict[str, str] = {
 
 def to_ntp(unix_ns: int) -> bytes:
     """Encode Unix time in integer nanoseconds as an 8-byte NTP timestamp."""
-    secs, rem = divmod(unix_ns, NS)
-    return struct.pack(">II", (secs + NTP_UNIX_DELTA) % 2**32, (rem << 32) // NS)
+    return ntpwire.ntp64(unix_ns, NS).to_bytes(8, "big")
 
 
 def parse_seconds_ns(text: str) -> int:
@@ -327,18 +327,15 @@ class RefServer:
         req: bytes,
         rx_ns: int,
         *,
-        li: int = 0,
         vn: int | None = None,
-        mode: int = 4,
         stratum: int | None = None,
-        root_delay: int = ROOT_DELAY,
-        root_disp: int = ROOT_DISPERSION,
         refid: bytes | None = None,
         ref: bytes | None = None,
         origin: bytes | None = None,
         rx: bytes | None = None,
         tx: bytes | None = None,
         tx_ns: int | None = None,
+        **fields,
     ) -> bytes:
         req_vn = (req[0] >> 3) & 7
         if vn is None:
@@ -348,54 +345,21 @@ class RefServer:
         if refid is None:
             refid = REFID_STRATUM1 if stratum == 1 else REFID_LOOPBACK
         now = self.now_ns()
-        if ref is None:
-            ref = to_ntp(now - 16 * NS)
-        if origin is None:
-            origin = req[40:48]
-        if rx is None:
-            rx = to_ntp(rx_ns)
-        if tx is None:
-            tx = to_ntp(now if tx_ns is None else tx_ns)
-        return (
-            struct.pack(
-                ">BBBbII4s",
-                ((li & 3) << 6) | ((vn & 7) << 3) | (mode & 7),
-                stratum,
-                req[2],
-                PRECISION,
-                root_delay,
-                root_disp,
-                refid,
-            )
-            + ref
-            + origin
-            + rx
-            + tx
+        return ntpwire.reply(
+            req[40:48] if origin is None else origin,
+            to_ntp(rx_ns) if rx is None else rx,
+            to_ntp(now if tx_ns is None else tx_ns) if tx is None else tx,
+            to_ntp(now - 16 * NS) if ref is None else ref,
+            vn=vn & 7,
+            stratum=stratum,
+            poll=ntpwire.signed(req[2]),
+            precision=PRECISION,
+            refid=refid,
+            **fields,
         )
 
     def _kod(self, req: bytes, refid: bytes, *, zero_form: bool = False, origin=None) -> bytes:
-        client_tx = req[40:48]
-        if origin is None:
-            origin = client_tx
-        if zero_form:
-            rx = tx = ZERO_TS
-            li = 0
-        else:
-            rx = tx = client_tx
-            li = 3
-        return self._reply(
-            req,
-            0,
-            li=li,
-            stratum=0,
-            root_delay=0,
-            root_disp=0,
-            refid=refid,
-            ref=ZERO_TS,
-            origin=origin,
-            rx=rx,
-            tx=tx,
-        )
+        return ntpwire.kod(req, refid, zero_form, origin)
 
     def _handle(self, req: bytes, addr: tuple, rx_ns: int) -> None:
         src = _fmt_addr(addr)

@@ -14,5 +14,4 @@
 #   config     the device configuration: schema, validation, atomic save (driver)
 #   console    the provisioning console's line protocol                 (driver)
 #   compat     const, wrapping ticks, sleep, entropy on every port      (driver)
-#   sim        the policy in simulated time, for tests (host only)
 __version__ = "0.1.0"

@@ -71,16 +71,17 @@ class AsyncService(Service):
     async def run(self, until_ms=None, stop=None):
         """Serve until now_ms() reaches until_ms (None: forever) or stop() is true."""
         self.boot()
+        k = self.keeper
         while True:
-            now = self.now_ms()
-            self._tick(now)  # drift correction and slew, as in Service.run
-            if self._finished(now, until_ms, stop):
+            now = self.loop_ms()
+            k.tick(now)
+            wait_ms = self._wait_ms(now, until_ms, stop)
+            if wait_ms is None:
                 break
-            wait_ms = self._wait_ms(now, until_ms)
             if wait_ms > 0:
                 await sleep_ms(wait_ms)
                 continue
-            action = self._poll(now)
+            action = k.poll(now)
             if action is None:
                 if self._stalled(now):
                     await sleep_ms(STALL_MS)
@@ -88,8 +89,8 @@ class AsyncService(Service):
                 self._resolve(action[1])  # blocks: getaddrinfo has no asynchronous form
             else:
                 r = await exchange_async(self.net, self.clock, action[2], self.timeout_ms)
-                self._result(action[1], action[2], r)
-        self._save()
+                k.result(action[1], action[2], r, self.loop_ms())
+        k.save()
         return self.now_ms()
 
     async def sync(self, until_ms=None):

@@ -115,12 +115,7 @@ def check(key, value):
     if len(value.encode()) > MAX_TEXT or not _printable(value):
         raise ValueError("{}: at most {} bytes of printable text".format(key, MAX_TEXT))
     if kind == "label":
-        ok = 0 < len(value) <= 63 and value[0] != "-" and value[-1] != "-"
-        for c in value:
-            ok = ok and ("a" <= c.lower() <= "z" or "0" <= c <= "9" or c == "-")
-        if not ok:
-            raise ValueError("zone must be one DNS label such as acme")
-        return value.lower()
+        return policy.zone_label(value)  # the policy's own rule (Config.from_dict)
     if kind == "host":
         policy.parse_server(value)
         return value

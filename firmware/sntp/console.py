@@ -381,7 +381,7 @@ class Console:
             return [_err("sync: {} ({})".format(s["error"], s["detail"]))]
         if not svc.policy.sources:
             return [_err("no servers configured (rule 3: there is no built-in default)")]
-        svc.policy.sync_now(svc.now_ms())
+        svc.policy.sync_now(svc.loop_ms())
         return ["sync requested: the service asks as soon as its floors and holds allow", OK]
 
     def cmd_reboot(self, rest):
@@ -447,7 +447,7 @@ def status_lines(svc, tz=None):
     """The status of a running Service, one fact a line (no OK); with tz (a TZ rule), the
     local time too."""
     pol = svc.policy
-    now = svc.now_ms()
+    now = svc.loop_ms()
     st = svc.status()
     wall = svc.wall_us()
     valid = wall >= pol.floor_us
@@ -461,7 +461,7 @@ def status_lines(svc, tz=None):
         lines.append("local      " + local_text(tz, wall))
     last = st["last_sync_unix_s"]
     lines.append("last_sync  {}".format(_utc(last * US_PER_S)[:19] + " UTC" if last else "never"))
-    disc = svc.disc
+    disc = svc.keeper.disc
     if disc is not None and disc.last is not None:
         lines.append(
             "offset     {} ({} at the last sync)".format(

@@ -3,25 +3,25 @@
 # I/O-free, integers only. The driver hands it every Correction the policy returns and calls
 # tick() every few seconds; both answer with microseconds to add to the RTC (rtc.adjust()).
 #
-# Step or slew. An offset above STEP_THRESHOLD_US (ntpd's 128 ms), or any offset while the
+# Step or slew. An offset above _STEP_THRESHOLD_US (ntpd's 128 ms), or any offset while the
 # clock is invalid, is stepped at once (the policy has already required agreement for it).
-# A smaller one is slewed: spread over time at no more than MAX_SLEW_PPM, so time read
+# A smaller one is slewed: spread over time at no more than _MAX_SLEW_PPM, so time read
 # through the disciplined API never runs backwards and never jumps.
 #
 # Frequency (drift). Between two syncs the clock is corrected for the current estimate;
 # whatever offset is still found is the estimate's error: measured frequency = estimate +
 # (offset - slew still pending) / time since the last sync. The estimate is the MEDIAN of
-# the last DRIFT_SAMPLES such measurements (one outlier cannot move it), taken only over
-# bases of at least MIN_BASE_S; a measurement more
-# than OUTLIER_PPB away from a settled estimate is rejected outright; a persisted or
-# measured value beyond MAX_DRIFT_PPB (no crystal is that bad) is discarded.
+# the last _DRIFT_SAMPLES such measurements (one outlier cannot move it), taken only over
+# bases of at least _MIN_BASE_S; a measurement more
+# than _OUTLIER_PPB away from a settled estimate is rejected outright; a persisted or
+# measured value beyond _MAX_DRIFT_PPB (no crystal is that bad) is discarded.
 #
 # Interval. The predicted error after t seconds is about sigma * t, sigma being how wrong
 # the estimate has turned out to be: at each sync, the frequency measured over the interval
 # just ended minus the estimate applied during it is the prediction's realized error (the
-# offset found, per second of the interval). sigma is the largest of the last DRIFT_SAMPLES
+# offset found, per second of the interval). sigma is the largest of the last _DRIFT_SAMPLES
 # of those (a temperature swing of +/-2 ppm a day shows as about 1 ppm over half-day
-# intervals), at least WANDER_FLOOR_PPB; ASSUMED_PPB until three measurements are in; the
+# intervals), at least _WANDER_FLOOR_PPB; _ASSUMED_PPB until three measurements are in; the
 # spread (max - min) of the measurements until three realized errors are known. Part of the
 # budget is kept for what no poll rate can fix, the path's asymmetry: at most half the round
 # trip of the last sync (RFC 5905: the true offset lies within offset +/- delay/2), and at
@@ -32,28 +32,31 @@
 # Units: drift in ppb (parts per billion), positive when the local clock runs SLOW (the
 # offset, server minus local, grows positive), so the correction added is +drift * elapsed.
 from .compat import const
+from .policy import Policy
 
-STEP_THRESHOLD_US = const(128_000)
-MAX_SLEW_PPM = const(500)  # the Linux kernel's adjtime() rate
-MAX_DRIFT_PPB = const(500_000)  # 500 ppm: beyond any crystal; a larger value is garbage
-OUTLIER_PPB = const(20_000)  # 20 ppm from a settled estimate: a bad reply, not the crystal
-DRIFT_SAMPLES = const(5)
-MIN_BASE_S = const(60)  # shorter bases are mostly network noise
-MAX_BASE_S = const(10 * 86_400)  # older than this, the reference is stale: start again
-ASSUMED_PPB = const(50_000)  # an unknown crystal: up to 50 ppm
-WANDER_FLOOR_PPB = const(1_000)  # temperature wander of a good crystal: 1 ppm
-DEFAULT_ACCURACY_MS = const(100)
+_STEP_THRESHOLD_US = const(128_000)
+_MAX_SLEW_PPM = const(500)  # the Linux kernel's adjtime() rate
+_MAX_DRIFT_PPB = const(500_000)  # 500 ppm: beyond any crystal; a larger value is garbage
+_OUTLIER_PPB = const(20_000)  # 20 ppm from a settled estimate: a bad reply, not the crystal
+_DRIFT_SAMPLES = const(5)
+_MIN_BASE_S = const(60)  # shorter bases are mostly network noise
+_MAX_BASE_S = const(10 * 86_400)  # older than this, the reference is stale: start again
+_ASSUMED_PPB = const(50_000)  # an unknown crystal: up to 50 ppm
+_WANDER_FLOOR_PPB = const(1_000)  # temperature wander of a good crystal: 1 ppm
+_DEFAULT_ACCURACY_MS = const(100)
 _STATE_VERSION = const(1)
+_MAX_SLEEP_MS = const(60_000)  # a driver wakes at least once a minute
+_SLEW_TICK_MS = const(1_000)  # and every second while a slew is in progress
 
 
 class Discipline:
     """One clock's discipline. accuracy_ms: how far the clock may wander between polls."""
 
-    def __init__(self, accuracy_ms=DEFAULT_ACCURACY_MS):
+    def __init__(self, accuracy_ms=_DEFAULT_ACCURACY_MS):
         self.accuracy_ms = accuracy_ms  # ms
         self.drift_ppb = 0  # current frequency estimate, ppb, + = local clock slow
-        self.samples = []  # the last DRIFT_SAMPLES frequency measurements, ppb
-        self.errors = []  # |measurement - estimate applied| of the last DRIFT_SAMPLES, ppb
+        self.samples = []  # the last _DRIFT_SAMPLES frequency measurements, ppb
+        self.errors = []  # |measurement - estimate applied| of the last _DRIFT_SAMPLES, ppb
         self.pending_us = 0  # slew still to apply, signed us
         self.ref_unix_us = None  # wall time of the last correction (start of the base)
         self.tick_ms = None  # monotonic ms of the last tick()
@@ -68,12 +71,12 @@ class Discipline:
         if not isinstance(st, dict) or st.get("v") != _STATE_VERSION:
             return
         d = st.get("drift_ppb")
-        if _is_int(d) and -MAX_DRIFT_PPB <= d <= MAX_DRIFT_PPB:
+        if _is_int(d) and -_MAX_DRIFT_PPB <= d <= _MAX_DRIFT_PPB:
             self.drift_ppb = d
-        s = _recent_ints(st.get("samples"), -MAX_DRIFT_PPB, MAX_DRIFT_PPB)
+        s = _recent_ints(st.get("samples"), -_MAX_DRIFT_PPB, _MAX_DRIFT_PPB)
         if s is not None:
             self.samples = s
-        e = _recent_ints(st.get("errors"), 0, 2 * MAX_DRIFT_PPB)
+        e = _recent_ints(st.get("errors"), 0, 2 * _MAX_DRIFT_PPB)
         if e is not None:
             self.errors = e
         # ref_unix_us is not restored: the time the board was off ran on an undisciplined
@@ -88,7 +91,6 @@ class Discipline:
             "drift_ppb": self.drift_ppb,
             "samples": list(self.samples),
             "errors": list(self.errors),
-            "ref_unix_us": self.ref_unix_us,  # the last sync, for a reader; never loaded
             "delay_us": self.delay_us,
         }
 
@@ -102,7 +104,7 @@ class Discipline:
         if _is_int(delay_us) and delay_us >= 0:
             self.delay_us = delay_us
         measured = self._measure(offset_us, wall_us, clock_valid)
-        if not clock_valid or abs(offset_us) > STEP_THRESHOLD_US:
+        if not clock_valid or abs(offset_us) > _STEP_THRESHOLD_US:
             step, self.pending_us = offset_us, 0
             kind = "step"
         else:
@@ -125,14 +127,14 @@ class Discipline:
         if not clock_valid or ref is None:
             return None
         base_us = wall_us - ref
-        if base_us < MIN_BASE_S * 1_000_000 or base_us > MAX_BASE_S * 1_000_000:
+        if base_us < _MIN_BASE_S * 1_000_000 or base_us > _MAX_BASE_S * 1_000_000:
             return None
         residual_ppb = (offset_us - self.pending_us) * 1_000_000_000 // base_us
         f = self.drift_ppb + residual_ppb
-        if abs(f) > MAX_DRIFT_PPB:
+        if abs(f) > _MAX_DRIFT_PPB:
             self.rejected += 1
             return None
-        if len(self.samples) >= 3 and abs(f - self.drift_ppb) > OUTLIER_PPB:
+        if len(self.samples) >= 3 and abs(f - self.drift_ppb) > _OUTLIER_PPB:
             self.rejected += 1
             return None
         _push(self.samples, f)
@@ -149,12 +151,19 @@ class Discipline:
         if dt_ms <= 0:
             return 0
         self.tick_ms = now_ms
-        # drift: drift_ppb * dt, kept exact with a remainder in ppb*ms
-        self.frac += self.drift_ppb * dt_ms
-        whole_us = _trunc_div(self.frac, 1_000_000)
-        self.frac -= whole_us * 1_000_000
-        # slew: at most MAX_SLEW_PPM of the elapsed time
-        limit_us = MAX_SLEW_PPM * dt_ms // 1000
+        # drift: drift_ppb * dt, kept exact with a remainder in ppb*ms (rounded toward zero),
+        # in parts that stay small ints on 32-bit ports (20 ppm * 60 s is past 2**30)
+        q = self.drift_ppb * (dt_ms // 1000)  # ppb*s
+        m = 1000 * (q % 1000) + self.drift_ppb * (dt_ms % 1000) + self.frac
+        whole_us = m // 1_000_000
+        m -= whole_us * 1_000_000
+        whole_us += q // 1000
+        if whole_us < 0 and m:
+            whole_us += 1
+            m -= 1_000_000
+        self.frac = m
+        # slew: at most _MAX_SLEW_PPM of the elapsed time
+        limit_us = _MAX_SLEW_PPM * dt_ms // 1000
         s = self.pending_us
         if s > limit_us:
             s = limit_us
@@ -167,11 +176,11 @@ class Discipline:
     def sigma_ppb(self):
         """Uncertainty of the estimate: its largest recent realized error, with floors."""
         if len(self.samples) < 3:
-            return ASSUMED_PPB
+            return _ASSUMED_PPB
         sigma = max(self.samples) - min(self.samples)
         if len(self.errors) >= 3:
             sigma = max(self.errors)
-        return max(WANDER_FLOOR_PPB, sigma)
+        return max(_WANDER_FLOOR_PPB, sigma)
 
     def interval_cap_s(self):
         """The longest poll interval that keeps the predicted error within the budget left
@@ -192,46 +201,161 @@ def _median(xs):
 
 
 def _push(recent, x):
-    """Append x to a list kept to its last DRIFT_SAMPLES values."""
+    """Append x to a list kept to its last _DRIFT_SAMPLES values."""
     recent.append(x)
-    if len(recent) > DRIFT_SAMPLES:
+    if len(recent) > _DRIFT_SAMPLES:
         recent.pop(0)
 
 
 def _recent_ints(v, lo, hi):
-    """The last DRIFT_SAMPLES ints in [lo, hi] of a persisted list (others dropped), or None
+    """The last _DRIFT_SAMPLES ints in [lo, hi] of a persisted list (others dropped), or None
     when v is not a list."""
     if not isinstance(v, list):
         return None
-    return [x for x in v if _is_int(x) and lo <= x <= hi][-DRIFT_SAMPLES:]
-
-
-def _trunc_div(a, b):
-    """a / b rounded toward zero (Python's // floors), for a signed remainder that stays small."""
-    q = abs(a) // b
-    return q if a >= 0 else -q
+    return [x for x in v if _is_int(x) and lo <= x <= hi][-_DRIFT_SAMPLES:]
 
 
 def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-class MonotonicTime:
-    """The disciplined time API: read_us() (the RTC with its ticks interpolation) made
-    monotonic: a slew or a small negative drift correction can never make it run backwards.
-    Only a step (the policy's agreement rules passed) moves it back, and then at once."""
+class Keeper:
+    """The one binding of policy, discipline and persisted state that every driver uses
+    (service.Service, aio.AsyncService, tools/simdev.py, tools/fleet): the drivers only do
+    I/O and wait; whatever is decided, applied or saved is decided, applied or saved here.
 
-    def __init__(self, read_us):
-        self.read_us = read_us  # callable -> us since the port epoch
-        self.last_us = None  # the last value returned
+    wall_us: () -> the clock being set, Unix us. rtc: adjust(offset_us) moves that clock
+    (False or an exception: it could not; .error may say why); None: corrections are only
+    reported. store: load() -> dict or None, save(dict) -> bool; None: nothing persisted.
+    discipline=False: corrections are stepped whole, with no slew and no drift estimate.
+    Events (through policy.emit): every policy event, "clock" (applied, offset_us, how,
+    detail), "drift" (the discipline's estimate after a correction), "store" (a save failed),
+    "config" (a configuration warning, at boot).
+    """
 
-    def now_us(self):
-        t = self.read_us()
-        if self.last_us is not None and t < self.last_us:
+    def __init__(self, config, rand_below, wall_us, rtc=None, store=None, discipline=True):
+        self.policy = Policy(config, rand_below)
+        self.wall_us = wall_us
+        self.rtc = rtc
+        self.store = store
+        self.disc = Discipline(config.accuracy_ms) if rtc is not None and discipline else None
+        self.last_us = None  # the disciplined time last handed out (time_us)
+
+    def boot(self, now_ms, startup_delay=True):
+        """Load the saved state and schedule the first round (startup_delay=False: ask now)."""
+        p, d = self.policy, self.disc
+        state = self.store.load() if self.store is not None else None
+        if d is not None:
+            d.load(state.get("discipline") if isinstance(state, dict) else None)
+            d.tick(now_ms)
+            if d.samples:  # a known drift lifts the interval's default ceiling at once
+                p.set_interval_cap(d.interval_cap_s(), now_ms)
+        p.start(now_ms, self.wall_us(), state)
+        for w in p.config.warnings:
+            p.emit("config", warning=w)
+        if not startup_delay:
+            p.sync_now(now_ms)
+        self.save()
+
+    def tick(self, now_ms):
+        """Apply the drift correction and the slew for the time since the last tick."""
+        if self.disc is not None:
+            adj = self.disc.tick(now_ms)
+            if adj:
+                why = self._adjust(adj)
+                if why:
+                    self.policy.emit("clock", applied=False, offset_us=adj, how="tick", detail=why)
+
+    def wait_ms(self, now_ms):
+        """How long a driver may sleep: until the policy's next wake-up, at most a minute
+        (the drift correction is applied a minute at a time), a second while slewing."""
+        due = self.policy.due_ms
+        top = _MAX_SLEEP_MS
+        if self.disc is not None and self.disc.pending_us:
+            top = _SLEW_TICK_MS
+        return top if due is None else min(top, due - now_ms)
+
+    def poll(self, now_ms):
+        """The policy's next action (None, ('resolve', src) or ('query', src, addr))."""
+        action = self.policy.poll(now_ms, self.wall_us())
+        self.save()
+        return action
+
+    def resolved(self, src, addrs, now_ms, detail=None):
+        self.policy.resolved(src, addrs, now_ms, detail)
+        self.save()
+
+    def result(self, src, addr, r, now_ms):
+        """The outcome of a query: the Correction it led to (applied already), or None."""
+        corr = self.policy.result(src, addr, r, now_ms, self.wall_us())  # before it moves
+        if corr is not None:
+            self._apply(corr, now_ms)
+        self.save()
+        return corr
+
+    def _apply(self, corr, now_ms):
+        p, d = self.policy, self.disc
+        applied, why, kind = False, None, None
+        if self.rtc is not None:
+            self.tick(now_ms)  # the drift correction up to this instant first
+            step, kind = corr.offset_us, "step"
+            if d is not None:
+                wall = self.wall_us()
+                step = d.correction(corr.offset_us, wall, wall >= p.floor_us, corr.delay_us)
+                kind = d.last["kind"]
+            why = self._adjust(step) if step else None
+            applied = why is None
+            if applied and step:
+                self.last_us = None  # time_us() follows a step back at once
+            if d is not None:
+                if not applied:
+                    d.pending_us = 0
+                p.set_interval_cap(d.interval_cap_s(), now_ms)
+                p.dirty = True  # the discipline's state is saved with the policy's
+                info = d.last
+                p.emit(
+                    "drift",
+                    drift_ppb=info["drift_ppb"],
+                    measured_ppb=info["measured_ppb"],
+                    sigma_ppb=info["sigma_ppb"],
+                    interval_cap_s=info["interval_cap_s"],
+                    interval_s=p.interval_s,
+                )
+        p.emit("clock", applied=applied, offset_us=corr.offset_us, how=kind, detail=why)
+
+    def _adjust(self, us):
+        """None when the rtc moved the clock by us, else why not (a board RTC refuses with
+        False and says why in .error; others raise)."""
+        try:
+            if self.rtc.adjust(us) is not False:
+                return None
+            e = getattr(self.rtc, "error", None)
+        except (OSError, ValueError) as x:
+            e = x
+        return "cannot set the clock: {}".format(e)
+
+    def save(self):
+        """Persist the state if it changed; a failed save is retried at the next change."""
+        p = self.policy
+        if p.dirty:
+            p.dirty = False
+            state = p.state()
+            if self.disc is not None:
+                state["discipline"] = self.disc.state()
+            if self.store is not None and not self.store.save(state):
+                p.emit("store", ok=False, detail=getattr(self.store, "warning", None))
+
+    def rebase(self, d_ms):
+        """Every stored monotonic ms moves d_ms back, so that they stay small ints."""
+        self.policy.rebase(d_ms)
+        if self.disc is not None and self.disc.tick_ms is not None:
+            self.disc.tick_ms -= d_ms
+
+    def time_us(self, t_us):
+        """The clock reading t_us made monotonic: a slew or a negative drift correction never
+        makes it run backwards; only a step (the policy's agreement rules passed) moves it
+        back, and then at once."""
+        if self.last_us is not None and t_us < self.last_us:
             return self.last_us
-        self.last_us = t
-        return t
-
-    def stepped(self):
-        """Call after a step: the next reading is taken as it is, even if earlier."""
-        self.last_us = None
+        self.last_us = t_us
+        return t_us

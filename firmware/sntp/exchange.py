@@ -30,19 +30,22 @@ KISS = "kiss"  # Kiss-o'-Death (stratum 0); the code is in Result.kiss
 UNSYNCHRONIZED = "unsynchronized"  # LI = 3 or stratum >= 16
 ZERO_TIMESTAMP = "zero-timestamp"  # receive or transmit timestamp is zero
 NO_REFERENCE = "no-reference"  # reference timestamp is zero: never synchronized
-TOO_FAR = "too-far"  # root distance above MAX_ROOT_DISTANCE_US
+TOO_FAR = "too-far"  # root distance above _MAX_ROOT_DISTANCE_US
 BAD_TIMESTAMPS = "bad-timestamps"  # transmit before receive, or a negative round-trip delay
 TIMEOUT = "timeout"  # nothing that was our reply arrived before the deadline
 
 # Root distance limit: root delay / 2 + root dispersion, the server's own bound on its error.
 # RFC 5905 uses 1 s (MAXDIST); ntpd raised its default to 1.5 s, which we take: a server that
 # cannot vouch for its time to 1.5 s is no use to a device that wants 100 ms.
-MAX_ROOT_DISTANCE_US = const(1_500_000)
+_MAX_ROOT_DISTANCE_US = const(1_500_000)
 
 # A round trip shorter than the server's own processing time is a lie, past this slack for
 # the rounding of both sides' clocks to their resolution; within it the delay counts as 0.
-DELAY_SLACK_US = const(1_000)
+_DELAY_SLACK_US = const(1_000)
 
+_MODE_SERVER = const(4)
+_LEAP_UNSYNC = const(3)  # LI 3: the server's clock is not synchronized
+_STRATUM_UNSYNC = const(16)  # and stratum 16 says the same; stratum 0 is a KoD
 _VERSION_MIN = const(3)  # we send v4 and accept the v3 replies of older servers
 _VERSION_MAX = const(4)
 
@@ -87,7 +90,7 @@ class Exchange:
         self.epoch_s = epoch_s  # s from 1900 to the port epoch
         self.pivot_s = pivot_s  # NTP seconds: era pivot
         self.max_root_distance_us = (
-            MAX_ROOT_DISTANCE_US if max_root_distance_us is None else max_root_distance_us
+            _MAX_ROOT_DISTANCE_US if max_root_distance_us is None else max_root_distance_us
         )
         self.ignored = {}  # reason -> count of datagrams that were not our reply
         self.result = None  # the final Result once there is one
@@ -134,15 +137,15 @@ class Exchange:
 
     def _judge(self, h, t4_us):
         # Origin matched: this is the server's answer to our request. Every check is final.
-        if h.mode != packet.MODE_SERVER:
+        if h.mode != _MODE_SERVER:
             return Result(self.server, BAD_MODE, h)
         if h.version < _VERSION_MIN or h.version > _VERSION_MAX:
             return Result(self.server, BAD_VERSION, h)
-        if h.stratum == packet.STRATUM_KOD:
+        if h.stratum == 0:
             r = Result(self.server, KISS, h)
             r.kiss = packet.kiss_code(h.refid)
             return r  # its timestamps are never looked at
-        if h.leap == packet.LEAP_UNSYNC or h.stratum >= packet.STRATUM_UNSYNC:
+        if h.leap == _LEAP_UNSYNC or h.stratum >= _STRATUM_UNSYNC:
             return Result(self.server, UNSYNCHRONIZED, h)
         if h.rx_ts == 0 or h.tx_ts == 0:
             return Result(self.server, ZERO_TIMESTAMP, h)
@@ -161,7 +164,7 @@ class Exchange:
         delay = (t4_us - t1) - (t3 - t2)
         # transmit before receive is judged on the wire values: rounded to microseconds, a
         # transmit less than 1 us before the receive could round to the same one and pass
-        if tx_full < rx_full or delay < -DELAY_SLACK_US:
+        if tx_full < rx_full or delay < -_DELAY_SLACK_US:
             r.ok, r.error = False, BAD_TIMESTAMPS
             return r
         if delay < 0:

@@ -22,12 +22,6 @@ _OFF_ORIGIN_TS = const(24)  # origin: must equal the transmit timestamp we sent
 _OFF_RX_TS = const(32)  # receive: server time when our request arrived (T2)
 _OFF_TX_TS = const(40)  # transmit: server time when the reply left (T3)
 
-LEAP_UNSYNC = const(3)  # LI = 3: the server's clock is not synchronized
-MODE_CLIENT = const(3)
-MODE_SERVER = const(4)
-VERSION = const(4)
-STRATUM_KOD = const(0)
-STRATUM_UNSYNC = const(16)
 
 _REQUEST_BYTE0 = const(0x23)  # LI 0, VN 4, mode 3
 

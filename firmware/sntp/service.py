@@ -1,14 +1,17 @@
-# The blocking time service: the Policy driven in real time, with a network and a clock.
+# The blocking time service: the policy driven in real time, with a network and a clock.
 #
-# The loop is policy.py's driver contract, as in sim.py but with real I/O:
-#   sleep until policy.wakeup_ms() (at most MAX_SLEEP_MS at a time);
-#   action = policy.poll(now_ms, wall_us); then
-#     ('resolve', source)         -> net.resolve(); policy.resolved(...)
-#     ('query', source, address)  -> client.exchange_with(); policy.result(...), which may
-#                                    return a Correction: rtc.adjust(offset_us) applies it;
-#   save policy.state() through the store whenever policy.dirty.
-# now_ms is compat.Monotonic: ticks_ms extended so that it never wraps. wall_us is the clock
-# (the device's clock) in Unix us. Every decision is the policy's; this file only does I/O.
+# The loop (aio.py's is the same, awaiting instead of blocking); every decision, correction
+# and save is the discipline.Keeper's, this file only does I/O and waits:
+#   keeper.tick(now): the drift correction and slew since the last wake-up;
+#   sleep keeper.wait_ms(now) (at most a minute; a second while slewing), or else
+#   action = keeper.poll(now) ->
+#     ('resolve', source)         -> net.resolve(); keeper.resolved(...)
+#     ('query', source, address)  -> client.exchange_with(); keeper.result(...), which
+#                                    applies a correction through the rtc and saves.
+# now is compat.Monotonic: ticks_ms extended so that it never wraps, taken back by _REBASE_MS
+# (with every time the keeper holds) before it reaches 2**30: an idle wake-up computes in
+# small ints only, and allocates nothing on a 32-bit port. now_ms() (the public count, as
+# in events' t_ms) is that plus what was taken back.
 #
 # What is injected (all optional, for tests and for the boards):
 #   net    net.Net()-like: resolve(host, port) -> [Address], udp(family)
@@ -23,21 +26,19 @@
 # failed), "config" (a configuration warning). Each is a dict with "event" and "t_ms".
 from . import client, compat
 from .compat import const
-from .discipline import Discipline, MonotonicTime
+from .discipline import Keeper
 from .net import Net, NetError
-from .policy import Config, Policy
+from .policy import Config
 from .timestamp import unix_us
 
-MAX_SLEEP_MS = const(60_000)  # wake at least once a minute (Monotonic needs 6 days; stop())
 STALL_MS = const(1_000)  # the policy had nothing to do at its own wake-up time: a bug, wait
+_REBASE_AT_MS = const(1 << 29)  # 6.2 days: then
+_REBASE_MS = const(1 << 28)  # every ms is taken back by 3.1 days
 
 # A sync() ends with a correction, or when the policy gives up for now with one of these.
-GIVE_UP_EVENTS = ("backoff", "idle", "hold")
+_GIVE_UP = ("backoff", "idle", "hold")
 # A sync() does not wait for a next request further away than this (the floors of R1).
-SYNC_MAX_WAIT_MS = const(20_000)
-# While a slew is in progress the loop wakes this often to apply it (500 us a second at most);
-# otherwise at MAX_SLEEP_MS, applying the drift correction a minute at a time (20 ppm: 1.2 ms).
-SLEW_TICK_MS = const(1_000)
+_SYNC_MAX_WAIT_MS = const(20_000)
 
 
 class Service:
@@ -62,19 +63,27 @@ class Service:
         self.store = store  # load()/save(dict), or None
         self.timeout_ms = client.clamp_timeout_ms(timeout_ms)  # per exchange, ms
         rand = rand_below if rand_below is not None else compat.random_below
-        self.policy = Policy(config, rand)
-        # the clock discipline (step/slew, drift) applies corrections only where there is an rtc
-        self.disc = Discipline(config.accuracy_ms) if rtc is not None else None
-        self.time = MonotonicTime(self.clock.now_us)  # the disciplined time API (time_us())
+        self.keeper = Keeper(config, rand, self.wall_us, rtc, store)
+        self.policy = self.keeper.policy
         self.mono = compat.Monotonic(self.clock.ticks_ms, self.clock.ticks_diff)
         self.listeners = []  # callables(event dict)
         self.booted = False  # boot() ran: state loaded, first round scheduled
         self.policy.subscribe(self._fan_out)
 
     # ---- clocks and events ---------------------------------------------------------------
+    def loop_ms(self):
+        """The ms the policy and the keeper count in: small ints, taken back by _REBASE_MS
+        now and then (see the top); now_ms() is the same instant in the public count."""
+        ms = self.mono.now()
+        if ms >= _REBASE_AT_MS:
+            ms -= _REBASE_MS
+            self.mono.ms = ms
+            self.keeper.rebase(_REBASE_MS)
+        return ms
+
     def now_ms(self):
-        """Monotonic ms since this service was made: the policy's time, and run()'s until_ms."""
-        return self.mono.now()
+        """Monotonic ms since this service was made: events' t_ms, and run()'s until_ms."""
+        return self.policy.base_ms + self.loop_ms()
 
     def wall_us(self):
         """The clock being disciplined, in Unix us."""
@@ -84,7 +93,7 @@ class Service:
         """The disciplined time for the application: us since the port epoch, never running
         backwards under a slew (only a step, after the policy's agreement rules, moves it
         back). The RTC itself is kept right too, so plain time.time() stays right."""
-        return self.time.now_us()
+        return self.keeper.time_us(self.clock.now_us())
 
     def subscribe(self, fn):
         """fn(event dict) for every event; raising in fn stops the loop (keep it simple)."""
@@ -105,22 +114,9 @@ class Service:
         startup_delay=False asks at once instead of after the randomized start-up delay of
         rule 12: for a person waiting at a console, never for a fleet's default.
         """
-        if self.booted:
-            return
-        self.booted = True
-        state = self.store.load() if self.store is not None else None
-        now = self.now_ms()
-        if self.disc is not None:
-            self.disc.load(state.get("discipline") if isinstance(state, dict) else None)
-            self.disc.tick(now)
-            if self.disc.samples:
-                self.policy.set_interval_cap(self.disc.interval_cap_s(), now)
-        self.policy.start(now, self.wall_us(), state)
-        for w in self.config.warnings:
-            self.policy.emit("config", warning=w)
-        if not startup_delay:
-            self.policy.sync_now(now)
-        self._save()
+        if not self.booted:
+            self.booted = True
+            self.keeper.boot(self.loop_ms(), startup_delay)
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self, until_ms=None, stop=None):
@@ -129,16 +125,17 @@ class Service:
         Blocks the caller; returns now_ms() at the end. Never raises on network errors.
         """
         self.boot()
+        k = self.keeper
         while True:
-            now = self.now_ms()
-            self._tick(now)
-            if self._finished(now, until_ms, stop):
+            now = self.loop_ms()
+            k.tick(now)
+            wait_ms = self._wait_ms(now, until_ms, stop)
+            if wait_ms is None:
                 break
-            wait_ms = self._wait_ms(now, until_ms)
             if wait_ms > 0:
                 self.clock.sleep_ms(wait_ms)
                 continue
-            action = self._poll(now)
+            action = k.poll(now)
             if action is None:
                 if self._stalled(now):
                     self.clock.sleep_ms(STALL_MS)
@@ -146,8 +143,8 @@ class Service:
                 self._resolve(action[1])
             else:
                 r = client.exchange_with(self.net, self.clock, action[2], self.timeout_ms)
-                self._result(action[1], action[2], r)
-        self._save()
+                k.result(action[1], action[2], r, self.loop_ms())
+        k.save()
         return self.now_ms()
 
     def sync(self, until_ms=None):
@@ -168,9 +165,8 @@ class Service:
         watch = SyncWatch(self)
         self.subscribe(watch)
         self.boot(startup_delay=False)
-        now = self.now_ms()
-        self.policy.sync_now(now)
-        if self.policy.wakeup_ms() is None:  # no servers: nothing to ask
+        self.policy.sync_now(self.loop_ms())
+        if self.policy.due_ms is None:  # no servers: nothing to ask
             watch.done = True
             if watch.error is None:
                 watch.fail("no-servers", "no servers configured (rule 3: no built-in default)")
@@ -178,46 +174,23 @@ class Service:
 
     def _sync_end(self, watch):
         self.unsubscribe(watch)
-        self._save()
+        self.keeper.save()
         return watch.summary()
 
-    def _finished(self, now, until_ms, stop):
-        return (stop is not None and stop()) or (until_ms is not None and now >= until_ms)
-
-    def _tick(self, now):
-        """Apply the discipline's drift correction and slew for the time since the last tick."""
-        if self.disc is None:
-            return
-        adj = self.disc.tick(now)
-        if adj:
-            try:
-                ok = self.rtc.adjust(adj) is not False  # board RTCs answer False, not raise
-            except (OSError, ValueError):
-                ok = False
-            if not ok:
-                self.policy.emit(
-                    "clock",
-                    applied=False,
-                    offset_us=adj,
-                    how="tick",
-                    detail=getattr(self.rtc, "error", None),
-                )
-
-    def _wait_ms(self, now, until_ms):
-        due = self.policy.wakeup_ms()
-        top = SLEW_TICK_MS if self.disc is not None and self.disc.pending_us else MAX_SLEEP_MS
-        wait_ms = top if due is None else min(top, due - now)
-        if until_ms is not None:
-            wait_ms = min(wait_ms, until_ms - now)
+    def _wait_ms(self, now, until_ms, stop):
+        """ms to wait before the next poll (0 or less: poll now), or None: stop serving."""
+        if stop is not None and stop():
+            return None
+        wait_ms = self.keeper.wait_ms(now)
+        if until_ms is not None:  # a count that may pass 2**30: only when asked for
+            left = until_ms - self.policy.base_ms - now
+            if left <= 0:
+                return None
+            wait_ms = min(wait_ms, left)
         return wait_ms
 
-    def _poll(self, now):
-        action = self.policy.poll(now, self.wall_us())
-        self._save()
-        return action
-
     def _stalled(self, now):
-        due = self.policy.wakeup_ms()
+        due = self.policy.due_ms
         return due is not None and due <= now
 
     def _resolve(self, src):
@@ -226,62 +199,10 @@ class Service:
             addrs = self.net.resolve(src.host, src.port)
         except NetError as e:
             addrs, detail = None, e.message
-        self.policy.resolved(src, addrs, self.now_ms(), detail)
-        self._save()
-
-    def _result(self, src, addr, r):
-        # wall_us before any correction: the policy computes the new time from it
-        corr = self.policy.result(src, addr, r, self.now_ms(), self.wall_us())
-        if corr is not None:
-            self._apply(corr)
-        self._save()
-
-    def _apply(self, corr):
-        applied, detail, kind = False, None, None
-        if self.rtc is not None:
-            now = self.now_ms()
-            self._tick(now)  # bring the drift correction up to this instant first
-            wall = self.wall_us()
-            valid = wall >= self.policy.floor_us
-            step = self.disc.correction(corr.offset_us, wall, valid, corr.delay_us)
-            kind = self.disc.last["kind"]
-            try:
-                applied = not step or self.rtc.adjust(step) is not False
-                if not applied:  # a board RTC refuses with False and says why in .error
-                    detail = "cannot set the clock: {}".format(getattr(self.rtc, "error", None))
-            except (OSError, ValueError) as e:
-                detail = "cannot set the clock: {}".format(e)
-            if applied and step:
-                self.time.stepped()
-            if not applied:
-                self.disc.pending_us = 0
-            self.policy.set_interval_cap(self.disc.interval_cap_s(), now)
-            self.policy.dirty = True  # the discipline's state is saved with the policy's
-            info = self.disc.last
-            self.policy.emit(
-                "drift",
-                drift_ppb=info["drift_ppb"],
-                measured_ppb=info["measured_ppb"],
-                sigma_ppb=info["sigma_ppb"],
-                interval_cap_s=info["interval_cap_s"],
-                interval_s=self.policy.interval_s,
-            )
-        self.policy.emit(
-            "clock", applied=applied, offset_us=corr.offset_us, how=kind, detail=detail
-        )
-
-    def _save(self):
-        if not self.policy.dirty:
-            return
-        self.policy.dirty = False  # a failed save is retried at the next change, not at once
-        state = self.policy.state()
-        if self.disc is not None:
-            state["discipline"] = self.disc.state()
-        if self.store is not None and not self.store.save(state):
-            self.policy.emit("store", ok=False, detail=getattr(self.store, "warning", None))
+        self.keeper.resolved(src, addrs, self.loop_ms(), detail)
 
     def status(self):
-        return self.policy.status(self.now_ms())
+        return self.policy.status(self.loop_ms())
 
 
 class SyncWatch:
@@ -343,18 +264,18 @@ class SyncWatch:
             self.fail("hourly-cap", "request cap of {} an hour reached".format(e["cap"]))
         elif kind == "idle":
             self.fail("no-servers", e.get("reason") or "no servers configured")
-        if kind in GIVE_UP_EVENTS:
+        if kind in _GIVE_UP:
             self.done = True
 
     def finished(self):
         if self.done:
             return True
         svc = self.service
-        due = svc.policy.wakeup_ms()
-        if due is not None and due - svc.now_ms() > SYNC_MAX_WAIT_MS:
+        due = svc.policy.due_ms
+        if due is not None and due - svc.loop_ms() > _SYNC_MAX_WAIT_MS:
             self.done = True  # the next request is further away than a person should wait
             self.fail(
-                "deferred", "next request allowed in {} s".format((due - svc.now_ms()) // 1000)
+                "deferred", "next request allowed in {} s".format((due - svc.loop_ms()) // 1000)
             )
         return self.done
 

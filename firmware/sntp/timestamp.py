@@ -15,7 +15,6 @@
 from .compat import const
 
 US_PER_S = const(1_000_000)
-NTP_ERA_S = 1 << 32  # seconds in one NTP era (136 years)
 _FRAC_HALF = const(1 << 31)
 
 # Seconds from 1900-01-01 (the NTP prime epoch) to the port epochs.
@@ -25,8 +24,7 @@ NTP_2000_S = 3_155_673_600  # 100 years incl. 24 leap days
 # The firmware's build date, the clock floor of rule 10 and the anchor of the era pivot.
 # Update it with each release (tools/sntp --version prints it). 2026-11-21 00:00:00 UTC.
 BUILD_UNIX_S = 1_795_219_200
-ERA_PIVOT_YEARS = const(50)
-ERA_PIVOT_NTP_S = BUILD_UNIX_S + NTP_1970_S - ERA_PIVOT_YEARS * 365 * 86400
+ERA_PIVOT_NTP_S = BUILD_UNIX_S + NTP_1970_S - 50 * 365 * 86400  # 50 years before the build
 
 
 def days_from_civil(year, month, day):
@@ -44,24 +42,10 @@ def epoch_ntp_s(epoch_year):
     return days_from_civil(epoch_year, 1, 1) * 86400 + NTP_1970_S
 
 
-def us_to_ntp(t_us, epoch_s):
-    """Local time (us since the epoch that is epoch_s after 1900) -> full NTP value (not wrapped).
-
-    The full value keeps the era: its seconds part may exceed 2**32. wire64() folds it.
-    """
-    s, us = divmod(t_us, US_PER_S)
-    return ((s + epoch_s) << 32) | ((us << 32) // US_PER_S)
-
-
-def wire64(full):
-    """A full NTP value as it travels on the wire (the era dropped)."""
-    return full & 0xFFFF_FFFF_FFFF_FFFF
-
-
 def resolve_era(ts64, pivot_s):
     """A 64-bit wire timestamp -> the full NTP value in [pivot_s, pivot_s + 2**32) seconds."""
     sec = ts64 >> 32
-    full_sec = pivot_s + (sec - pivot_s) % NTP_ERA_S
+    full_sec = pivot_s + (sec - pivot_s) % (1 << 32)  # 2**32 s: one era, 136 years
     return (full_sec << 32) | (ts64 & 0xFFFF_FFFF)
 
 

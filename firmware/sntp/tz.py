@@ -131,8 +131,8 @@ class Rule:
             if p == q:
                 f = p
             else:  # both fit: the first (bigger offset); neither: the offset before
-                return d * _DAY + s - (max(a, b) if q else min(a, b))
-        return d * _DAY + s - (b if f else a)
+                return d * _DAY + (s - (max(a, b) if q else min(a, b)))
+        return d * _DAY + (s - (b if f else a))  # one big-int step past 2**30 on 32 bits
 
 
 def _err(what, i):

@@ -14,8 +14,8 @@ import os
 import sys
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_FIRMWARE = os.path.join(_ROOT, "firmware")
-if _FIRMWARE not in sys.path:
-    sys.path.insert(0, _FIRMWARE)
+for _p in (os.path.join(_ROOT, "tools"), os.path.join(_ROOT, "firmware")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 ROOT = _ROOT

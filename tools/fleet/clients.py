@@ -5,52 +5,35 @@
 # goes out through World.send() at one wake; its outcome is handled at a later wake, when
 # the reply (or the deadline) comes, so the queue orders sends and replies in time.
 #
-# SntpClient runs firmware/sntp unchanged: policy.Policy decides every lookup and request,
-# every request is built by exchange.Exchange and every reply is real bytes judged by it,
-# and each Correction goes through discipline.Discipline to the clock, as in sim.Device and
-# service.py. The baselines are small models of other clients, each with its source.
+# SntpClient runs firmware/sntp unchanged: discipline.Keeper (the policy, the discipline
+# and the persisted state, bound as in service.py and tools/simdev.py) decides every lookup
+# and request, every request is built by exchange.Exchange and every reply is real bytes
+# judged by it, and each Correction goes through the Keeper to the clock. The baselines
+# are small models of other clients, each with its source.
 import struct
 
-from sntp import discipline, exchange, sim
-from sntp import policy as pol
-from sntp.timestamp import NTP_1970_S
+import ntpwire
+import simdev as sim
+
+from sntp import exchange
+from sntp.discipline import Keeper
 
 from .model import DENY, MIN_MS, OK, RATE, Device
 
-_NTP64 = (1 << 32) / 1_000_000
-
-
-def ntp64_bytes(unix_us):
-    s, us = divmod(unix_us, 1_000_000)
-    return ((((s + NTP_1970_S) % (1 << 32)) << 32) | ((us << 32) // 1_000_000)).to_bytes(8, "big")
-
-
-_HONEST = struct.Struct("!BBbbII4s8s8s8s8s")
-
 
 def reply_bytes(outcome, req, server_rx_us):
-    """The datagram a server sends: an honest stratum-2 reply as sim.Server builds it, or a
-    KoD in ntpd/ntpsec's form (LI 3, stratum 0, origin = receive = transmit = the nonce)."""
-    nonce = bytes(req[40:48])
+    """The datagram a server sends: an honest stratum-2 reply, or a KoD in ntpd/ntpsec's form
+    (LI 3, stratum 0, origin = receive = transmit = the nonce); both built by tools/ntpwire."""
     if outcome is OK:
-        return _HONEST.pack(
-            0x24,  # LI 0, VN 4, mode 4
-            2,
-            0,
-            -20,
-            0x100,
-            0x200,
-            b"\x0a\x00\x00\x01",
-            ntp64_bytes(server_rx_us - 16_000_000),
-            nonce,
-            ntp64_bytes(server_rx_us),
-            ntp64_bytes(server_rx_us + 100),
+        return ntpwire.reply(
+            req[40:48], ntpwire.ntp64(server_rx_us), ntpwire.ntp64(server_rx_us + 100)
         )
-    return _HONEST.pack(0xE4, 0, 0, 0, 0, 0, outcome.encode(), bytes(8), nonce, nonce, nonce)
+    return ntpwire.kod(req, outcome)
 
 
 class SntpClient(Device):
-    """This project's client: the real Policy, Discipline and Exchange (see the top)."""
+    """This project's client: the real Keeper (Policy, Discipline) and Exchange (the top).
+    It is its own rtc: adjust() moves its clock error."""
 
     name = "sntp"
     TIMEOUT_MS = sim.Device.TIMEOUT_MS  # the drivers' default (client.DEFAULT_TIMEOUT_MS)
@@ -59,43 +42,40 @@ class SntpClient(Device):
         super().__init__(world, idx, osc, clock_error_us, up_us, down_us)
         self.config = config  # policy.Config, shared by the fleet (read only)
         self.rand = rand  # callable n -> [0, n): the shard's random source
-        self.policy = None
-        self.disc = None
-        self.saved = None  # the persisted policy state (what the flash holds)
-        self.disc_state = None  # the persisted discipline state
+        self.keeper = None  # while powered
+        self.store = sim.MemStore()  # what the flash holds
         self.inflight = None  # (source, address, Exchange, reply bytes or None, T4 us)
         self.nonce = 0
 
+    def adjust(self, offset_us):
+        self.clock_error_us += offset_us
+
+    def wall_now(self):
+        return self.wall_us(self.t_ms)
+
     def advance(self, t_ms):
-        """The crystal's error, then the discipline's ticks (as sim.Device.advance)."""
+        """The crystal's error, then the discipline's ticks (as simdev.Device.advance)."""
         if t_ms > self.t_ms:
             self.clock_error_us -= self.osc.lag_us(self.t_ms, t_ms)
-            self.clock_error_us += self.disc.tick(t_ms)
             self.t_ms = t_ms
+            if self.keeper is not None:
+                self.keeper.tick(t_ms)
 
     def boot(self, t_ms, lose_clock=False):
         self.drift_to(t_ms)  # powered off: the crystal runs alone, no discipline ticks
         if lose_clock:
             self.lose_clock(t_ms)
-        self.policy = pol.Policy(self.config, self.rand)
-        self.disc = discipline.Discipline(self.config.accuracy_ms)
-        self.disc.load(self.disc_state)
-        self.disc.tick(t_ms)
-        if self.disc.samples:  # as service.Service.boot: a known drift lifts the 4 h cap
-            self.policy.set_interval_cap(self.disc.interval_cap_s(), t_ms)
-        self.policy.start(t_ms, self.wall_us(t_ms), self.saved)
+        self.keeper = Keeper(self.config, self.rand, self.wall_now, self, self.store)
+        self.keeper.boot(t_ms)
         self.inflight = None
         self.boot_ms = t_ms
         self.first_sync_pending = True
-        return self.policy.wakeup_ms()
+        return self.keeper.policy.due_ms
 
     def power_off(self, t_ms):
-        """Everything not persisted is lost; the persisted state is what the last save left,
-        and the driver saves after every action, so it is the state now."""
+        """Everything not persisted is lost; the keeper saved after every action."""
         self.advance(t_ms)
-        self.saved = self.policy.state()
-        self.disc_state = self.disc.state()
-        self.policy = None
+        self.keeper = None
         self.inflight = None
 
     def sample(self, t_ms):
@@ -103,7 +83,7 @@ class SntpClient(Device):
         return self.clock_error_us
 
     def wake(self, t_ms):
-        p = self.policy
+        k = self.keeper
         self.advance(t_ms)
         if self.inflight is not None:  # the reply came, or the deadline passed
             src, addr, ex, data, t4_us = self.inflight
@@ -111,21 +91,15 @@ class SntpClient(Device):
             r = ex.receive(data, addr.key, t4_us) if data is not None else None
             if r is None:
                 r = ex.expire()
-            wall = self.wall_us(t_ms)
-            corr = p.result(src, addr, r, t_ms, wall)
-            if corr is not None:
+            before = self.clock_error_us
+            if k.result(src, addr, r, t_ms) is not None:
                 if self.synced:
-                    self.world.stats.presync(t_ms, self.clock_error_us)
-                valid = wall >= p.floor_us
-                self.clock_error_us += self.disc.correction(
-                    corr.offset_us, wall, valid, corr.delay_us
-                )
-                p.set_interval_cap(self.disc.interval_cap_s(), t_ms)
+                    self.world.stats.presync(t_ms, before)
                 self.synced_now(t_ms)
-            return p.wakeup_ms()
-        action = p.poll(t_ms, self.wall_us(t_ms))
+            return k.policy.due_ms
+        action = k.poll(t_ms)
         if action is None:
-            due = p.wakeup_ms()
+            due = k.policy.due_ms
             if due is not None and due <= t_ms:
                 raise RuntimeError("policy stalled at {} ms".format(t_ms))
             return due
@@ -133,13 +107,13 @@ class SntpClient(Device):
             src = action[1]
             found = self.world.resolve(src.host, t_ms)
             servers = self.world.servers
-            p.resolved(src, [servers[i].addr for i in found] if found else None, t_ms)
-            return max(t_ms, p.wakeup_ms())
+            k.resolved(src, [servers[i].addr for i in found] if found else None, t_ms)
+            return max(t_ms, k.policy.due_ms)
         src, addr = action[1], action[2]
         self.nonce += 1
         nonce = struct.pack("!II", self.nonce, self.rand(1 << 30))
         t1 = self.wall_us(t_ms)
-        ex = exchange.Exchange(addr.key, nonce, t1, NTP_1970_S)
+        ex = exchange.Exchange(addr.key, nonce, t1, ntpwire.NTP_1970_S)
         req = ex.request()
         outcome, up, down = self.world.send(self, self.world.by_key[addr.key], t_ms)
         if outcome is None:
@@ -379,4 +353,4 @@ class FixedHourly(Baseline):
 
 BASELINES = {c.name: c for c in (CronWeekly, RetryEverySecond, NtptimeLoop, FixedHourly)}
 CLIENTS = ["sntp"] + list(BASELINES)
-_ = (RATE, DENY, _NTP64)
+_ = (RATE, DENY)

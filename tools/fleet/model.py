@@ -9,7 +9,7 @@
 import math
 from array import array
 
-from sntp import sim
+import simdev as sim
 
 from . import ROOT  # noqa: F401  (puts firmware/ on sys.path)
 

@@ -24,7 +24,6 @@ import argparse
 import os
 import select
 import socket
-import struct
 import sys
 import time
 
@@ -32,8 +31,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path[:0] = [os.path.join(ROOT, "tools")]
 
+import ntpwire  # noqa: E402
+
 from fuzz.fuzz_replies import T1_UNIX_US, T4_AFTER_US  # noqa: E402
-from fuzz.onwire import ERA, FUZZ_NONCE, NTP_1970_S  # noqa: E402
+from fuzz.onwire import ERA, FUZZ_NONCE  # noqa: E402
 
 OUT = os.path.join(HERE, "corpus")
 REQUEST = bytes([0x23]) + bytes(39) + FUZZ_NONCE  # LI 0, VN 4, mode 3; transmit = the nonce
@@ -107,25 +108,18 @@ def from_testnet():
         save(name, got)
 
 
-def ntp_units(unix_us):
-    """Unix microseconds -> full NTP value in 2**-32 s units (not wrapped)."""
-    return ((unix_us + NTP_1970_S * 1_000_000) * ERA) // 1_000_000
-
-
 def edge(rx, tx, li=0, vn=4, root_delay=0x100, root_disp=0x200):
     """A reply to the fuzz target's request: stratum 2, reference 16 s before rx."""
-    head = struct.pack(
-        ">BBbbII4s", li << 6 | vn << 3 | 4, 2, 6, -20, root_delay, root_disp, bytes([127, 0, 0, 1])
+    return ntpwire.reply(
+        FUZZ_NONCE, rx, tx, li=li, vn=vn, root_delay=root_delay, root_disp=root_disp
     )
-    mask = (1 << 64) - 1
-    return head + struct.pack(">Q8sQQ", (rx - 16 * ERA) & mask, FUZZ_NONCE, rx & mask, tx & mask)
 
 
 def from_edges():
-    rx = ntp_units(T1_UNIX_US + 5_000_000)  # the server 5 s ahead
+    rx = ntpwire.ntp_full(T1_UNIX_US + 5_000_000)  # the server 5 s ahead
     trip = T4_AFTER_US * ERA // 1_000_000
     ms = ERA // 1000
-    rollover = ntp_units(2_085_978_496 * 1_000_000 + 4_000_000)  # 2036-02-07 06:28:20 UTC
+    rollover = ntpwire.ntp_full(2_085_978_496 * 1_000_000 + 4_000_000)  # 2036-02-07 06:28:20 UTC
     save("edge-processing-within-slack", [edge(rx, rx + trip + ms // 2)])
     save("edge-processing-past-slack", [edge(rx, rx + trip + ms + ms // 100)])
     save("edge-root-distance-1.5s", [edge(rx, rx + 100, root_delay=0x10000, root_disp=0x10000)])

@@ -86,10 +86,8 @@ def one_input(data):
     verdicts = [check_one(data, NTP_1970_S), check_one(data, NTP_2000_S)]
     if verdicts[0] != verdicts[1]:  # the same instant on both ports: the same verdict
         raise Violation("1970 port: {}, 2000 port: {}".format(*verdicts))
-    h = packet.decode(data)
-    if (h is None) != (len(data) < 48):
-        raise Violation("decode() of {} bytes gave {}".format(len(data), h))
-    if h is not None:
+    if len(data) >= 48:  # what the console and tools/sntp show of any header
+        h = packet.Header(data)
         packet.refid_text(h.stratum, h.refid)
         if len(packet.kiss_code(h.refid)) != 4:
             raise Violation("kiss code of {!r}".format(h.refid))

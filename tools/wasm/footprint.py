@@ -33,7 +33,8 @@ class Clock:
         import time
 
         self.epoch_s = epoch_s
-        self.wall0 = START_US  # wall us at the start; an adjust() moves it
+        self.wall0 = START_US  # wall us at the start
+        self.moved = 0  # us the RTC was adjusted by
         self.ms = 0  # elapsed ms (a small int for 12 days)
         self.us = 0  # and us
         self.t0 = time.ticks_add(0, -3_600_000)  # ticks_ms wraps an hour in
@@ -52,7 +53,7 @@ class Clock:
 
     def now_us(self):
         e = self.ms * 1000 + self.us
-        return self.wall0 + e - e * DRIFT_PPB // 1_000_000_000
+        return self.wall0 + self.moved + e - e * DRIFT_PPB // 1_000_000_000
 
     def ticks_ms(self):
         return self.ticks_add(self.t0, self.ms)
@@ -73,7 +74,7 @@ class Rtc:
         self.clock = clock
 
     def adjust(self, offset_us):
-        self.clock.wall0 += offset_us
+        self.clock.moved += offset_us  # a small int: a board's RTC adapter has its own costs
 
 
 class Store:

@@ -1,22 +1,19 @@
-# The simulated-time driver: the real Policy and the real Exchange checks, with simulated
-# servers, DNS and clocks, for the scenario tests and the fleet simulator. No I/O, no sleep.
+# The simulated-time driver (host only): the real Policy and the real Exchange checks, with
+# simulated servers, DNS and clocks, for the scenario tests and the fleet simulator. No I/O,
+# no sleep.
 #
 # Every request is turned into real reply bytes by a simulated server and judged by
 # exchange.Exchange exactly as on a device, so a KoD or a liar in a scenario goes through
 # the same checks as one on the wire.
 import struct
 
-from . import exchange
-from .discipline import Discipline
-from .policy import Config, Policy
-from .timestamp import NTP_1970_S
+import ntpwire
 
-_NTP_1970 = NTP_1970_S
+from sntp import exchange
+from sntp.discipline import Keeper
+from sntp.policy import Config
 
-
-def _ntp64(unix_us):
-    s, us = divmod(unix_us, 1_000_000)
-    return (((s + _NTP_1970) % (1 << 32)) << 32) | ((us << 32) // 1_000_000)
+_NTP_1970 = ntpwire.NTP_1970_S
 
 
 class Oscillator:
@@ -95,24 +92,11 @@ class Server:
     def reply(self, req, true_us):
         if self.mode == "silent":
             return None
-        buf = bytearray(48)
         if self.mode == "kod" or self.mode == "spoof-kod":
             # ntpsec form: LI 3, stratum 0, origin = rx = tx = nonce (the spoof gets it wrong)
-            buf[0] = (3 << 6) | (4 << 3) | 4
-            buf[12:16] = self.code.encode()
-            buf[24:32] = req[40:48] if self.mode == "kod" else b"\x5a" * 8
-            buf[32:40] = req[40:48]
-            buf[40:48] = req[40:48]
-            return bytes(buf)
+            return ntpwire.kod(req, self.code, origin=None if self.mode == "kod" else b"Z" * 8)
         t2 = true_us + self.offset_us + self.delay_us // 2
-        buf[0] = (4 << 3) | 4
-        buf[1] = 2
-        struct.pack_into("!II", buf, 4, 0x100, 0x200)
-        buf[12:16] = b"\x0a\x00\x00\x01"
-        struct.pack_into("!Q", buf, 16, _ntp64(t2 - 16_000_000))
-        buf[24:32] = req[40:48]
-        struct.pack_into("!QQ", buf, 32, _ntp64(t2), _ntp64(t2 + 100))
-        return bytes(buf)
+        return ntpwire.reply(req[40:48], ntpwire.ntp64(t2), ntpwire.ntp64(t2 + 100))
 
 
 class World:
@@ -139,8 +123,23 @@ class World:
         return [Addr((ip, port)) for ip in ips]
 
 
+class MemStore:
+    """A store in memory (load() -> dict or None, save(dict) -> True): what the flash holds."""
+
+    def __init__(self, doc=None):
+        self.doc = doc
+
+    def load(self):
+        return self.doc
+
+    def save(self, doc):
+        self.doc = doc
+        return True
+
+
 class Device:
-    """One simulated device: a Policy, a clock error, persisted state, a log of events."""
+    """One simulated device: the real discipline.Keeper (policy, discipline, persisted state)
+    on a simulated clock, with a log of events. It is its own rtc: adjust() moves its error."""
 
     TIMEOUT_MS = 5_000
 
@@ -153,36 +152,54 @@ class Device:
         state=None,
         oscillator=None,
         discipline=False,
+        store=None,
     ):
         self.world = world
         self.config = Config.from_dict(config_dict)
         self.clock_error_us = clock_error_us  # device clock minus true time
         self.osc = oscillator  # Oscillator or None (a perfect clock)
-        self.disc = Discipline(self.config.accuracy_ms) if discipline else None
-        self.disc_state = None  # the discipline's persisted state
+        self.discipline = discipline  # slew and drift (Discipline), or whole steps
+        self.store = store if store is not None else MemStore(state)
         self.t_ms = 0  # the time the clock error was last brought up to date
         self.errors = []  # (ms, clock error us) at each sample of run(sample_ms=...)
         self.rand = rand  # callable n -> [0, n)
         self.events = []  # every event dict
-        self.saved = state  # the persisted state (as a save would leave it)
         self.steps = []  # (ms, offset_us) of every correction
         self.nonce = 0
+        self.keeper = None  # while it runs
         self.policy = None
         self.ignored = {}  # reason -> datagrams the exchanges ignored (spoofs, duplicates)
+
+    @property
+    def saved(self):
+        return self.store.doc
+
+    @property
+    def disc(self):
+        return self.keeper.disc if self.keeper is not None else None
 
     def wall_us(self, now_ms):
         return self.world.true_us(now_ms) + self.clock_error_us
 
+    def adjust(self, offset_us):
+        self.clock_error_us += offset_us
+
+    def wall_now(self):
+        return self.wall_us(self.t_ms)
+
     def boot(self, now_ms):
         self.advance(now_ms)
-        self.policy = Policy(self.config, self.rand)
-        self.policy.subscribe(self.events.append)
-        if self.disc is not None:
-            self.disc = Discipline(self.config.accuracy_ms)
-            self.disc.load(self.disc_state)
-            self.disc.tick(now_ms)
-        self.policy.start(now_ms, self.wall_us(now_ms), self.saved)
-        self._save()
+        k = Keeper(
+            self.config,
+            self.rand,
+            self.wall_now,
+            self,
+            self.store,
+            self.discipline,
+        )
+        self.keeper, self.policy = k, k.policy
+        k.policy.subscribe(self.events.append)
+        k.boot(now_ms)
 
     def advance(self, now_ms):
         """Bring the clock to now_ms: the oscillator's error, then the discipline's ticks."""
@@ -190,9 +207,9 @@ class Device:
             return
         if self.osc is not None:
             self.clock_error_us -= self.osc.lag_us(self.t_ms, now_ms)
-        if self.disc is not None:
-            self.clock_error_us += self.disc.tick(now_ms)
         self.t_ms = now_ms
+        if self.keeper is not None:
+            self.keeper.tick(now_ms)
 
     def reboot(self, now_ms, lose_clock=False):
         """Restart from the persisted state; lose_clock: no RTC, the clock reads 1970 again."""
@@ -200,18 +217,13 @@ class Device:
             self.clock_error_us = -self.world.true_us(now_ms)
         self.boot(now_ms)
 
-    def _save(self):
-        if self.policy.dirty:
-            self.saved = self.policy.state()
-            self.policy.dirty = False
-
     def run(self, until_ms, sample_ms=None):
         """Drive the policy until until_ms (exclusive). sample_ms: also record the clock
         error every sample_ms (and tick the discipline there, as a driver's loop would)."""
-        p = self.policy
+        k = self.keeper
         next_sample = self.t_ms + sample_ms if sample_ms else None
         while True:
-            due = p.wakeup_ms()
+            due = k.policy.due_ms
             if (
                 next_sample is not None
                 and next_sample < until_ms
@@ -226,18 +238,16 @@ class Device:
                 return until_ms
             now = due
             self.advance(now)
-            action = p.poll(now, self.wall_us(now))
-            self._save()
+            action = k.poll(now)
             if action is None:
-                if p.wakeup_ms() == now:
+                if k.policy.due_ms == now:
                     raise RuntimeError("policy stalled at {} ms".format(now))
                 continue
             if action[0] == "resolve":
                 src = action[1]
-                p.resolved(src, self.world.resolve(src.host, src.port, now), now)
+                k.resolved(src, self.world.resolve(src.host, src.port, now), now)
             else:
                 now = self._query(action[1], action[2], now)
-            self._save()
 
     def _query(self, src, addr, now):
         self.nonce += 1
@@ -270,18 +280,8 @@ class Device:
         for reason, n in ex.ignored.items():
             self.ignored[reason] = self.ignored.get(reason, 0) + n
         self.advance(done)
-        wall = self.wall_us(done)
-        corr = self.policy.result(src, addr, r, done, wall)
+        corr = self.keeper.result(src, addr, r, done)
         if corr is not None:
-            if self.disc is None:
-                self.clock_error_us += corr.offset_us
-            else:
-                valid = wall >= self.policy.floor_us
-                self.clock_error_us += self.disc.correction(
-                    corr.offset_us, wall, valid, corr.delay_us
-                )
-                self.policy.set_interval_cap(self.disc.interval_cap_s(), done)
-                self.disc_state = self.disc.state()
             self.steps.append((done, corr.offset_us))
         return done
 
