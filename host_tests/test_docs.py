@@ -122,8 +122,9 @@ def constant(name):
     for mod in ("policy", "discipline", "exchange", "client", "service", "console", "config",
                 "net", "timestamp"):  # fmt: skip
         m = importlib.import_module("sntp." + mod)
-        if hasattr(m, name):
-            return getattr(m, name)
+        for attr in (name, "_" + name):  # a private const() is read on CPython only
+            if hasattr(m, attr):
+                return getattr(m, attr)
     raise AssertionError("{} is in no firmware module".format(name))
 
 
