@@ -355,10 +355,18 @@ def _is_dir(path):
         return False
 
 
-# The policy's bounds (sntp.policy.Config.from_dict would clamp to them).
+def _bounds(key, unit):
+    """(lo, hi, unit) of an integer key of the configuration schema (sntp.config.SCHEMA:
+    'int:LO:HI'): the bounds the policy would clamp to."""
+    from sntp import config
+
+    _, lo, hi = config.SCHEMA[key][0].split(":")
+    return int(lo), int(hi), unit
+
+
 RANGES = {
-    "--poll-min": (policy.LOCAL_POLL_MIN_S, policy.POLL_MAX_LIMIT_S, "seconds"),
-    "--accuracy-ms": (1, 60_000, "milliseconds"),
+    "--poll-min": _bounds("poll_min_s", "seconds"),
+    "--accuracy-ms": _bounds("accuracy_ms", "milliseconds"),
 }
 
 
@@ -752,9 +760,7 @@ def _run(svc, opts, out):
 # ---- waits and events in words ---------------------------------------------------------------
 
 WAIT_SAID_MS = 2_000  # a silent wait longer than this is announced with its reason
-FLOOR_REASON = "at most one request per {} s to each server address (rule 1)".format(
-    policy.MIN_GAP_MS // 1000
-)
+FLOOR_REASON = "at most one request per 15 s to each server address (rule 1)"
 
 
 def announce_waits(svc):
