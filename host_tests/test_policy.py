@@ -292,9 +292,11 @@ def test_two_liars_agreeing_with_each_other_still_lose_to_a_valid_clock():
 
 
 def test_two_liars_against_two_honest_servers_never_set_an_invalid_clock():
-    # the liars answer first (rotation starts at name 0); a tie is no majority
+    # a liar and an honest server answer first (rotation starts at name 0): they disagree,
+    # so all four are asked, and a tie is no majority. (Two liars that agree and are asked
+    # first do set an invalid clock: the price of a cold start that asks two, rule 11.)
     year_us = 365 * DAY_MS * 1000
-    w = zone_world(modes={0: sim.Server(offset_us=year_us), 1: sim.Server(offset_us=year_us)})
+    w = zone_world(modes={0: sim.Server(offset_us=year_us), 2: sim.Server(offset_us=year_us)})
     d = device(w, seed=4)
     d.run(2 * DAY_MS)
     check_invariants(w, d)
@@ -439,3 +441,27 @@ def test_a_factory_server_alone_syncs_once_then_the_device_goes_quiet():
     d.run(DAY_MS)
     assert len(w.servers[("192.168.1.10", 123)].requests) == 1 and len(d.steps) == 1
     assert kinds(d, "idle") and d.policy.due_ms is None
+
+
+# ---- a cold start asks two servers; RATE holds across reboots -----------------------------
+def test_a_cold_start_with_honest_servers_asks_two():
+    for seed in (1, 2, 3):
+        w = zone_world()
+        d = device(w, seed=seed)  # the clock reads 1970
+        d.run(HOUR_MS // 2)  # the next round comes a poll interval (30 min) after the first
+        check_invariants(w, d)
+        assert len(all_requests(w)) == 2, w.servers  # two that agree: a majority of two
+        assert len(d.steps) == 1 and abs(d.clock_error_us) < 1_000
+        assert len(kinds(d, "step")[0]["servers"]) == 2
+
+
+def test_a_cold_start_with_a_liar_among_the_first_two_asks_more_and_the_liar_loses():
+    year_us = 365 * DAY_MS * 1000
+    for liar in (0, 1):  # the first two names asked are 0 and 1
+        w = zone_world(modes={liar: sim.Server(offset_us=year_us)})
+        d = device(w, seed=5)
+        d.run(HOUR_MS // 2)
+        check_invariants(w, d)
+        assert len(all_requests(w)) == 4  # they disagree: the others are asked too
+        assert len(d.steps) == 1 and abs(d.clock_error_us) < 1_000  # three against one
+        assert kinds(d, "disagree")[-1]["servers"] == ["{}.acme.pool.ntp.org".format(liar)]

@@ -641,11 +641,14 @@ class Policy:
         valid = wall_us >= self.floor_us
         if len(self.sources) == 1 or (valid and abs(latest.offset_us) <= _AGREE_ABOVE_US):
             chosen = [latest]
-        elif self._pick(now_ms, dry=True) != (None, None):
-            return None  # a large step waits until every source has been asked
         else:
             chosen = _majority(samples)
-            if chosen is None:
+            if self._pick(now_ms, dry=True) != (None, None):
+                # a large step waits until every source has been asked; an invalid clock
+                # stops as soon as two or more replies all agree (a cold start asks two)
+                if valid or chosen is None or len(chosen) < len(samples):
+                    return None
+            elif chosen is None:
                 if len(samples) >= 2:
                     self._disagree(samples)
                 return self._round_failed(now_ms, wall_us)
