@@ -465,3 +465,75 @@ def test_a_cold_start_with_a_liar_among_the_first_two_asks_more_and_the_liar_los
         assert len(all_requests(w)) == 4  # they disagree: the others are asked too
         assert len(d.steps) == 1 and abs(d.clock_error_us) < 1_000  # three against one
         assert kinds(d, "disagree")[-1]["servers"] == ["{}.acme.pool.ntp.org".format(liar)]
+
+
+def rate_world():
+    w = sim.World(T0)
+    w.dns["ntp.example.net"] = ["10.0.0.1"]
+    w.servers[("10.0.0.1", 123)] = sim.Server("kod", "RATE")
+    return w
+
+
+def test_a_rate_hold_is_kept_across_reboots_with_or_without_a_valid_clock():
+    # each boot asks at once (as tools/sntp sync does), so only the hold can keep it quiet.
+    # clock: "lost" reads 1970 at every boot (no RTC), "kept" by an RTC, "set" valid from
+    # the second boot on while the RATE came with an invalid clock (its date means nothing)
+    for clock in ("lost", "kept", "set"):
+        for off_ms in (0, 30 * 60_000):  # reboot at once, or after half an hour switched off
+            where = (clock, off_ms)
+            w = rate_world()
+            reqs = w.servers[("10.0.0.1", 123)].requests
+            d = device(w, {"servers": ["ntp.example.net"]}, clock_error_us=-T0 * (clock != "kept"))
+            d.reboot(1_000, ask_now=True)
+            t = 60_000
+            d.run(t)
+            assert len(reqs) == 1, (where, reqs)
+            hold_end = reqs[0] + kinds(d, "kod")[-1]["gap_ms"]
+            boots = []
+            for _ in range(12):  # a sync asked for every 5 minutes, each after a reboot
+                t += off_ms
+                if clock == "set":
+                    d.clock_error_us = 0
+                d.reboot(t, lose_clock=clock == "lost", ask_now=True)
+                boots.append(t)
+                t += 5 * 60_000
+                d.run(t)
+            d.run(t + 6 * HOUR_MS)
+            assert [x for x in reqs if x < hold_end] == reqs[:1], (where, reqs, hold_end)
+            assert len(reqs) >= 2, (where, reqs)  # asked again after the hold
+            if clock == "kept":  # a valid clock counts the time switched off too
+                assert reqs[1] == min(b for b in boots if b >= hold_end), (where, reqs, boots)
+            check_invariants(w)
+
+
+def test_rate_holds_from_an_older_or_garbage_state_get_a_safe_default_and_one_warning():
+    cfg = pol.Config.from_dict({"servers": ["ntp.example.net"]})
+    held = [
+        ({"v": 1, "boots": 4}, False),  # an older version: no RATE holds saved
+        ({"v": 1, "rate": 5}, False),
+        ({"v": 1, "rate": {"10.0.0.1:123": "soon", 7: [1, 2, 3]}}, True),
+        ({"v": 1, "rate": {"10.0.0.1:123": [600_000, 900_000, 1]}}, True),  # hold > gap
+        ({"v": 1, "rate": {"10.0.0.1:123": [True, 0, 1]}}, True),
+    ]
+    for st, rate_held in held:
+        p = pol.Policy(cfg, Rng(1).below)
+        events = []
+        p.subscribe(events.append)
+        p.start(0, T0, st)
+        warned = [e for e in events if e["event"] == "config"]
+        assert len(warned) == 1 and "rate" in warned[0]["warning"], (st, warned)
+        assert p.due_ms >= REBOOT_MIN_MS  # a state means a boot before: a reboot's wait
+        peer = p._peer(("10.0.0.1", 123))
+        if rate_held:  # unreadable: held as long as a RATE alone can hold it
+            assert peer.rate_gap_ms >= RATE_MAX_MS and peer.last_send_ms == 0, st
+        else:
+            assert peer.rate_until_ms == 0 and peer.last_send_ms is None, st
+    # a state saved by this version restores without a warning
+    p = pol.Policy(cfg, Rng(1).below)
+    p.start(0, T0, held[2][0])
+    p2 = pol.Policy(cfg, Rng(1).below)
+    events = []
+    p2.subscribe(events.append)
+    p2.start(0, T0, p.state(T0))
+    assert [e for e in events if e["event"] == "config"] == []
+    assert p2._peer(("10.0.0.1", 123)).rate_gap_ms == RATE_MAX_MS

@@ -173,6 +173,32 @@ def test_a_kiss_of_death_sets_nothing(runtime, mode, code, servers, tmp_path):
         assert len(srv.requests) == 1
 
 
+@pytest.mark.parametrize(
+    "runtime,clock", [("micropython", "lost"), ("cpython", "lost"), ("micropython", "kept")]
+)
+def test_a_rate_kiss_is_kept_across_runs(runtime, clock, servers, tmp_path):
+    # Each run is a restart of the board. lost: no RTC, the board clock reads 1970 at each
+    # boot (the hold starts again at each boot); kept: the clock runs on, and the second
+    # run comes 16 s later, past the 15 s floor, so that only the RATE hold keeps it quiet.
+    srv = servers(0.0, "kod-rate")
+    lost = {"rtc_unix_s": 0}
+    path = state_file(tmp_path, lost if clock == "lost" else None)
+    p, j = sync_json(runtime, "blocking", "--server", addr(srv), "--state", path)
+    assert p.returncode == 1 and j["error"] == "kiss" and j["kiss"] == "RATE", j
+    st = read_state(path)
+    gap_ms, hold_ms, _ = st["policy"]["rate"][addr(srv)]
+    assert hold_ms > 15_000 and gap_ms >= 600_000, st  # rule 5: at least 10 minutes
+    if clock == "lost":
+        st.update(lost)
+        with open(path, "w") as f:
+            json.dump(st, f)
+    else:
+        time.sleep(16)
+    p, j = sync_json(runtime, "blocking", "--server", addr(srv), "--state", path)
+    assert p.returncode == 1 and not j["clock_set"] and j["servers_tried"] == [], j
+    assert len(srv.requests) == 1  # the server saw one request, not two
+
+
 @pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_silent_servers_are_each_tried_once_then_it_gives_up(runtime, driver, servers, tmp_path):

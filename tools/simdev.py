@@ -187,7 +187,8 @@ class Device:
     def wall_now(self):
         return self.wall_us(self.t_ms)
 
-    def boot(self, now_ms):
+    def boot(self, now_ms, ask_now=False):
+        """Start (again) at now_ms; ask_now: a person asked for a sync (tools/sntp sync)."""
         self.advance(now_ms)
         k = Keeper(
             self.config,
@@ -199,7 +200,7 @@ class Device:
         )
         self.keeper, self.policy = k, k.policy
         k.policy.subscribe(self.events.append)
-        k.boot(now_ms)
+        k.boot(now_ms, not ask_now)
 
     def advance(self, now_ms):
         """Bring the clock to now_ms: the oscillator's error, then the discipline's ticks."""
@@ -211,11 +212,11 @@ class Device:
         if self.keeper is not None:
             self.keeper.tick(now_ms)
 
-    def reboot(self, now_ms, lose_clock=False):
+    def reboot(self, now_ms, lose_clock=False, ask_now=False):
         """Restart from the persisted state; lose_clock: no RTC, the clock reads 1970 again."""
         if lose_clock:
             self.clock_error_us = -self.world.true_us(now_ms)
-        self.boot(now_ms)
+        self.boot(now_ms, ask_now)
 
     def run(self, until_ms, sample_ms=None):
         """Drive the policy until until_ms (exclusive). sample_ms: also record the clock

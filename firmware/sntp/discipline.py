@@ -341,7 +341,7 @@ class Keeper:
         p = self.policy
         if p.dirty:
             p.dirty = False
-            state = p.state()
+            state = p.state(self.wall_us())
             if self.disc is not None:
                 state["discipline"] = self.disc.state()
             if self.store is not None and not self.store.save(state):

@@ -18,7 +18,9 @@
 #
 # Rules of this file (what holds whatever the events):
 #  R1 Never two requests to one address less than MIN_GAP_MS apart (rule 1); a RATE kiss
-#     widens that address's gap (rule 5); DENY/RSTR stop it for _DENY_HOLD_S.
+#     widens that address's gap (rule 5); DENY/RSTR stop it for _DENY_HOLD_S. Both holds
+#     are kept across reboots; a RATE hold as the ms left at the last save, which a clock
+#     valid then and at boot counts down, and which otherwise starts again at boot.
 #  R2 Never more than _HOURLY_CAP requests in any hour in total, whatever the configuration.
 #  R3 Every interval is randomized: a uniform 0-25 % on top (_JITTER_DIV), so nothing aligns
 #     with the wall clock (rule 15). There is no cron-like schedule anywhere.
@@ -27,11 +29,13 @@
 #     fleet comes back from an outage at about the rate it fell due, not in one burst).
 #     The count of failed rounds is persisted *before* each round: reboots continue it.
 #  R5 The clock moves only on a Correction from here: from one server when the clock is
-#     valid and the offset is under _AGREE_ABOVE_US; otherwise only once every source of
-#     the round has been asked, from a group of at least two servers that agree and are a
-#     strict majority of the replies (rule 11), so neither a lone liar nor two liars against
-#     two honest servers move it; except when exactly one server is configured. Never below
-#     the build date (rule 10); never from a KoD (the exchange gives no time for one).
+#     valid and the offset is under _AGREE_ABOVE_US; otherwise only from a group of at
+#     least two servers that agree and are a strict majority of the replies (rule 11): an
+#     invalid clock as soon as two or more replies all agree (a cold start asks two), else
+#     once every source of the round has been asked. So a lone liar never moves it, nor do
+#     two liars against two honest servers unless they agree and are the first two asked
+#     of an invalid clock; except when exactly one server is configured. Never below the
+#     build date (rule 10); never from a KoD (the exchange gives no time for one).
 #  R6 No built-in server: with none configured, no traffic, and an 'idle' event says why.
 #  R7 Names are stored, never addresses; DNS has its own backoff (rule 16).
 # Everything here is integers (ms, us, s); randomness comes from the rand_below callable.
@@ -71,6 +75,7 @@ POLL_MAX_LIMIT_S = const(131_072)
 _RATE_MIN_MS = const(600_000)
 _RATE_MAX_MS = const(8_192_000)
 _RATE_HOLD_MS = const(86_400_000)
+_RATE_GAP_TOP = const(262_144_000)  # 2 x POLL_MAX_LIMIT_S: the widest gap a RATE can set
 _DENY_HOLD_S = const(86_400)
 # R5: an offset above 1 s, or any offset while the clock is invalid, needs two servers that
 # agree within _AGREE_TOLERANCE_US plus half their two round trips.
@@ -377,7 +382,7 @@ class Policy:
         w = []
         c = self.config
         self.fails = _int_in(st, "fails", 0, 64, 0, w)
-        self.boots = _int_in(st, "boots", 0, 1 << 30, 0, w)
+        self.boots = _int_in(st, "boots", 1, 1 << 30, 1, w)  # a state: booted before
         top = c.poll_max_s if c.poll_max_explicit else POLL_MAX_LIMIT_S
         self.interval_s = _int_in(st, "interval_s", c.poll_min_s, top, c.poll_min_s, w)
         self.last_sync_unix_s = _opt_int(st.get("last_sync_unix_s"))
@@ -418,10 +423,56 @@ class Policy:
                     self._peer_by_text(k).denied_until_ms = (
                         now_ms + min(left_s, _DENY_HOLD_S) * 1000
                     )
+        # RATE holds: ms left at the save; by the wall clock only when it was valid then
+        # and is now, else they start again at this boot (longer, never shorter)
+        rate = st.get("rate")
+        at = st.get("saved_ms")
+        gone = 0
+        if valid and isinstance(at, int) and at * 1000 >= self.floor_us:
+            gone = max(0, wall_us // 1000 - at - _SLEW_SLACK_MS)
+        if not isinstance(rate, dict):
+            w.append("rate: {}, no RATE holds restored".format("missing" if rate is None else "bad"))
+            rate = {}
+        for k, v in rate.items():
+            if not isinstance(k, str):
+                continue
+            ok = isinstance(v, list) and len(v) == 3
+            for x in v if ok else ():
+                ok = ok and isinstance(x, int) and not isinstance(x, bool)
+            if ok:
+                gap, hold, until = v
+                ok = 0 < gap <= _RATE_GAP_TOP and 0 <= hold <= gap
+                ok = ok and 0 < until <= gap + _RATE_HOLD_MS
+            if not ok:  # unreadable: held as long as a RATE alone can hold it
+                w.append("rate: {} unreadable, held".format(k))
+                gap = hold = _RATE_MAX_MS
+                until = gap + _RATE_HOLD_MS
+            if until - gone > 0:
+                peer = self._peer_by_text(k)
+                peer.rate_gap_ms = gap
+                peer.rate_until_ms = now_ms + until - gone
+                sent = now_ms + max(0, hold - gone) - gap  # asked again once the hold is over
+                if peer.last_send_ms is None or peer.last_send_ms < sent:
+                    peer.last_send_ms = sent
+        if w:
+            self.emit("config", warning="state: " + "; ".join(w))
 
-    def state(self):
-        """The dict to persist (small, JSON-able). Call when self.dirty, then clear it."""
+    def state(self, wall_us=None):
+        """The dict to persist (small, JSON-able). Call when self.dirty, then clear it.
+        wall_us: the clock now, which dates the RATE holds (when it is valid)."""
+        now = self.now_ms
+        rate = {}
+        for k, p in self.peers.items():
+            if p.rate_until_ms > now:
+                left = 0 if p.last_send_ms is None else p.last_send_ms + p.rate_gap_ms - now
+                rate[k[1] if k[0] == "text" else key_text(k)] = [
+                    p.rate_gap_ms,
+                    min(max(0, left), p.rate_gap_ms),
+                    p.rate_until_ms - now,
+                ]
         return {
+            "rate": rate,
+            "saved_ms": wall_us // 1000 if wall_us is not None else None,
             "v": _STATE_VERSION,
             "fails": self.fails,
             "boots": self.boots,
@@ -619,6 +670,7 @@ class Policy:
             else:  # the first: the gap this address saw, doubled (not compounded after)
                 peer.rate_gap_ms = max(gap, 2 * min(peer.gap_ms, POLL_MAX_LIMIT_S * 1000))
             peer.rate_until_ms = now_ms + peer.rate_gap_ms + _RATE_HOLD_MS
+            self.dirty = True  # kept across reboots (R1)
             fields["gap_ms"] = peer.rate_gap_ms
         elif code == "DENY" or code == "RSTR":
             peer.denied_until_ms = now_ms + _DENY_HOLD_S * 1000
