@@ -537,3 +537,16 @@ def test_rate_holds_from_an_older_or_garbage_state_get_a_safe_default_and_one_wa
     p2.start(0, T0, p.state(T0))
     assert [e for e in events if e["event"] == "config"] == []
     assert p2._peer(("10.0.0.1", 123)).rate_gap_ms == RATE_MAX_MS
+
+
+def test_a_rate_is_saved_at_once_before_the_round_goes_on():
+    # a crash right after the RATE, before the next server of the round is asked
+    w = zone_world(2, modes={0: sim.Server("kod", "RATE"), 1: sim.Server("silent")})
+    reqs = w.servers[("10.0.0.1", 123)].requests
+    d = device(w, clock_error_us=0)
+    d.reboot(1_000, ask_now=True)
+    d.run(1_000 + 20)  # the send at 1 s, its RATE 20 ms later: stop there
+    assert len(reqs) == 1 and kinds(d, "kod") and not w.servers[("10.0.0.2", 123)].requests
+    d.reboot(2_000, ask_now=True)
+    d.run(RATE_MIN_MS)
+    assert reqs == [1_000] and w.servers[("10.0.0.2", 123)].requests, reqs
