@@ -233,7 +233,7 @@ bench: bench-check setup $(VENV)/.bench-done
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
 	  --baseline-devices $(FLEET_BASELINE_DEVICES) $(FLEET_ARGS)
 bench-docs: bench-check setup $(VENV)/.bench-done
-	$(MAKE) --no-print-directory footprint
+	$(MAKE) --no-print-directory footprint-docs
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
 	  --baseline-devices $(FLEET_BASELINE_DEVICES) --docs $(FLEET_ARGS)
 
@@ -248,7 +248,13 @@ bench-docs: bench-check setup $(VENV)/.bench-done
 footprint: setup
 	@rm -f results/footprint-wasm32.json
 	-$(MAKE) --no-print-directory footprint-wasm32
-	$(PY) tools/footprint.py --wasm32 results/footprint-wasm32.json
+	$(PY) tools/footprint.py --wasm32 results/footprint-wasm32.json $(FOOTPRINT_ARGS)
+
+# The same, and the targets with their figures rewritten in README.md (between its
+# footprint markers): run it on a clean checkout and commit the README.
+.PHONY: footprint-docs
+footprint-docs:
+	$(MAKE) --no-print-directory footprint FOOTPRINT_ARGS=--readme
 
 # What the service allocates on a 32-bit MicroPython (tools/wasm/footprint.py, under the
 # WebAssembly port): resident heap after importing the sync core and with a service running,
