@@ -146,11 +146,14 @@ BOARD_LIB = $(filter-out boards/common/hil.py,$(wildcard boards/common/*.py)) \
 # Every file deploy compiles and copies: the package (firmware/ -> :lib/sntp/), then the glue.
 DEPLOY_FILES = $(wildcard firmware/sntp/*.py) $(BOARD_LIB)
 DEPLOY_GLUE = $(notdir $(basename $(filter-out firmware/%,$(DEPLOY_FILES))))
+# Glue that earlier versions put in :lib/ and that no longer ships: removed from the board too
+# (boardrtc moved into the package as sntp/rtc).
+DEPLOY_RETIRED := boardrtc
 # Run on the board before copying (one line of Python: mpremote exec gets it as it is): make
 # :lib and :lib/sntp, remove the stale package and glue modules, print what went.
 DEPLOY_PREP = import os;'lib' in os.listdir() or os.mkdir('lib');L=os.listdir('lib');\
 'sntp' in L or os.mkdir('lib/sntp');\
-G=($(foreach m,$(DEPLOY_GLUE),'$(m).py','$(m).mpy',));\
+G=($(foreach m,$(DEPLOY_GLUE) $(DEPLOY_RETIRED),'$(m).py','$(m).mpy',));\
 S=['lib/sntp/'+f for f in os.listdir('lib/sntp') if f[-3:]=='.py' or f[-4:]=='.mpy'];\
 S+=['lib/'+f for f in L if f in G];[os.remove(f) for f in S];\
 print('deploy: removed %d old files from the board%s'%(len(S),':' if S else ''),*S)

@@ -326,6 +326,7 @@ def test_make_deploy_sends_valid_python_and_removes_stale_modules(board, tmp_pat
         "lib/sntp/gone.py",
         "lib/app.py",
         "lib/wifi.mpy",
+        "lib/boardrtc.mpy",  # glue of an earlier version, now sntp/rtc
     ]
     kept = ["lib/other.py", "lib/sntp/notes.txt", "main.py"]
     for p in stale + kept:
