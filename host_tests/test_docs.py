@@ -122,9 +122,9 @@ def constant(name):
     for mod in ("policy", "discipline", "exchange", "client", "service", "console", "config",
                 "net", "timestamp"):  # fmt: skip
         m = importlib.import_module("sntp." + mod)
-        for attr in (name, "_" + name):  # a private const() is read on CPython only
-            if hasattr(m, attr):
-                return getattr(m, attr)
+        for n in (name, "_" + name):  # a private const() is an attribute on CPython too
+            if hasattr(m, n):
+                return getattr(m, n)
     raise AssertionError("{} is in no firmware module".format(name))
 
 

@@ -1,7 +1,17 @@
 # tools/footprint.py (make footprint): the probes it runs under the unix-port MicroPython see
 # what they claim to see, and the targets are judged from the figures.
+import os
+import shutil
+import subprocess
+
 import footprint
 import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the figures table() reads besides the packages and module lists
+KEYS = ("core_mpy", "core_resident", "board_mpy", "board_resident", "sync_alloc")
+KEYS += ("sync_alloc_cold", "min_heap", "min_heap_empty", "idle_alloc", "idle_alloc_median")
+KEYS += ("idle_wakeups",)
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +58,51 @@ def test_targets_are_met_only_within_their_limits():
     assert marks[2:4] == [False, True]  # one sync: both runtimes within 4 KB, or missed
     res["wasm32"]["sync_bytes"] = 4096
     assert footprint.targets(res)[2]["met"] is True
+
+
+def test_the_readme_gets_the_targets_between_its_markers(tmp_path):
+    res = {"commit": "abc1234", "micropython": "3.4.0; MicroPython x on 2026-07-05"}
+    res["targets"] = footprint.targets({"core_mpy": 17_000, "min_heap": 30_000})
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- footprint -->\nold figures\n<!-- /footprint -->\nrest\n")
+    footprint.write_readme(res, str(readme))
+    text = readme.read_text()
+    assert "old figures" not in text and text.startswith("intro\n<!-- footprint -->\n")
+    assert text.endswith("<!-- /footprint -->\nrest\n")
+    assert "| 17,000 B | missed |" in text and "| 30,000 B | met |" in text
+    assert "abc1234" in text
+    with open(os.path.join(ROOT, "README.md")) as f:  # the real README has the markers
+        mine = f.read()
+    assert mine.count("<!-- footprint -->") == 1 and mine.count("<!-- /footprint -->") == 1
+
+
+WASM_MP = os.path.join(
+    ROOT, ".venv", "node", "node_modules", "@micropython", "micropython-webassembly-pyscript"
+)
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not os.path.isdir(WASM_MP),
+    reason="no WebAssembly MicroPython (make setup installs it where Node.js is)",
+)
+def test_the_32_bit_figures_that_make_footprint_reads_are_produced():
+    out = os.path.join(ROOT, "results", "footprint-wasm32.json")
+    if os.path.exists(out):
+        os.remove(out)
+    r = subprocess.run(
+        ["node", "host_tests/wasmrun.mjs", "--run", "tools/wasm/footprint.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = footprint.load_wasm32(os.path.join("results", "footprint-wasm32.json"))
+    assert got["sys_maxsize"] == 2**31 - 1  # a 32-bit runtime
+    for k in ("import_bytes", "sync_bytes", "wake_bytes", "wake_bytes_drift_known"):
+        assert isinstance(got[k], int) and got[k] >= 0, k
+    res = {"wasm32": got, "idle_alloc_32": max(got["wake_bytes"], got["wake_bytes_drift_known"])}
+    lines = footprint.table(
+        dict(res, core_modules=[], packages={}, board_modules=[], **dict.fromkeys(KEYS))
+    )
+    assert any("32-bit (WebAssembly port" in line for line in lines)

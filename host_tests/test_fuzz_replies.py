@@ -165,9 +165,8 @@ def test_any_bytes_from_any_source_at_any_time_never_raise(case):
         if not r.ok:
             assert_no_time(r)
         assert e.receive(data, source, t4_us) is None  # after the result: a duplicate
-    h = packet.decode(data)
-    assert (h is None) == (len(data) < 48)
-    if h is not None:
+    if len(data) >= 48:  # the header fields the console and tools/sntp show, of any bytes
+        h = packet.Header(data)
         assert len(packet.kiss_code(h.refid)) == 4
         packet.refid_text(h.stratum, h.refid)
 

@@ -58,3 +58,19 @@ def test_the_32_bit_webassembly_port_makes_the_same_decisions(cpython_line):
     need(WASM, "the WebAssembly MicroPython")
     line = summary(["node", "host_tests/wasmrun.mjs", "--run", "host_tests/longrun.py"])
     assert line == cpython_line
+
+
+def test_the_32_bit_footprint_runs_and_reports_every_figure():
+    # make footprint-wasm32 (make bench): the figures are printed, not checked here
+    need(WASM, "the WebAssembly MicroPython")
+    out = subprocess.run(
+        ["node", "host_tests/wasmrun.mjs", "--run", "tools/wasm/footprint.py", "--print-only"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr)
+    for what in ("importing the sync core", "built and synced", "per idle wake-up", "per sync"):
+        assert re.search(what + r".*: \d+ bytes", out.stdout), (what, out.stdout)

@@ -6,7 +6,8 @@
 #   exchange   one exchange: reply checks with named reasons, offset    (core, no I/O)
 #   net        sockets and resolver, port differences hidden            (driver)
 #   policy     when to ask whom: floors, backoff, KoD, DNS, agreement  (core, no I/O)
-#   discipline step or slew, drift estimate, the interval accuracy allows (core, no I/O)
+#   discipline step or slew, drift estimate, the interval accuracy allows (core, no I/O);
+#              Keeper: policy + discipline + persisted state, for every driver
 #   client     query(), exchange_with(): one blocking exchange          (driver)
 #   service    Service: the policy driven in real time, blocking        (driver)
 #   aio        AsyncService, start(): the same as an asyncio task       (driver)

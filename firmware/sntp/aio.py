@@ -17,7 +17,7 @@ import asyncio
 from . import client
 from .compat import TYPE_CHECKING, const
 from .net import NetError
-from .service import STALL_MS, Service
+from .service import Service
 
 POLL_SLICE_MAX_MS = const(8)  # the longest wait between looks at the socket
 
@@ -71,26 +71,17 @@ class AsyncService(Service):
     async def run(self, until_ms=None, stop=None):
         """Serve until now_ms() reaches until_ms (None: forever) or stop() is true."""
         self.boot()
-        k = self.keeper
         while True:
-            now = self.loop_ms()
-            k.tick(now)
-            wait_ms = self._wait_ms(now, until_ms, stop)
-            if wait_ms is None:
+            w = self._step(until_ms, stop)  # Service.run's turn, all but the waiting
+            if w is None:
                 break
-            if wait_ms > 0:
-                await sleep_ms(wait_ms)
-                continue
-            action = k.poll(now)
-            if action is None:
-                if self._stalled(now):
-                    await sleep_ms(STALL_MS)
-            elif action[0] == "resolve":
-                self._resolve(action[1])  # blocks: getaddrinfo has no asynchronous form
+            if isinstance(w, int):
+                if w > 0:
+                    await sleep_ms(w)
             else:
-                r = await exchange_async(self.net, self.clock, action[2], self.timeout_ms)
-                k.result(action[1], action[2], r, self.loop_ms())
-        k.save()
+                r = await exchange_async(self.net, self.clock, w[2], self.timeout_ms)
+                self.keeper.result(w[1], w[2], r, self.loop_ms())
+        self.keeper.save()
         return self.now_ms()
 
     async def sync(self, until_ms=None):

@@ -1,7 +1,9 @@
-# Clock discipline: step or slew, the oscillator's frequency error, and how long to wait.
+# Clock discipline: step or slew, the oscillator's frequency error, and how long to wait;
+# and the Keeper, the one binding of policy, discipline and persisted state that every
+# driver goes through (see the class: the drivers only do I/O and wait).
 #
-# I/O-free, integers only. The driver hands it every Correction the policy returns and calls
-# tick() every few seconds; both answer with microseconds to add to the RTC (rtc.adjust()).
+# Discipline is I/O-free, integers only. It is handed every Correction the policy returns,
+# and tick() every few seconds; both answer with microseconds to add to the RTC.
 #
 # Step or slew. An offset above _STEP_THRESHOLD_US (ntpd's 128 ms), or any offset while the
 # clock is invalid, is stepped at once (the policy has already required agreement for it).

@@ -1,4 +1,4 @@
-# The NTP packet header (RFC 5905 section 7.3): encode a client request, decode a reply.
+# The NTP packet header (RFC 5905 section 7.3): encode a client request, read a reply's.
 #
 # Every field by byte offset, side by side, read with struct.unpack_from at a fixed offset
 # (no slicing per field). Bytes past the 48-byte header (extension fields, a MAC) are
@@ -66,13 +66,6 @@ class Header:
 def _ts64(data, off):
     hi, lo = struct.unpack_from("!II", data, off)
     return (hi << 32) | lo
-
-
-def decode(data):
-    """A Header for any datagram of at least 48 bytes, else None. Never raises on bytes."""
-    if data is None or len(data) < HEADER_LEN:
-        return None
-    return Header(data)
 
 
 def origin_matches(data, nonce):

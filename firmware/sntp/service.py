@@ -1,7 +1,8 @@
 # The blocking time service: the policy driven in real time, with a network and a clock.
 #
-# The loop (aio.py's is the same, awaiting instead of blocking); every decision, correction
-# and save is the discipline.Keeper's, this file only does I/O and waits:
+# The loop, one turn of which is _step() (aio.py's run() takes the same turns, awaiting
+# instead of blocking); every decision, correction and save is the discipline.Keeper's,
+# this file only does I/O and waits:
 #   keeper.tick(now): the drift correction and slew since the last wake-up;
 #   sleep keeper.wait_ms(now) (at most a minute; a second while slewing), or else
 #   action = keeper.poll(now) ->
@@ -31,7 +32,7 @@ from .net import Net, NetError
 from .policy import Config
 from .timestamp import unix_us
 
-STALL_MS = const(1_000)  # the policy had nothing to do at its own wake-up time: a bug, wait
+_STALL_MS = const(1_000)  # the policy had nothing to do at its own wake-up time: a bug, wait
 _REBASE_AT_MS = const(1 << 29)  # 6.2 days: then
 _REBASE_MS = const(1 << 28)  # every ms is taken back by 3.1 days
 
@@ -125,27 +126,41 @@ class Service:
         Blocks the caller; returns now_ms() at the end. Never raises on network errors.
         """
         self.boot()
-        k = self.keeper
         while True:
-            now = self.loop_ms()
-            k.tick(now)
-            wait_ms = self._wait_ms(now, until_ms, stop)
-            if wait_ms is None:
+            w = self._step(until_ms, stop)
+            if w is None:
                 break
-            if wait_ms > 0:
-                self.clock.sleep_ms(wait_ms)
-                continue
-            action = k.poll(now)
-            if action is None:
-                if self._stalled(now):
-                    self.clock.sleep_ms(STALL_MS)
-            elif action[0] == "resolve":
-                self._resolve(action[1])
+            if isinstance(w, int):
+                if w > 0:
+                    self.clock.sleep_ms(w)
             else:
-                r = client.exchange_with(self.net, self.clock, action[2], self.timeout_ms)
-                k.result(action[1], action[2], r, self.loop_ms())
-        k.save()
+                r = client.exchange_with(self.net, self.clock, w[2], self.timeout_ms)
+                self.keeper.result(w[1], w[2], r, self.loop_ms())
+        self.keeper.save()
         return self.now_ms()
+
+    def _step(self, until_ms, stop):
+        """One turn of the loop, for run() here and in aio.py, which differ only in how they
+        wait: None (stop), ms to sleep (0: turn again), or a query action to carry out."""
+        now = self.loop_ms()
+        k = self.keeper
+        k.tick(now)
+        wait_ms = self._wait_ms(now, until_ms, stop)
+        if wait_ms is None or wait_ms > 0:
+            return wait_ms
+        action = k.poll(now)
+        if action is None:
+            due = self.policy.due_ms
+            return _STALL_MS if due is not None and due <= now else 0
+        if action[0] == "resolve":  # blocks, in aio.py too: getaddrinfo has no async form
+            src, detail = action[1], None
+            try:
+                addrs = self.net.resolve(src.host, src.port)
+            except NetError as e:
+                addrs, detail = None, e.message
+            k.resolved(src, addrs, self.loop_ms(), detail)
+            return 0
+        return action
 
     def sync(self, until_ms=None):
         """Ask now (policy.sync_now), and run until a correction or until the policy gives up.
@@ -188,18 +203,6 @@ class Service:
                 return None
             wait_ms = min(wait_ms, left)
         return wait_ms
-
-    def _stalled(self, now):
-        due = self.policy.due_ms
-        return due is not None and due <= now
-
-    def _resolve(self, src):
-        detail = None
-        try:
-            addrs = self.net.resolve(src.host, src.port)
-        except NetError as e:
-            addrs, detail = None, e.message
-        self.keeper.resolved(src, addrs, self.loop_ms(), detail)
 
     def status(self):
         return self.policy.status(self.loop_ms())
