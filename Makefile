@@ -146,11 +146,14 @@ BOARD_LIB = $(filter-out boards/common/hil.py,$(wildcard boards/common/*.py)) \
 # Every file deploy compiles and copies: the package (firmware/ -> :lib/sntp/), then the glue.
 DEPLOY_FILES = $(wildcard firmware/sntp/*.py) $(BOARD_LIB)
 DEPLOY_GLUE = $(notdir $(basename $(filter-out firmware/%,$(DEPLOY_FILES))))
+# Glue that earlier versions put in :lib/ and that no longer ships: removed from the board too
+# (boardrtc moved into the package as sntp/rtc).
+DEPLOY_RETIRED := boardrtc
 # Run on the board before copying (one line of Python: mpremote exec gets it as it is): make
 # :lib and :lib/sntp, remove the stale package and glue modules, print what went.
 DEPLOY_PREP = import os;'lib' in os.listdir() or os.mkdir('lib');L=os.listdir('lib');\
 'sntp' in L or os.mkdir('lib/sntp');\
-G=($(foreach m,$(DEPLOY_GLUE),'$(m).py','$(m).mpy',));\
+G=($(foreach m,$(DEPLOY_GLUE) $(DEPLOY_RETIRED),'$(m).py','$(m).mpy',));\
 S=['lib/sntp/'+f for f in os.listdir('lib/sntp') if f[-3:]=='.py' or f[-4:]=='.mpy'];\
 S+=['lib/'+f for f in L if f in G];[os.remove(f) for f in S];\
 print('deploy: removed %d old files from the board%s'%(len(S),':' if S else ''),*S)
@@ -233,7 +236,7 @@ bench: bench-check setup $(VENV)/.bench-done
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
 	  --baseline-devices $(FLEET_BASELINE_DEVICES) $(FLEET_ARGS)
 bench-docs: bench-check setup $(VENV)/.bench-done
-	$(MAKE) --no-print-directory footprint
+	$(MAKE) --no-print-directory footprint-docs
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
 	  --baseline-devices $(FLEET_BASELINE_DEVICES) --docs $(FLEET_ARGS)
 
@@ -248,7 +251,13 @@ bench-docs: bench-check setup $(VENV)/.bench-done
 footprint: setup
 	@rm -f results/footprint-wasm32.json
 	-$(MAKE) --no-print-directory footprint-wasm32
-	$(PY) tools/footprint.py --wasm32 results/footprint-wasm32.json
+	$(PY) tools/footprint.py --wasm32 results/footprint-wasm32.json $(FOOTPRINT_ARGS)
+
+# The same, and the targets with their figures rewritten in README.md (between its
+# footprint markers): run it on a clean checkout and commit the README.
+.PHONY: footprint-docs
+footprint-docs:
+	$(MAKE) --no-print-directory footprint FOOTPRINT_ARGS=--readme
 
 # What the service allocates on a 32-bit MicroPython (tools/wasm/footprint.py, under the
 # WebAssembly port): resident heap after importing the sync core and with a service running,

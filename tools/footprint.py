@@ -502,6 +502,11 @@ def main(argv=None):
     ap.add_argument(
         "--wasm32", metavar="JSON", help="make footprint-wasm32's results, shown beside these"
     )
+    ap.add_argument(
+        "--readme",
+        action="store_true",
+        help="also write the targets and figures into README.md, between its footprint markers",
+    )
     a = ap.parse_args(argv)
     res = measure(a.idle_minutes, a.wasm32)
     print("== footprint of {} ({})".format(res["commit"], res["micropython"]))
@@ -516,7 +521,53 @@ def main(argv=None):
         json.dump(res, f, indent=1, sort_keys=True)
         f.write("\n")
     print("\n{}/footprint.json written".format(a.out))
+    if a.readme:
+        write_readme(res)
+        print("README.md: footprint figures rewritten")
     return 0
+
+
+README_MARKS = ("<!-- footprint -->\n", "<!-- /footprint -->")
+
+
+def readme_lines(res):
+    """The README's footprint section: each target, what was measured, met or missed."""
+    lines = [
+        "Measured by `make footprint-docs` on commit {} ({}; unix port and 32-bit"
+        " WebAssembly port):".format(res["commit"], res["micropython"].split("; ")[-1]),
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+    ]
+    marks = {True: "met", False: "missed", None: "not measured"}
+    for t in res["targets"]:
+        lines.append("| {} | {} | {} |".format(t["target"], t["measured"], marks[t["met"]]))
+    pk = res.get("packages") or {}
+    if pk:
+        sizes = ", ".join("`{}` {:,} B".format(f, p["mpy"]) for f, p in pk.items())
+        lines.append("| .mpy of each mip package | {} | |".format(sizes))
+    if res.get("core_resident") is not None:
+        r32 = (res.get("wasm32") or {}).get("import_bytes")
+        lines.append(
+            "| heap resident after importing the sync core | {:,} B (64-bit){} | |".format(
+                res["core_resident"], "" if r32 is None else ", {:,} B (32-bit)".format(r32)
+            )
+        )
+    return lines
+
+
+def write_readme(res, path=None):
+    """Replace what stands between the footprint markers of README.md."""
+    path = path or os.path.join(ROOT, "README.md")
+    with open(path) as f:
+        text = f.read()
+    a, b = README_MARKS
+    i, j = text.find(a), text.find(b)
+    if i < 0 or j < i:
+        raise SystemExit("footprint: README.md has no {} ... {} markers".format(a.strip(), b))
+    text = text[: i + len(a)] + "\n".join(readme_lines(res)) + "\n" + text[j:]
+    with open(path, "w") as f:
+        f.write(text)
 
 
 if __name__ == "__main__":
