@@ -263,12 +263,14 @@ def test_run_prints_one_json_event_per_line(runtime, driver, servers, tmp_path):
 def test_run_waits_for_the_startup_delay_and_a_kod_is_an_event(runtime, servers, tmp_path):
     srv = servers(0.0, "kod-rate")
     # an invalid clock would wait 0-60 s, but six failed rounds are saved: R4's backoff holds
+    # (an older version's state: no RATE holds in it, which one config event says)
     saved = {"v": 1, "boots": 3, "fails": 6}
     path = state_file(tmp_path, {"rtc_unix_s": 0, "policy": saved})
     p = sntp(runtime, "run", "--json", "--server", addr(srv), "--state", path, "--for", "0.5")
     events = [json.loads(line) for line in p.stdout.splitlines()]
-    assert p.returncode == 0 and [e["event"] for e in events] == ["start"], p.stdout
-    assert events[0]["wait_ms"] >= 30_000 * 2**5 and srv.requests == []
+    assert p.returncode == 0 and [e["event"] for e in events] == ["config", "start"], p.stdout
+    assert events[0]["warning"] == "state: rate: missing, no RATE holds restored"
+    assert events[1]["wait_ms"] >= 30_000 * 2**5 and srv.requests == []
     p = sntp(runtime, "run", "--json", "--server", addr(srv), "--for", "0.5", "--no-startup-delay")
     events = [json.loads(line) for line in p.stdout.splitlines()]
     kods = [e for e in events if e["event"] == "kod"]
