@@ -269,7 +269,7 @@ def test_run_waits_for_the_startup_delay_and_a_kod_is_an_event(runtime, servers,
     p = sntp(runtime, "run", "--json", "--server", addr(srv), "--state", path, "--for", "0.5")
     events = [json.loads(line) for line in p.stdout.splitlines()]
     assert p.returncode == 0 and [e["event"] for e in events] == ["config", "start"], p.stdout
-    assert events[0]["warning"] == "state: rate: missing, no RATE holds restored"
+    assert events[0]["warning"] == "state: rate: none restored"
     assert events[1]["wait_ms"] >= 30_000 * 2**5 and srv.requests == []
     p = sntp(runtime, "run", "--json", "--server", addr(srv), "--for", "0.5", "--no-startup-delay")
     events = [json.loads(line) for line in p.stdout.splitlines()]

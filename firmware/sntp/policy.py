@@ -431,18 +431,21 @@ class Policy:
         if valid and isinstance(at, int) and at * 1000 >= self.floor_us:
             gone = max(0, wall_us // 1000 - at - _SLEW_SLACK_MS)
         if not isinstance(rate, dict):
-            w.append("rate: {}, no RATE holds restored".format("missing" if rate is None else "bad"))
+            w.append("rate: none restored")
             rate = {}
         for k, v in rate.items():
             if not isinstance(k, str):
                 continue
             ok = isinstance(v, list) and len(v) == 3
             for x in v if ok else ():
-                ok = ok and isinstance(x, int) and not isinstance(x, bool)
+                ok = ok and type(x) is int  # not a bool, not a float
             if ok:
                 gap, hold, until = v
-                ok = 0 < gap <= _RATE_GAP_TOP and 0 <= hold <= gap
-                ok = ok and 0 < until <= gap + _RATE_HOLD_MS
+                ok = (
+                    0 < gap <= _RATE_GAP_TOP
+                    and 0 <= hold <= gap
+                    and 0 < until <= gap + _RATE_HOLD_MS
+                )
             if not ok:  # unreadable: held as long as a RATE alone can hold it
                 w.append("rate: {} unreadable, held".format(k))
                 gap = hold = _RATE_MAX_MS
