@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from sntp import exchange as ex
-from sntp import packet
-from sntp.timestamp import BUILD_UNIX_S
+from sntp import exchange as packet  # the header's decoding
+from sntp.timestamp import BUILD_UNIX_S, refid_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # hypothesis keeps its caches in build/, not in a .hypothesis folder of the work tree
@@ -168,7 +168,7 @@ def test_any_bytes_from_any_source_at_any_time_never_raise(case):
     if len(data) >= 48:  # the header fields the console and tools/sntp show, of any bytes
         h = packet.Header(data)
         assert len(packet.kiss_code(h.refid)) == 4
-        packet.refid_text(h.stratum, h.refid)
+        refid_text(h.stratum, h.refid)
 
 
 # ---- (b) one broken rule, its reason -----------------------------------------------------

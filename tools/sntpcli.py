@@ -424,7 +424,7 @@ def to_json(r, epoch_s):
 
 
 def _refid(h):
-    from sntp.packet import refid_text
+    from sntp.timestamp import refid_text
 
     return refid_text(h.stratum, h.refid)
 

@@ -3,10 +3,17 @@
 # It owns the socket and reads the clock; every decision is the core's (exchange.py).
 # The net and the clock are injected so that tests run it against a fake network and a
 # fake clock, unchanged.
-from . import compat, packet
-from .exchange import Exchange, Result
+from . import compat
+from .exchange import (
+    ERA_PIVOT_NTP_S,
+    HEADER_LEN,
+    NTP_1970_S,
+    NTP_2000_S,
+    Exchange,
+    Result,
+    build_request,
+)
 from .net import Net, NetError
-from .timestamp import ERA_PIVOT_NTP_S, epoch_ntp_s
 
 RESOLVE = "resolve"  # the name did not resolve
 NETWORK = "network"  # the socket could not be opened, bound or written
@@ -21,7 +28,8 @@ class SystemClock:
     """The port's clock: wall time since the port epoch, monotonic ticks, sleep, entropy."""
 
     def __init__(self):
-        self.epoch_s = epoch_ntp_s(compat.epoch_year())  # s from 1900 to the port epoch
+        # s from 1900 to the port epoch: MicroPython's ports count from 1970 or from 2000
+        self.epoch_s = NTP_1970_S if compat.epoch_year() == 1970 else NTP_2000_S
 
     def now_us(self):
         return compat.now_us()
@@ -141,7 +149,7 @@ class Pending:
         self.clock = clock
         sock.bind_random()
         nonce = clock.random_bytes(8)
-        request = packet.build_request(bytearray(packet.HEADER_LEN), nonce)
+        request = build_request(bytearray(HEADER_LEN), nonce)
         self.t1_us = clock.now_us()  # local send time, as late as possible before the send
         self.sent_ticks = clock.ticks_us()  # ticks_us at the send
         self.ex = Exchange(

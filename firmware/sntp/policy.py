@@ -37,7 +37,7 @@
 # Everything here is integers (ms, us, s); randomness comes from the rand_below callable.
 from . import exchange
 from .compat import const
-from .timestamp import BUILD_UNIX_S
+from .exchange import BUILD_UNIX_S
 
 MIN_GAP_MS = const(15_000)  # R1: RFC 4330 section 10 MUST (public: tools/sntp says it)
 _HOURLY_CAP = const(12)  # R2: requests in any 3600 s (a round is at most 4)

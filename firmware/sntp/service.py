@@ -30,7 +30,7 @@ from .compat import const
 from .discipline import Keeper
 from .net import Net, NetError
 from .policy import Config
-from .timestamp import unix_us
+from .exchange import unix_us
 
 _STALL_MS = const(1_000)  # the policy had nothing to do at its own wake-up time: a bug, wait
 _REBASE_AT_MS = const(1 << 29)  # 6.2 days: then

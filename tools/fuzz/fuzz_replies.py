@@ -39,10 +39,11 @@ class Violation(Exception):
 
 
 def _load_firmware():
-    global ex, packet, PIVOT_S
+    global ex, packet, refid_text, PIVOT_S
     from sntp import exchange as ex
-    from sntp import packet
+    from sntp import exchange as packet  # the header's decoding is in exchange
     from sntp.timestamp import ERA_PIVOT_NTP_S as PIVOT_S
+    from sntp.timestamp import refid_text
 
 
 def check_one(data, epoch_s):
@@ -88,7 +89,7 @@ def one_input(data):
         raise Violation("1970 port: {}, 2000 port: {}".format(*verdicts))
     if len(data) >= 48:  # what the console and tools/sntp show of any header
         h = packet.Header(data)
-        packet.refid_text(h.stratum, h.refid)
+        refid_text(h.stratum, h.refid)
         if len(packet.kiss_code(h.refid)) != 4:
             raise Violation("kiss code of {!r}".format(h.refid))
     return verdicts[0]
