@@ -50,26 +50,6 @@ class SystemClock:
         return compat.random_bytes(n)
 
 
-class OnHostClock:
-    """Base of a board clock that keeps its own time but takes ticks, sleep and entropy from
-    self.host (a SystemClock, set by the subclass): sntp.rtc's BoardRTC and ProcessClock."""
-
-    def ticks_us(self):
-        return self.host.ticks_us()
-
-    def ticks_ms(self):
-        return self.host.ticks_ms()
-
-    def ticks_diff(self, a, b):
-        return self.host.ticks_diff(a, b)
-
-    def sleep_ms(self, ms):
-        self.host.sleep_ms(ms)
-
-    def random_bytes(self, n):
-        return self.host.random_bytes(n)
-
-
 def failed(server, error, detail):
     r = Result(server, error)
     r.detail = detail

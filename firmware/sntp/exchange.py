@@ -180,8 +180,8 @@ _VERSION_MAX = const(4)
 class Result:
     """The outcome of one exchange. ok is True only when every check passed.
 
-    Times are microseconds since the port epoch (t1..t4, server_time_us); offset_us and
-    delay_us are signed microseconds. header is None for a timeout, kiss is the KoD code.
+    Times are microseconds since the port epoch (t1..t4; t3_us is the server's time);
+    offset_us and delay_us are signed microseconds. header is None for a timeout, kiss is the KoD code.
     """
 
     def __init__(self, server, error, header=None):
@@ -192,17 +192,13 @@ class Result:
         self.kiss = None  # 4-character KoD code when error == KISS
         self.t1_us = None  # local send time
         self.t2_us = None  # server receive time
-        self.t3_us = None  # server transmit time
+        self.t3_us = None  # server transmit time: the server's time
         self.t4_us = None  # local receive time
         self.offset_us = None  # server minus local clock
         self.delay_us = None  # round-trip delay minus server processing time
         self.root_distance_us = None  # root delay / 2 + root dispersion
         self.ignored = None  # {reason: count} of datagrams that were not our reply
         self.detail = None  # a sentence for 'resolve' and 'network' failures
-
-    @property
-    def server_time_us(self):
-        return self.t3_us
 
 
 class Exchange:
