@@ -86,10 +86,8 @@ class AsyncService(Service):
 
     async def sync(self, until_ms=None):
         """Service.sync() as a coroutine: the same summary dict."""
-        watch = self._sync_begin()
-        if not watch.done:
-            await self.run(until_ms, watch.finished)
-        return self._sync_end(watch)
+        await self.run(until_ms, self._sync_begin())
+        return self._sync_end()
 
 
 def start(config, listener=None, **kw):

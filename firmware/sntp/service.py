@@ -67,9 +67,8 @@ class Service:
         self.keeper = Keeper(config, rand, self.wall_us, rtc, store)
         self.policy = self.keeper.policy
         self.mono = compat.Monotonic(self.clock.ticks_ms, self.clock.ticks_diff)
-        self.listeners = []  # callables(event dict)
         self.booted = False  # boot() ran: state loaded, first round scheduled
-        self.policy.subscribe(self._fan_out)
+        self.watch = None  # the listener of the sync() in progress, and its summary
 
     # ---- clocks and events ---------------------------------------------------------------
     def loop_ms(self):
@@ -98,15 +97,7 @@ class Service:
 
     def subscribe(self, fn):
         """fn(event dict) for every event; raising in fn stops the loop (keep it simple)."""
-        self.listeners.append(fn)
-
-    def unsubscribe(self, fn):
-        if fn in self.listeners:
-            self.listeners.remove(fn)
-
-    def _fan_out(self, event):
-        for fn in list(self.listeners):
-            fn(event)
+        self.policy.subscribe(fn)  # the policy emits every event, the keeper's too
 
     # ---- start-up --------------------------------------------------------------------------
     def boot(self, startup_delay=True):
@@ -167,30 +158,106 @@ class Service:
 
         Returns a dict: ok (the policy decided on a correction), clock_set (the rtc applied
         it), offset_us, server (whose measurement was used), servers (that vouched for it),
-        servers_tried, error and detail (why not), kiss (the last KoD code), failures.
+        servers_tried, error and detail (why not), kiss (the last KoD code), failures
+        ({"server", "error"} of every failed step).
         The policy's floors, holds and hourly cap still apply: this asks, it does not force.
         """
-        watch = self._sync_begin()
-        if not watch.done:
-            self.run(until_ms, watch.finished)
-        return self._sync_end(watch)
+        self.run(until_ms, self._sync_begin())
+        return self._sync_end()
 
-    # Shared with aio.AsyncService: everything but the waiting.
+    # Shared with aio.AsyncService: everything but the waiting. The summary is filled in by a
+    # listener of the sync's events (watch below); run()'s stop() ends the sync when it is
+    # over: a correction, the policy giving up for now, or a next request too far away.
     def _sync_begin(self):
-        watch = SyncWatch(self)
+        s = {
+            "ok": False,  # the policy decided on a correction
+            "error": None,  # the last failure's reason
+            "detail": None,  # a sentence about it
+            "offset_us": None,  # the correction, us
+            "server": None,  # whose measurement was used
+            "servers": [],  # who vouched for it
+            "clock_set": False,  # and the rtc applied it
+            "servers_tried": [],  # labels of the servers asked, in order
+            "kiss": None,  # the last KoD code
+            "failures": [],  # {"server", "error"} of every failed step
+        }
+        replies = []  # (server, offset_us) of every good reply
+        over = [False]  # the sync is over
+
+        def fail(error, detail, server=None):
+            s["error"], s["detail"] = error, detail
+            s["failures"].append({"server": server, "error": error})
+
+        def watch(e):
+            kind = e["event"]
+            server = e.get("server")
+            if kind == "send":
+                if server not in s["servers_tried"]:
+                    s["servers_tried"].append(server)
+            elif kind == "reply":
+                replies.append((server, e["offset_us"]))
+            elif kind == "step":
+                s["servers"] = e["servers"]
+            elif kind == "clock":
+                over[0] = s["ok"] = True
+                s["clock_set"] = e["applied"]
+                off = s["offset_us"] = e["offset_us"]
+                s["server"] = s["servers"][0] if s["servers"] else None
+                for r, o in replies:
+                    if o == off:
+                        s["server"] = r  # the measurement the policy picked
+                if not e["applied"]:
+                    s["error"], s["detail"] = "not-applied", e["detail"] or "no rtc to set"
+            elif kind == "timeout":
+                fail("timeout", "{}: no reply".format(server), server)
+            elif kind == "reject":
+                fail(e["reason"], "{}: reply rejected ({})".format(server, e["reason"]), server)
+            elif kind == "kod":
+                s["kiss"] = e["code"]
+                fail("kiss", "{}: Kiss-o'-Death {}".format(server, e["code"]), server)
+            elif kind == "resolve" and not e["ok"]:
+                fail("resolve", e.get("detail") or "cannot resolve {}".format(server), server)
+            elif kind == "disagree":  # falsetickers, or no majority at all
+                for r in e["servers"]:
+                    fail("disagree", "{}: disagrees with the other servers".format(r), r)
+            elif kind == "hold":
+                fail("hourly-cap", "request cap of {} an hour reached".format(e["cap"]))
+            elif kind == "idle":
+                fail("no-servers", e.get("reason") or "no servers configured")
+            if kind in _GIVE_UP:
+                over[0] = True
+
+        def stop():
+            if not over[0]:
+                due = self.policy.due_ms
+                if due is not None and due - self.loop_ms() > _SYNC_MAX_WAIT_MS:
+                    over[0] = True  # the next request is further away than a person should wait
+                    wait_s = (due - self.loop_ms()) // 1000
+                    fail("deferred", "next request allowed in {} s".format(wait_s))
+            return over[0]
+
+        self.watch = (watch, s)
         self.subscribe(watch)
         self.boot(startup_delay=False)
         self.policy.sync_now(self.loop_ms())
         if self.policy.due_ms is None:  # no servers: nothing to ask
-            watch.done = True
-            if watch.error is None:
-                watch.fail("no-servers", "no servers configured (rule 3: no built-in default)")
-        return watch
+            over[0] = True
+            if s["error"] is None:
+                fail("no-servers", "no servers configured (rule 3: no built-in default)")
+        return stop
 
-    def _sync_end(self, watch):
-        self.unsubscribe(watch)
+    def _sync_end(self):
+        watch, s = self.watch
+        self.watch = None
+        self.policy.listeners.remove(watch)
         self.keeper.save()
-        return watch.summary()
+        if s["ok"]:
+            if s["clock_set"]:
+                s["error"] = s["detail"] = None
+        elif s["error"] is None:
+            s["error"] = "unavailable"
+            s["detail"] = "no server could be asked now (Kiss-o'-Death hold or DNS backoff)"
+        return s
 
     def _wait_ms(self, now, until_ms, stop):
         """ms to wait before the next poll (0 or less: poll now), or None: stop serving."""
@@ -207,98 +274,3 @@ class Service:
     def status(self):
         return self.policy.status(self.loop_ms())
 
-
-class SyncWatch:
-    """Listens to one sync(): what was asked, what failed, and whether the clock moved."""
-
-    def __init__(self, service):
-        self.service = service
-        self.done = False  # the sync is over
-        self.ok = False  # the policy decided on a correction
-        self.clock_set = False  # and the rtc applied it
-        self.offset_us = None  # the correction, us
-        self.server = None  # whose measurement was used
-        self.servers = []  # who vouched for it
-        self.tried = []  # labels of the servers asked, in order
-        self.replies = []  # (server, offset_us) of every good reply
-        self.failures = []  # {"server", "error"} of every failed step
-        self.error = None  # the last failure's reason
-        self.detail = None  # a sentence about it
-        self.kiss = None  # the last KoD code
-
-    def fail(self, error, detail, server=None):
-        self.error, self.detail = error, detail
-        self.failures.append({"server": server, "error": error})
-
-    def __call__(self, e):
-        kind = e["event"]
-        server = e.get("server")
-        if kind == "send":
-            if server not in self.tried:
-                self.tried.append(server)
-        elif kind == "reply":
-            self.replies.append((server, e["offset_us"]))
-        elif kind == "step":
-            self.servers = e["servers"]
-        elif kind == "clock":
-            self.done = True
-            self.ok = True
-            self.clock_set = e["applied"]
-            self.offset_us = e["offset_us"]
-            self.server = self.servers[0] if self.servers else None
-            for s, off in self.replies:
-                if off == self.offset_us:
-                    self.server = s  # the measurement the policy picked
-            if not self.clock_set:
-                self.error, self.detail = "not-applied", e["detail"] or "no rtc to set"
-        elif kind == "timeout":
-            self.fail("timeout", "{}: no reply".format(server), server)
-        elif kind == "reject":
-            self.fail(e["reason"], "{}: reply rejected ({})".format(server, e["reason"]), server)
-        elif kind == "kod":
-            self.kiss = e["code"]
-            self.fail("kiss", "{}: Kiss-o'-Death {}".format(server, e["code"]), server)
-        elif kind == "resolve" and not e["ok"]:
-            self.fail("resolve", e.get("detail") or "cannot resolve {}".format(server), server)
-        elif kind == "disagree":  # falsetickers, or no majority at all
-            for s in e["servers"]:
-                self.fail("disagree", "{}: disagrees with the other servers".format(s), s)
-        elif kind == "hold":
-            self.fail("hourly-cap", "request cap of {} an hour reached".format(e["cap"]))
-        elif kind == "idle":
-            self.fail("no-servers", e.get("reason") or "no servers configured")
-        if kind in _GIVE_UP:
-            self.done = True
-
-    def finished(self):
-        if self.done:
-            return True
-        svc = self.service
-        due = svc.policy.due_ms
-        if due is not None and due - svc.loop_ms() > _SYNC_MAX_WAIT_MS:
-            self.done = True  # the next request is further away than a person should wait
-            self.fail(
-                "deferred", "next request allowed in {} s".format((due - svc.loop_ms()) // 1000)
-            )
-        return self.done
-
-    def summary(self):
-        error, detail = self.error, self.detail
-        if self.ok:
-            if self.clock_set:
-                error, detail = None, None
-        elif error is None:
-            error = "unavailable"
-            detail = "no server could be asked now (Kiss-o'-Death hold or DNS backoff)"
-        return {
-            "ok": self.ok,
-            "error": error,
-            "detail": detail,
-            "offset_us": self.offset_us,
-            "server": self.server,
-            "servers": self.servers,
-            "clock_set": self.clock_set,
-            "servers_tried": self.tried,
-            "kiss": self.kiss,
-            "failures": self.failures,
-        }
