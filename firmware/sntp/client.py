@@ -34,20 +34,12 @@ class SystemClock:
     def now_us(self):
         return compat.now_us()
 
-    def ticks_us(self):
-        return compat.ticks_us()
-
-    def ticks_ms(self):
-        return compat.ticks_ms()
-
-    def ticks_diff(self, a, b):
-        return compat.ticks_diff(a, b)
-
-    def sleep_ms(self, ms):
-        compat.sleep_ms(ms)
-
-    def random_bytes(self, n):
-        return compat.random_bytes(n)
+    # the port's own functions, unbound (staticmethod: no self)
+    ticks_us = staticmethod(compat.ticks_us)
+    ticks_ms = staticmethod(compat.ticks_ms)
+    ticks_diff = staticmethod(compat.ticks_diff)
+    sleep_ms = staticmethod(compat.sleep_ms)
+    random_bytes = staticmethod(compat.random_bytes)
 
 
 def failed(server, error, detail):
