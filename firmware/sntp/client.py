@@ -5,7 +5,6 @@
 # fake clock, unchanged.
 from . import compat
 from .exchange import (
-    ERA_PIVOT_NTP_S,
     HEADER_LEN,
     NTP_1970_S,
     NTP_2000_S,
@@ -48,15 +47,7 @@ def failed(server, error, detail):
     return r
 
 
-def query(
-    host,
-    port=123,
-    timeout_ms=DEFAULT_TIMEOUT_MS,
-    net=None,
-    clock=None,
-    pivot_s=ERA_PIVOT_NTP_S,
-    max_root_distance_us=None,
-):
+def query(host, port=123, timeout_ms=DEFAULT_TIMEOUT_MS, net=None, clock=None):
     """One exchange with the first address of host. Returns a Result; never raises on I/O.
 
     Result.error is None on success, else a reason from exchange.py, or 'resolve'/'network'
@@ -67,17 +58,10 @@ def query(
         addr = net.resolve(host, port)[0]
     except NetError as e:
         return failed((host, port), e.reason, e.message)
-    return exchange_with(net, clock, addr, timeout_ms, pivot_s, max_root_distance_us)
+    return exchange_with(net, clock, addr, timeout_ms)
 
 
-def exchange_with(
-    net,
-    clock,
-    addr,
-    timeout_ms=DEFAULT_TIMEOUT_MS,
-    pivot_s=ERA_PIVOT_NTP_S,
-    max_root_distance_us=None,
-):
+def exchange_with(net, clock, addr, timeout_ms=DEFAULT_TIMEOUT_MS):
     """One blocking exchange with an already resolved net.Address. Returns a Result.
 
     Never raises on I/O: a socket failure is a Result with error 'network' and a detail.
@@ -91,7 +75,7 @@ def exchange_with(
     except NetError as e:
         return failed(addr.key, e.reason, e.message)
     try:
-        p = Pending(sock, addr, clock, pivot_s, max_root_distance_us)
+        p = Pending(sock, addr, clock)
         while True:
             left_ms = p.left_ms(timeout_ms)
             if left_ms <= 0:
@@ -117,16 +101,14 @@ class Pending:
     how they wait. Raises NetError if the socket cannot send.
     """
 
-    def __init__(self, sock, addr, clock, pivot_s=ERA_PIVOT_NTP_S, max_root_distance_us=None):
+    def __init__(self, sock, addr, clock):
         self.clock = clock
         sock.bind_random()
         nonce = clock.random_bytes(8)
         request = build_request(bytearray(HEADER_LEN), nonce)
         self.t1_us = clock.now_us()  # local send time, as late as possible before the send
         self.sent_ticks = clock.ticks_us()  # ticks_us at the send
-        self.ex = Exchange(
-            addr.key, nonce, self.t1_us, clock.epoch_s, pivot_s, max_root_distance_us
-        )
+        self.ex = Exchange(addr.key, nonce, self.t1_us, clock.epoch_s)
         sock.send(request, addr.sockaddr)
 
     def left_ms(self, timeout_ms):

@@ -204,17 +204,12 @@ class Result:
 class Exchange:
     """One request and its reply. epoch_s: seconds from 1900 to the port epoch."""
 
-    def __init__(
-        self, server, nonce, t1_us, epoch_s, pivot_s=ERA_PIVOT_NTP_S, max_root_distance_us=None
-    ):
+    def __init__(self, server, nonce, t1_us, epoch_s, pivot_s=ERA_PIVOT_NTP_S):
         self.server = server  # (ip, port) the request goes to
         self.nonce = bytes(nonce)  # 8 random bytes, our transmit timestamp on the wire
         self.t1_us = t1_us  # true local send time, us since the port epoch; never sent
         self.epoch_s = epoch_s  # s from 1900 to the port epoch
         self.pivot_s = pivot_s  # NTP seconds: era pivot
-        self.max_root_distance_us = (
-            _MAX_ROOT_DISTANCE_US if max_root_distance_us is None else max_root_distance_us
-        )
         self.ignored = {}  # reason -> count of datagrams that were not our reply
         self.result = None  # the final Result once there is one
 
@@ -276,7 +271,7 @@ class Exchange:
             return Result(self.server, NO_REFERENCE, h)
         r = Result(self.server, None, h)
         r.root_distance_us = short_to_us(h.root_delay) // 2 + short_to_us(h.root_disp)
-        if r.root_distance_us > self.max_root_distance_us:
+        if r.root_distance_us > _MAX_ROOT_DISTANCE_US:
             r.ok, r.error = False, TOO_FAR
             return r
         t1 = self.t1_us
