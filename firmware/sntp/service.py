@@ -9,10 +9,12 @@
 #     ('resolve', source)         -> net.resolve(); keeper.resolved(...)
 #     ('query', source, address)  -> client.exchange_with(); keeper.result(...), which
 #                                    applies a correction through the rtc and saves.
-# now is compat.Monotonic: ticks_ms extended so that it never wraps, taken back by _REBASE_MS
-# (with every time the keeper holds) before it reaches 2**30: an idle wake-up computes in
-# small ints only, and allocates nothing on a 32-bit port. now_ms() (the public count, as
-# in events' t_ms) is that plus what was taken back.
+# now is loop_ms(): ticks_ms extended by ticks_diff so that it never wraps (ticks_ms wraps
+# every 2**30 ms, 12.4 days, on the boards; each call adds the ticks_diff since the last one,
+# so it must come at least every 2**29 ms: the loop wakes at least once a minute), taken back
+# by _REBASE_MS (with every time the keeper holds) before it reaches 2**30: an idle wake-up
+# computes in small ints only, and allocates nothing on a 32-bit port. now_ms() (the public
+# count, as in events' t_ms) is that plus what was taken back.
 #
 # What is injected (all optional, for tests and for the boards):
 #   net    net.Net()-like: resolve(host, port) -> [Address], udp(family)
@@ -66,7 +68,8 @@ class Service:
         rand = rand_below if rand_below is not None else compat.random_below
         self.keeper = Keeper(config, rand, self.wall_us, rtc, store)
         self.policy = self.keeper.policy
-        self.mono = compat.Monotonic(self.clock.ticks_ms, self.clock.ticks_diff)
+        self.ticks = self.clock.ticks_ms()  # ticks_ms at the last loop_ms()
+        self.ms = 0  # ms counted since then, never wrapping (loop_ms)
         self.booted = False  # boot() ran: state loaded, first round scheduled
         self.watch = None  # the listener of the sync() in progress, and its summary
 
@@ -74,16 +77,20 @@ class Service:
     def loop_ms(self):
         """The ms the policy and the keeper count in: small ints, taken back by _REBASE_MS
         now and then (see the top); now_ms() is the same instant in the public count."""
-        ms = self.mono.now()
-        if ms >= _REBASE_AT_MS:
-            ms -= _REBASE_MS
-            self.mono.ms = ms
+        t = self.clock.ticks_ms()
+        d = self.clock.ticks_diff(t, self.ticks)
+        self.ticks = t
+        if d > 0:  # ticks never run backwards; a negative step would be a ticks bug
+            self.ms += d
+        if self.ms >= _REBASE_AT_MS:
+            self.ms -= _REBASE_MS
             self.keeper.rebase(_REBASE_MS)
-        return ms
+        return self.ms
 
     def now_ms(self):
         """Monotonic ms since this service was made: events' t_ms, and run()'s until_ms."""
-        return self.policy.base_ms + self.loop_ms()
+        ms = self.loop_ms()  # first: a rebase in it moves base_ms
+        return self.policy.base_ms + ms
 
     def wall_us(self):
         """The clock being disciplined, in Unix us."""
