@@ -181,7 +181,8 @@ class Result:
     """The outcome of one exchange. ok is True only when every check passed.
 
     Times are microseconds since the port epoch (t1..t4; t3_us is the server's time);
-    offset_us and delay_us are signed microseconds. header is None for a timeout, kiss is the KoD code.
+    offset_us and delay_us are signed microseconds. header is None for a timeout, kiss is
+    the KoD code.
     """
 
     def __init__(self, server, error, header=None):
