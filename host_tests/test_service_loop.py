@@ -220,19 +220,29 @@ def test_run_stops_when_stop_says_so():
     assert len(calls) == 4 and clock.mono_us <= 3 * MINUTE_MS * 1000
 
 
-def test_monotonic_ms_across_the_ticks_wrap():
-    ticks = [TICKS_PERIOD - 10]
+def test_now_ms_counts_on_across_the_ticks_wrap_and_the_rebase():
+    # now_ms() is ticks_ms extended by ticks_diff: it goes on across the wrap of ticks_ms, and
+    # across the loop's rebase (its small count taken back by 2**28 before it reaches 2**29)
+    class Ticks:
+        epoch_s = FakeClock(START).epoch_s
+        t = TICKS_PERIOD - 10
 
-    def diff(a, b):
-        return ((a - b + TICKS_PERIOD // 2) % TICKS_PERIOD) - TICKS_PERIOD // 2
+        def ticks_ms(self):
+            return self.t
 
-    m = compat.Monotonic(lambda: ticks[0], diff)
-    assert m.now() == 0
+        def ticks_diff(self, a, b):
+            return ((a - b + TICKS_PERIOD // 2) % TICKS_PERIOD) - TICKS_PERIOD // 2
+
+    clock = Ticks()
+    svc = service.Service({}, net=FakeNet(clock, lambda *a: []), clock=clock)
+    assert svc.now_ms() == 0
     total = 0
-    for step in (5, 10, 1_000, (1 << 29) - 1, 7):
-        ticks[0] = (ticks[0] + step) % TICKS_PERIOD
+    for step in (5, 10, 1_000, (1 << 29) - 1, 7, (1 << 29) - 1, 3):
+        clock.t = (clock.t + step) % TICKS_PERIOD
         total += step
-        assert m.now() == total
+        assert svc.now_ms() == total
+        assert svc.loop_ms() < 1 << 30  # what the loop computes with stays a small int
+    assert svc.policy.base_ms >= 1 << 28  # it was taken back
 
 
 def test_resolve_errors_never_escape():
