@@ -1,71 +1,24 @@
 # runs-on: both
 # The blocking service loop (service.py) against the fake network and a fake clock whose
 # sleep_ms() moves time: hours of service run in milliseconds, on both runtimes.
-from fakes import SERVER, TICKS_PERIOD, FakeClock, FakeNet, honest, reply
+from fakes import (
+    SERVER,
+    START,
+    TICKS_PERIOD,
+    FakeClock,
+    FakeNet,
+    LoopClock,
+    MemStore,
+    StepRTC,
+    honest,
+    rand,
+    reply,
+)
 
 from sntp import compat, service
 from sntp.net import NetError
 
-START = 1_800_000_000_000_000  # true Unix us at the start (2027, after the build date)
 MINUTE_MS = 60_000  # the loop sleeps at most a minute (the drift is applied a minute at a time)
-
-
-class LoopClock(FakeClock):
-    """FakeClock plus the loop's needs: wrapping ms ticks and a sleep that advances time."""
-
-    def __init__(self, start_unix_us, ms0=TICKS_PERIOD - 2_000, **kw):
-        FakeClock.__init__(self, start_unix_us, **kw)
-        self.ms0 = ms0  # ticks_ms at the start: wraps 2 s in
-        self.slept = []  # every sleep_ms argument
-
-    def ticks_ms(self):
-        return (self.ms0 + self.mono_us // 1000) % TICKS_PERIOD
-
-    def sleep_ms(self, ms):
-        self.slept.append(ms)
-        self.advance(ms * 1000)
-
-    async def aio_sleep_ms(self, ms):
-        """A stand-in for aio.sleep_ms: this clock moves instead of real time passing."""
-        import asyncio
-
-        self.advance(max(0, ms) * 1000)
-        await asyncio.sleep(0)
-
-
-class StepRTC:
-    """An rtc that steps the fake wall clock, as machine.RTC would step the board's."""
-
-    def __init__(self, clock):
-        self.clock = clock
-        self.steps = []  # offset_us of every adjust()
-
-    def adjust(self, offset_us):
-        self.steps.append(offset_us)
-        self.clock.step(offset_us)
-
-
-class MemStore:
-    def __init__(self, doc=None, fail=False):
-        self.doc = doc  # the saved dict
-        self.saves = 0
-        self.fail = fail
-        self.warning = None
-
-    def load(self):
-        return self.doc
-
-    def save(self, doc):
-        self.saves += 1
-        if self.fail:
-            self.warning = "disk full"
-            return False
-        self.doc = doc
-        return True
-
-
-def rand(n):
-    return n // 3  # deterministic: a third of each random range
 
 
 def make(clock, responder=None, hosts=None, config=None, rtc=True, store=None):

@@ -15,11 +15,14 @@ from fakes import (
     ERA_ROLLOVER_UNIX,
     NTP_1970,
     NTP_2000,
+    START,
     TICKS_PERIOD,
     FakeNet,
+    LoopClock,
+    MemStore,
+    StepRTC,
     honest,
 )
-from test_service_loop import START, LoopClock, MemStore, StepRTC
 
 from sntp import aio, service
 
