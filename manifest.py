@@ -21,7 +21,6 @@ package(
         "discipline.py",
         "exchange.py",
         "net.py",
-        "packet.py",
         "policy.py",
         "rtc.py",
         "service.py",

@@ -195,3 +195,65 @@ def stepped(gen_fn):
 
     STEPPED[gen_fn.__name__] = gen_fn
     return test
+
+
+# ---- the service loop's clock, rtc and store ----------------------------------------------
+START = 1_800_000_000_000_000  # true Unix us at the start (2027, after the build date)
+
+
+class LoopClock(FakeClock):
+    """FakeClock plus the loop's needs: wrapping ms ticks and a sleep that advances time."""
+
+    def __init__(self, start_unix_us, ms0=TICKS_PERIOD - 2_000, **kw):
+        FakeClock.__init__(self, start_unix_us, **kw)
+        self.ms0 = ms0  # ticks_ms at the start: wraps 2 s in
+        self.slept = []  # every sleep_ms argument
+
+    def ticks_ms(self):
+        return (self.ms0 + self.mono_us // 1000) % TICKS_PERIOD
+
+    def sleep_ms(self, ms):
+        self.slept.append(ms)
+        self.advance(ms * 1000)
+
+    async def aio_sleep_ms(self, ms):
+        """A stand-in for aio.sleep_ms: this clock moves instead of real time passing."""
+        import asyncio
+
+        self.advance(max(0, ms) * 1000)
+        await asyncio.sleep(0)
+
+
+class StepRTC:
+    """An rtc that steps the fake wall clock, as machine.RTC would step the board's."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.steps = []  # offset_us of every adjust()
+
+    def adjust(self, offset_us):
+        self.steps.append(offset_us)
+        self.clock.step(offset_us)
+
+
+class MemStore:
+    def __init__(self, doc=None, fail=False):
+        self.doc = doc  # the saved dict
+        self.saves = 0
+        self.fail = fail
+        self.warning = None
+
+    def load(self):
+        return self.doc
+
+    def save(self, doc):
+        self.saves += 1
+        if self.fail:
+            self.warning = "disk full"
+            return False
+        self.doc = doc
+        return True
+
+
+def rand(n):
+    return n // 3  # deterministic: a third of each random range

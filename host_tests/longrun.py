@@ -21,9 +21,8 @@
 import binascii
 import hashlib
 
-from fakes import ERA_ROLLOVER_UNIX, TICKS_PERIOD, FakeNet, reply
+from fakes import ERA_ROLLOVER_UNIX, TICKS_PERIOD, FakeNet, LoopClock, MemStore, StepRTC, reply
 from simdev import Oscillator  # the simulated-time driver's crystal model (tools/)
-from test_service_loop import LoopClock, MemStore, StepRTC
 
 from sntp import service
 

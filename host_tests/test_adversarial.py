@@ -17,9 +17,19 @@
 # out-voted and reported ("disagree"); two liars against two honest servers are no strict
 # majority (rule 11, policy.py R5): nothing is stepped, and the events say why.
 import simdev as sim
-from fakes import ERA_ROLLOVER_UNIX, NTP_1970, FakeNet, honest, ntp64, reply
+from fakes import (
+    ERA_ROLLOVER_UNIX,
+    NTP_1970,
+    START,
+    FakeNet,
+    LoopClock,
+    MemStore,
+    StepRTC,
+    honest,
+    ntp64,
+    reply,
+)
 from test_policy import T0, Rng, zone_world
-from test_service_loop import START, LoopClock, MemStore, StepRTC
 
 from sntp import service
 

@@ -122,8 +122,7 @@ def test_start_runs_the_service_as_a_task_that_can_be_cancelled():
 
 
 def test_the_async_service_applies_the_slew_in_its_own_loop():
-    from fakes import FakeNet, honest
-    from test_service_loop import START, LoopClock, StepRTC
+    from fakes import START, FakeNet, LoopClock, StepRTC, honest
 
     clock = LoopClock(START - 50_000)  # 50 ms behind: slewed
 

@@ -6,8 +6,18 @@ import json
 import os
 import sys
 
-from fakes import SERVER, FakeNet, exists, fresh_path, honest, reply
-from test_service_loop import START, LoopClock, StepRTC, rand
+from fakes import (
+    SERVER,
+    START,
+    FakeNet,
+    LoopClock,
+    StepRTC,
+    exists,
+    fresh_path,
+    honest,
+    rand,
+    reply,
+)
 
 from sntp import config, console, service, store
 from sntp.console import MAX_LINE, Console, serve

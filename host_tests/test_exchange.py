@@ -37,7 +37,7 @@ def test_honest_reply_gives_offset_and_delay():
     assert r.offset_us == OFFSET
     assert r.delay_us == RTT
     assert r.t1_us == T1 and r.t4_us == T4
-    assert r.server_time_us == T1 + OFFSET + RTT // 2 + 100
+    assert r.t3_us == T1 + OFFSET + RTT // 2 + 100
 
 
 def test_offset_sign_local_ahead_is_negative():
@@ -119,7 +119,7 @@ def test_kod_with_zero_timestamps_is_a_kiss_never_a_time():
     # The 1900 incident: LI 0, stratum 0, RATE, zero receive/transmit/reference timestamps.
     r = final(reply(NONCE, 0, 0, li=0, stratum=0, refid=b"RATE", rx=0, tx=0, ref=0))
     assert not r.ok and r.error == ex.KISS and r.kiss == "RATE"
-    assert r.offset_us is None and r.server_time_us is None and r.t2_us is None
+    assert r.offset_us is None and r.t3_us is None and r.t2_us is None
 
 
 def test_ntpsec_style_kod_passes_origin_and_is_still_a_kiss():
@@ -145,7 +145,7 @@ def test_server_after_the_era_rollover_decodes_after_2036():
     assert (int.from_bytes(data[40:44], "big")) < 10  # tiny wire seconds
     r = e.receive(data, SERVER, t1 + 1_000)
     assert r.ok
-    assert r.server_time_us == t2 + 100
+    assert r.t3_us == t2 + 100
     assert 1_999_000 < r.offset_us < 2_000_100
 
 
@@ -155,7 +155,7 @@ def test_a_2000_epoch_port_gets_the_same_offset():
         e = ex.Exchange(SERVER, NONCE, t1, epoch_s)
         r = e.receive(good(), SERVER, t1 + RTT + 100)
         assert r.ok and r.offset_us == OFFSET and r.delay_us == RTT
-        assert r.server_time_us - t1 == OFFSET + RTT // 2 + 100
+        assert r.t3_us - t1 == OFFSET + RTT // 2 + 100
 
 
 def test_invalid_local_clock_still_measures_a_large_offset():

@@ -4,7 +4,8 @@ import struct
 
 from fakes import reply
 
-from sntp import packet
+from sntp import exchange as packet  # the request's bytes and the header's decoding
+from sntp.timestamp import refid_text
 
 NONCE = b"\x01\x23\x45\x67\x89\xab\xcd\xef"
 
@@ -40,7 +41,7 @@ def test_decode_every_field():
     assert h.origin_ts == struct.unpack("!Q", NONCE)[0]
     assert h.rx_ts == struct.unpack_from("!Q", data, 32)[0]
     assert h.tx_ts == struct.unpack_from("!Q", data, 40)[0]
-    assert packet.refid_text(h.stratum, h.refid) == "10.0.0.5"
+    assert refid_text(h.stratum, h.refid) == "10.0.0.5"
 
 
 def test_bytes_past_the_header_are_not_read():

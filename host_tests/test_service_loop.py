@@ -1,71 +1,24 @@
 # runs-on: both
 # The blocking service loop (service.py) against the fake network and a fake clock whose
 # sleep_ms() moves time: hours of service run in milliseconds, on both runtimes.
-from fakes import SERVER, TICKS_PERIOD, FakeClock, FakeNet, honest, reply
+from fakes import (
+    SERVER,
+    START,
+    TICKS_PERIOD,
+    FakeClock,
+    FakeNet,
+    LoopClock,
+    MemStore,
+    StepRTC,
+    honest,
+    rand,
+    reply,
+)
 
 from sntp import compat, service
 from sntp.net import NetError
 
-START = 1_800_000_000_000_000  # true Unix us at the start (2027, after the build date)
 MINUTE_MS = 60_000  # the loop sleeps at most a minute (the drift is applied a minute at a time)
-
-
-class LoopClock(FakeClock):
-    """FakeClock plus the loop's needs: wrapping ms ticks and a sleep that advances time."""
-
-    def __init__(self, start_unix_us, ms0=TICKS_PERIOD - 2_000, **kw):
-        FakeClock.__init__(self, start_unix_us, **kw)
-        self.ms0 = ms0  # ticks_ms at the start: wraps 2 s in
-        self.slept = []  # every sleep_ms argument
-
-    def ticks_ms(self):
-        return (self.ms0 + self.mono_us // 1000) % TICKS_PERIOD
-
-    def sleep_ms(self, ms):
-        self.slept.append(ms)
-        self.advance(ms * 1000)
-
-    async def aio_sleep_ms(self, ms):
-        """A stand-in for aio.sleep_ms: this clock moves instead of real time passing."""
-        import asyncio
-
-        self.advance(max(0, ms) * 1000)
-        await asyncio.sleep(0)
-
-
-class StepRTC:
-    """An rtc that steps the fake wall clock, as machine.RTC would step the board's."""
-
-    def __init__(self, clock):
-        self.clock = clock
-        self.steps = []  # offset_us of every adjust()
-
-    def adjust(self, offset_us):
-        self.steps.append(offset_us)
-        self.clock.step(offset_us)
-
-
-class MemStore:
-    def __init__(self, doc=None, fail=False):
-        self.doc = doc  # the saved dict
-        self.saves = 0
-        self.fail = fail
-        self.warning = None
-
-    def load(self):
-        return self.doc
-
-    def save(self, doc):
-        self.saves += 1
-        if self.fail:
-            self.warning = "disk full"
-            return False
-        self.doc = doc
-        return True
-
-
-def rand(n):
-    return n // 3  # deterministic: a third of each random range
 
 
 def make(clock, responder=None, hosts=None, config=None, rtc=True, store=None):
@@ -220,19 +173,29 @@ def test_run_stops_when_stop_says_so():
     assert len(calls) == 4 and clock.mono_us <= 3 * MINUTE_MS * 1000
 
 
-def test_monotonic_ms_across_the_ticks_wrap():
-    ticks = [TICKS_PERIOD - 10]
+def test_now_ms_counts_on_across_the_ticks_wrap_and_the_rebase():
+    # now_ms() is ticks_ms extended by ticks_diff: it goes on across the wrap of ticks_ms, and
+    # across the loop's rebase (its small count taken back by 2**28 before it reaches 2**29)
+    class Ticks:
+        epoch_s = FakeClock(START).epoch_s
+        t = TICKS_PERIOD - 10
 
-    def diff(a, b):
-        return ((a - b + TICKS_PERIOD // 2) % TICKS_PERIOD) - TICKS_PERIOD // 2
+        def ticks_ms(self):
+            return self.t
 
-    m = compat.Monotonic(lambda: ticks[0], diff)
-    assert m.now() == 0
+        def ticks_diff(self, a, b):
+            return ((a - b + TICKS_PERIOD // 2) % TICKS_PERIOD) - TICKS_PERIOD // 2
+
+    clock = Ticks()
+    svc = service.Service({}, net=FakeNet(clock, lambda *a: []), clock=clock)
+    assert svc.now_ms() == 0
     total = 0
-    for step in (5, 10, 1_000, (1 << 29) - 1, 7):
-        ticks[0] = (ticks[0] + step) % TICKS_PERIOD
+    for step in (5, 10, 1_000, (1 << 29) - 1, 7, (1 << 29) - 1, 3):
+        clock.t = (clock.t + step) % TICKS_PERIOD
         total += step
-        assert m.now() == total
+        assert svc.now_ms() == total
+        assert svc.loop_ms() < 1 << 30  # what the loop computes with stays a small int
+    assert svc.policy.base_ms >= 1 << 28  # it was taken back
 
 
 def test_resolve_errors_never_escape():

@@ -280,7 +280,7 @@ class Year:
         d = self.d
         evs = d.events[d.boot_at_event[-1] :]
         for src in d.policy.sources:
-            label = src.label()
+            label = src.label
 
             def count(kind, label=label):
                 return len([e for e in evs if e["event"] == kind and e.get("server") == label])

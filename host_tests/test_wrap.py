@@ -2,7 +2,7 @@
 # Wraparounds and boundaries, through the blocking Service on a fake clock
 # whose sleep moves time, so days of service run in milliseconds, on both runtimes:
 #   ticks_ms wrapping at 2**30 ms (about 12.4 days on the boards):
-#     the schedule runs on compat.Monotonic, ticks_ms extended with ticks_diff;
+#     the schedule runs on Service.loop_ms(), ticks_ms extended with ticks_diff;
 #   the NTP era rollover (2036-02-07 06:28:16 UTC, rule 9) and the Unix 2**31 s (2038)
 #     crossed while running, with T1 on one side and T2/T3 on the other;
 #   ports with a 2000 epoch (ESP32);
@@ -15,11 +15,14 @@ from fakes import (
     ERA_ROLLOVER_UNIX,
     NTP_1970,
     NTP_2000,
+    START,
     TICKS_PERIOD,
     FakeNet,
+    LoopClock,
+    MemStore,
+    StepRTC,
     honest,
 )
-from test_service_loop import START, LoopClock, MemStore, StepRTC
 
 from sntp import aio, service
 

@@ -432,7 +432,7 @@ def to_json(r, epoch_s):
 
 
 def _refid(h):
-    from sntp.packet import refid_text
+    from sntp.timestamp import refid_text
 
     return refid_text(h.stratum, h.refid)
 
@@ -609,7 +609,7 @@ def run(argv, out=None, err=None):
         out.write(to_json(r, clock.epoch_s) + "\n")
     else:
         if r.header is not None:
-            out.write(describe(r, clock.epoch_s, client.ERA_PIVOT_NTP_S) + "\n")
+            out.write(describe(r, clock.epoch_s, exchange.ERA_PIVOT_NTP_S) + "\n")
         if not r.ok:
             err.write(error_line(r) + "\n")
     return 0 if r.ok else 1

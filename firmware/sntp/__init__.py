@@ -1,9 +1,9 @@
 # sntp: an SNTP client for MicroPython fleets that never sets a wrong clock.
 #
 # Modules (import only what you use; nothing runs at import):
-#   timestamp  NTP <-> port-epoch microseconds, era resolution         (core, no I/O)
-#   packet     request encoding, header decoding                        (core, no I/O)
-#   exchange   one exchange: reply checks with named reasons, offset    (core, no I/O)
+#   exchange   one exchange: request bytes, header decoding, NTP <-> port-epoch us,
+#              era resolution, reply checks with named reasons, offset  (core, no I/O)
+#   timestamp  dates and header fields as people read them              (no I/O)
 #   net        sockets and resolver, port differences hidden            (driver)
 #   policy     when to ask whom: floors, backoff, KoD, DNS, agreement  (core, no I/O)
 #   discipline step or slew, drift estimate, the interval accuracy allows (core, no I/O);

@@ -30,14 +30,7 @@ else:  # CPython: asyncio counts seconds; an exact Fraction keeps the firmware i
         return asyncio.sleep(Fraction(max(0, ms), 1000))
 
 
-async def exchange_async(
-    net,
-    clock,
-    addr,
-    timeout_ms=client.DEFAULT_TIMEOUT_MS,
-    pivot_s=client.ERA_PIVOT_NTP_S,
-    max_root_distance_us=None,
-):
+async def exchange_async(net, clock, addr, timeout_ms=client.DEFAULT_TIMEOUT_MS):
     """client.exchange_with() without blocking the event loop. Returns a Result."""
     timeout_ms = client.clamp_timeout_ms(timeout_ms)
     try:
@@ -45,7 +38,7 @@ async def exchange_async(
     except NetError as e:
         return client.failed(addr.key, e.reason, e.message)
     try:
-        p = client.Pending(sock, addr, clock, pivot_s, max_root_distance_us)
+        p = client.Pending(sock, addr, clock)
         slice_ms = 1  # ms until the next look
         while True:
             left_ms = p.left_ms(timeout_ms)
@@ -86,10 +79,8 @@ class AsyncService(Service):
 
     async def sync(self, until_ms=None):
         """Service.sync() as a coroutine: the same summary dict."""
-        watch = self._sync_begin()
-        if not watch.done:
-            await self.run(until_ms, watch.finished)
-        return self._sync_end(watch)
+        await self.run(until_ms, self._sync_begin())
+        return self._sync_end()
 
 
 def start(config, listener=None, **kw):

@@ -3,10 +3,16 @@
 # It owns the socket and reads the clock; every decision is the core's (exchange.py).
 # The net and the clock are injected so that tests run it against a fake network and a
 # fake clock, unchanged.
-from . import compat, packet
-from .exchange import Exchange, Result
+from . import compat
+from .exchange import (
+    HEADER_LEN,
+    NTP_1970_S,
+    NTP_2000_S,
+    Exchange,
+    Result,
+    build_request,
+)
 from .net import Net, NetError
-from .timestamp import ERA_PIVOT_NTP_S, epoch_ntp_s
 
 RESOLVE = "resolve"  # the name did not resolve
 NETWORK = "network"  # the socket could not be opened, bound or written
@@ -21,45 +27,18 @@ class SystemClock:
     """The port's clock: wall time since the port epoch, monotonic ticks, sleep, entropy."""
 
     def __init__(self):
-        self.epoch_s = epoch_ntp_s(compat.epoch_year())  # s from 1900 to the port epoch
+        # s from 1900 to the port epoch: MicroPython's ports count from 1970 or from 2000
+        self.epoch_s = NTP_1970_S if compat.epoch_year() == 1970 else NTP_2000_S
 
     def now_us(self):
         return compat.now_us()
 
-    def ticks_us(self):
-        return compat.ticks_us()
-
-    def ticks_ms(self):
-        return compat.ticks_ms()
-
-    def ticks_diff(self, a, b):
-        return compat.ticks_diff(a, b)
-
-    def sleep_ms(self, ms):
-        compat.sleep_ms(ms)
-
-    def random_bytes(self, n):
-        return compat.random_bytes(n)
-
-
-class OnHostClock:
-    """Base of a board clock that keeps its own time but takes ticks, sleep and entropy from
-    self.host (a SystemClock, set by the subclass): sntp.rtc's BoardRTC and ProcessClock."""
-
-    def ticks_us(self):
-        return self.host.ticks_us()
-
-    def ticks_ms(self):
-        return self.host.ticks_ms()
-
-    def ticks_diff(self, a, b):
-        return self.host.ticks_diff(a, b)
-
-    def sleep_ms(self, ms):
-        self.host.sleep_ms(ms)
-
-    def random_bytes(self, n):
-        return self.host.random_bytes(n)
+    # the port's own functions, unbound (staticmethod: no self)
+    ticks_us = staticmethod(compat.ticks_us)
+    ticks_ms = staticmethod(compat.ticks_ms)
+    ticks_diff = staticmethod(compat.ticks_diff)
+    sleep_ms = staticmethod(compat.sleep_ms)
+    random_bytes = staticmethod(compat.random_bytes)
 
 
 def failed(server, error, detail):
@@ -68,15 +47,7 @@ def failed(server, error, detail):
     return r
 
 
-def query(
-    host,
-    port=123,
-    timeout_ms=DEFAULT_TIMEOUT_MS,
-    net=None,
-    clock=None,
-    pivot_s=ERA_PIVOT_NTP_S,
-    max_root_distance_us=None,
-):
+def query(host, port=123, timeout_ms=DEFAULT_TIMEOUT_MS, net=None, clock=None):
     """One exchange with the first address of host. Returns a Result; never raises on I/O.
 
     Result.error is None on success, else a reason from exchange.py, or 'resolve'/'network'
@@ -87,17 +58,10 @@ def query(
         addr = net.resolve(host, port)[0]
     except NetError as e:
         return failed((host, port), e.reason, e.message)
-    return exchange_with(net, clock, addr, timeout_ms, pivot_s, max_root_distance_us)
+    return exchange_with(net, clock, addr, timeout_ms)
 
 
-def exchange_with(
-    net,
-    clock,
-    addr,
-    timeout_ms=DEFAULT_TIMEOUT_MS,
-    pivot_s=ERA_PIVOT_NTP_S,
-    max_root_distance_us=None,
-):
+def exchange_with(net, clock, addr, timeout_ms=DEFAULT_TIMEOUT_MS):
     """One blocking exchange with an already resolved net.Address. Returns a Result.
 
     Never raises on I/O: a socket failure is a Result with error 'network' and a detail.
@@ -111,7 +75,7 @@ def exchange_with(
     except NetError as e:
         return failed(addr.key, e.reason, e.message)
     try:
-        p = Pending(sock, addr, clock, pivot_s, max_root_distance_us)
+        p = Pending(sock, addr, clock)
         while True:
             left_ms = p.left_ms(timeout_ms)
             if left_ms <= 0:
@@ -137,16 +101,14 @@ class Pending:
     how they wait. Raises NetError if the socket cannot send.
     """
 
-    def __init__(self, sock, addr, clock, pivot_s=ERA_PIVOT_NTP_S, max_root_distance_us=None):
+    def __init__(self, sock, addr, clock):
         self.clock = clock
         sock.bind_random()
         nonce = clock.random_bytes(8)
-        request = packet.build_request(bytearray(packet.HEADER_LEN), nonce)
+        request = build_request(bytearray(HEADER_LEN), nonce)
         self.t1_us = clock.now_us()  # local send time, as late as possible before the send
         self.sent_ticks = clock.ticks_us()  # ticks_us at the send
-        self.ex = Exchange(
-            addr.key, nonce, self.t1_us, clock.epoch_s, pivot_s, max_root_distance_us
-        )
+        self.ex = Exchange(addr.key, nonce, self.t1_us, clock.epoch_s)
         sock.send(request, addr.sockaddr)
 
     def left_ms(self, timeout_ms):

@@ -63,31 +63,6 @@ else:
         select.poll().poll(max(0, ms))
 
 
-class Monotonic:
-    """Milliseconds since creation that never wrap: ticks_ms extended by ticks_diff.
-
-    The policy wants a monotonic count that never wraps (policy.py); ticks_ms wraps every
-    2**30 ms (12.4 days) on the boards. Each now() adds the ticks_diff since the previous
-    call, so it must be called at least every 2**29 ms (6.2 days): the drivers wake at least
-    once a minute. On a 32-bit board the count becomes a big int after 12 days (one
-    allocation per call, fine at this rate).
-    """
-
-    def __init__(self, ticks=None, diff=None):
-        self.ticks = ticks if ticks is not None else ticks_ms  # () -> wrapping ms ticks
-        self.diff = diff if diff is not None else ticks_diff  # (a, b) -> signed a - b
-        self.last = self.ticks()  # ticks at the previous now()
-        self.ms = 0  # ms elapsed since creation
-
-    def now(self):
-        t = self.ticks()
-        d = self.diff(t, self.last)
-        self.last = t
-        if d > 0:  # ticks never run backwards; a negative step would be a ticks bug
-            self.ms += d
-        return self.ms
-
-
 def now_us():
     """Wall-clock microseconds since the port's epoch (see epoch_year()).
 

@@ -65,7 +65,7 @@ class Discipline:
         self.frac = 0  # drift correction not yet whole us, in ppb*ms (< 10**6)
         self.rejected = 0  # measurements rejected as outliers
         self.delay_us = None  # round trip of the last sync, us (None: unknown)
-        self.last = None  # dict describing the last correction, for events and status
+        self.last = None  # the last correction: kind, offset_us, measured_ppb
 
     # ---- persistence ---------------------------------------------------------------------
     def load(self, st):
@@ -113,14 +113,8 @@ class Discipline:
             step, self.pending_us = 0, offset_us
             kind = "slew"
         self.ref_unix_us = wall_us + offset_us  # the true time at this sync
-        self.last = {
-            "kind": kind,
-            "offset_us": offset_us,
-            "measured_ppb": measured,
-            "drift_ppb": self.drift_ppb,
-            "sigma_ppb": self.sigma_ppb(),
-            "interval_cap_s": self.interval_cap_s(),
-        }
+        # the estimate, its sigma and the interval it allows are read from self when wanted
+        self.last = {"kind": kind, "offset_us": offset_us, "measured_ppb": measured}
         return step
 
     def _measure(self, offset_us, wall_us, clock_valid):
@@ -312,15 +306,15 @@ class Keeper:
             if d is not None:
                 if not applied:
                     d.pending_us = 0
-                p.set_interval_cap(d.interval_cap_s(), now_ms)
+                cap = d.interval_cap_s()
+                p.set_interval_cap(cap, now_ms)
                 p.dirty = True  # the discipline's state is saved with the policy's
-                info = d.last
                 p.emit(
                     "drift",
-                    drift_ppb=info["drift_ppb"],
-                    measured_ppb=info["measured_ppb"],
-                    sigma_ppb=info["sigma_ppb"],
-                    interval_cap_s=info["interval_cap_s"],
+                    drift_ppb=d.drift_ppb,
+                    measured_ppb=d.last["measured_ppb"],
+                    sigma_ppb=d.sigma_ppb(),
+                    interval_cap_s=cap,
                     interval_s=p.interval_s,
                 )
         p.emit("clock", applied=applied, offset_us=corr.offset_us, how=kind, detail=why)

@@ -1,4 +1,5 @@
-# One SNTP exchange, free of I/O: build the request, judge each datagram, compute the offset.
+# One SNTP exchange, free of I/O: the request's bytes, the reply header's fields, NTP
+# timestamps as microseconds, every check of a reply, the offset.
 #
 # The driver owns the socket and the clock. It creates an Exchange with a fresh nonce and the
 # local send time T1, sends request(), hands every datagram it receives to receive() with the
@@ -16,10 +17,136 @@
 # which passes the origin check; other servers send LI=0 with zero timestamps.
 #
 # Offset sign: positive means the local clock is behind the server (RFC 5905 theta).
-from . import packet
-from .compat import const
-from .timestamp import ERA_PIVOT_NTP_S, ntp_to_us, resolve_era, short_to_us
+#
+# Timestamps (RFC 5905 section 6), integers only:
+#   timestamp  64 bits: seconds since 1900-01-01 (32 bits, wrapping) . fraction (32 bits)
+#   short      32 bits: seconds (16) . fraction (16), for root delay and root dispersion
+# Local times are microseconds since the port's epoch (1970 on unix/rp2/CPython, 2000 on
+# ESP32), always Python ints: a float32 on the boards would only be good to about 2 minutes.
+# Values above 2**30 are big ints on the boards (they take heap): fine at one exchange a
+# minute, never used in a tight loop.
+#
+# Era (rule 9): the 32-bit seconds wrap on 2036-02-07 06:28:16 UTC. A wire timestamp is
+# resolved to the unique full value in [pivot, pivot + 2**32 s), with the pivot 50 years
+# before the firmware's build date (as chrony does): a build in 2026 decodes every time from
+# 1976 until 2112 correctly, 2036+ server times included.
+#
+# (sntp.timestamp, outside the sync core, re-exports the timestamp names below beside the
+# date formatting that only people need.)
+import struct
 
+from .compat import const
+
+US_PER_S = const(1_000_000)
+_FRAC_HALF = const(1 << 31)
+
+# Seconds from 1900-01-01 (the NTP prime epoch) to the port epochs.
+NTP_1970_S = 2_208_988_800  # 70 years incl. 17 leap days
+NTP_2000_S = 3_155_673_600  # 100 years incl. 24 leap days
+
+# The firmware's build date, the clock floor of rule 10 and the anchor of the era pivot.
+# Update it with each release (tools/sntp --version prints it). 2026-11-21 00:00:00 UTC.
+BUILD_UNIX_S = 1_795_219_200
+ERA_PIVOT_NTP_S = BUILD_UNIX_S + NTP_1970_S - 50 * 365 * 86400  # 50 years before the build
+
+
+def resolve_era(ts64, pivot_s):
+    """A 64-bit wire timestamp -> the full NTP value in [pivot_s, pivot_s + 2**32) seconds."""
+    sec = ts64 >> 32
+    full_sec = pivot_s + (sec - pivot_s) % (1 << 32)  # 2**32 s: one era, 136 years
+    return (full_sec << 32) | (ts64 & 0xFFFF_FFFF)
+
+
+def ntp_to_us(full, epoch_s):
+    """A full NTP value -> us since the port epoch, rounded to the nearest microsecond."""
+    s = (full >> 32) - epoch_s
+    return s * US_PER_S + (((full & 0xFFFF_FFFF) * US_PER_S + _FRAC_HALF) >> 32)
+
+
+def short_to_us(v):
+    """An NTP short (16.16 unsigned) -> microseconds, rounded."""
+    return (v * US_PER_S + (1 << 15)) >> 16
+
+
+def unix_us(t_us, epoch_s):
+    """us since the port epoch -> us since 1970-01-01 (for output and for the 2000-epoch ports)."""
+    return t_us + (epoch_s - NTP_1970_S) * US_PER_S
+
+
+# ---- the header (RFC 5905 section 7.3) ------------------------------------------------------
+# Every field by byte offset, read with struct.unpack_from at a fixed offset (no slicing per
+# field). Bytes past the 48-byte header (extension fields, a MAC) are ignored.
+HEADER_LEN = const(48)
+_OFF_LI_VN_MODE = const(0)  # LI (2 bits) | VN (3 bits) | mode (3 bits)
+# 1 stratum: 0 = Kiss-o'-Death, 1 primary, 2-15 secondary, 16 unsynchronized
+# 2 poll, 3 precision: signed log2 seconds; 4 root delay, 8 root dispersion: NTP short 16.16
+_OFF_REFID = const(12)  # 4 bytes: KoD code when stratum is 0
+_OFF_REF_TS = const(16)  # reference timestamp
+_OFF_ORIGIN_TS = const(24)  # origin: must equal the transmit timestamp we sent
+_OFF_RX_TS = const(32)  # receive: server time when our request arrived (T2)
+_OFF_TX_TS = const(40)  # transmit: server time when the reply left (T3)
+_REQUEST_BYTE0 = const(0x23)  # LI 0, VN 4, mode 3
+
+
+def build_request(buf, nonce):
+    """Fill buf (bytearray(48)) with a client request carrying nonce (8 bytes) as transmit time.
+
+    Data minimization (rule 7): every field is zero except LI/VN/mode and the
+    transmit timestamp, which holds random bits instead of our clock, so the request neither
+    leaks the device's time nor lets an off-path attacker predict the origin of the reply.
+    """
+    for i in range(HEADER_LEN):
+        buf[i] = 0
+    buf[_OFF_LI_VN_MODE] = _REQUEST_BYTE0
+    for i in range(8):
+        buf[_OFF_TX_TS + i] = nonce[i]
+    return buf
+
+
+class Header:
+    """The decoded fields of a reply header. Timestamps are raw 64-bit wire values."""
+
+    def __init__(self, data):
+        b0, stratum, poll, precision, root_delay, root_disp = struct.unpack_from(
+            "!BBbbII", data, _OFF_LI_VN_MODE
+        )
+        self.leap = b0 >> 6  # 0 no warning, 1/2 leap second pending, 3 unsynchronized
+        self.version = (b0 >> 3) & 7
+        self.mode = b0 & 7
+        self.stratum = stratum
+        self.poll = poll  # log2 s; never used to schedule (an attacker could pin it)
+        self.precision = precision  # log2 s
+        self.root_delay = root_delay  # NTP short 16.16 s
+        self.root_disp = root_disp  # NTP short 16.16 s
+        self.refid = bytes(data[_OFF_REFID : _OFF_REFID + 4])
+        self.ref_ts = _ts64(data, _OFF_REF_TS)
+        self.origin_ts = _ts64(data, _OFF_ORIGIN_TS)
+        self.rx_ts = _ts64(data, _OFF_RX_TS)
+        self.tx_ts = _ts64(data, _OFF_TX_TS)
+
+
+def _ts64(data, off):
+    hi, lo = struct.unpack_from("!II", data, off)
+    return (hi << 32) | lo
+
+
+def origin_matches(data, nonce):
+    """True when the reply's origin field is exactly the nonce we sent (RFC 5905 8, 'bogus')."""
+    for i in range(8):
+        if data[_OFF_ORIGIN_TS + i] != nonce[i]:
+            return False
+    return True
+
+
+def kiss_code(refid):
+    """The 4-character KoD code of a refid, with anything but printable ASCII shown as '?'."""
+    out = ""
+    for c in refid:
+        out += chr(c) if 0x20 < c < 0x7F else "?"
+    return out
+
+
+# ---- the checks ---------------------------------------------------------------------------
 # Reasons. Strings, so that events, JSON and the console print them as they are.
 WRONG_SOURCE = "wrong-source"  # from another address or port than the one we asked
 SHORT = "short"  # fewer than 48 bytes
@@ -53,19 +180,20 @@ _VERSION_MAX = const(4)
 class Result:
     """The outcome of one exchange. ok is True only when every check passed.
 
-    Times are microseconds since the port epoch (t1..t4, server_time_us); offset_us and
-    delay_us are signed microseconds. header is None for a timeout, kiss is the KoD code.
+    Times are microseconds since the port epoch (t1..t4; t3_us is the server's time);
+    offset_us and delay_us are signed microseconds. header is None for a timeout, kiss is
+    the KoD code.
     """
 
     def __init__(self, server, error, header=None):
         self.server = server  # (ip, port) asked
         self.ok = error is None
         self.error = error  # None or one of the reasons above
-        self.header = header  # packet.Header or None
+        self.header = header  # Header or None
         self.kiss = None  # 4-character KoD code when error == KISS
         self.t1_us = None  # local send time
         self.t2_us = None  # server receive time
-        self.t3_us = None  # server transmit time
+        self.t3_us = None  # server transmit time: the server's time
         self.t4_us = None  # local receive time
         self.offset_us = None  # server minus local clock
         self.delay_us = None  # round-trip delay minus server processing time
@@ -73,31 +201,22 @@ class Result:
         self.ignored = None  # {reason: count} of datagrams that were not our reply
         self.detail = None  # a sentence for 'resolve' and 'network' failures
 
-    @property
-    def server_time_us(self):
-        return self.t3_us
-
 
 class Exchange:
     """One request and its reply. epoch_s: seconds from 1900 to the port epoch."""
 
-    def __init__(
-        self, server, nonce, t1_us, epoch_s, pivot_s=ERA_PIVOT_NTP_S, max_root_distance_us=None
-    ):
+    def __init__(self, server, nonce, t1_us, epoch_s, pivot_s=ERA_PIVOT_NTP_S):
         self.server = server  # (ip, port) the request goes to
         self.nonce = bytes(nonce)  # 8 random bytes, our transmit timestamp on the wire
         self.t1_us = t1_us  # true local send time, us since the port epoch; never sent
         self.epoch_s = epoch_s  # s from 1900 to the port epoch
         self.pivot_s = pivot_s  # NTP seconds: era pivot
-        self.max_root_distance_us = (
-            _MAX_ROOT_DISTANCE_US if max_root_distance_us is None else max_root_distance_us
-        )
         self.ignored = {}  # reason -> count of datagrams that were not our reply
         self.result = None  # the final Result once there is one
 
     def request(self, buf=None):
         """The 48-byte request (into buf when given, a preallocated bytearray(48))."""
-        return packet.build_request(buf if buf is not None else bytearray(48), self.nonce)
+        return build_request(buf if buf is not None else bytearray(48), self.nonce)
 
     def _ignore(self, reason):
         self.ignored[reason] = self.ignored.get(reason, 0) + 1
@@ -113,11 +232,11 @@ class Exchange:
             return self._ignore("duplicate")
         if source != self.server:
             return self._ignore(WRONG_SOURCE)
-        if data is None or len(data) < packet.HEADER_LEN:
+        if data is None or len(data) < HEADER_LEN:
             return self._ignore(SHORT)
-        if not packet.origin_matches(data, self.nonce):
+        if not origin_matches(data, self.nonce):
             return self._ignore(BAD_ORIGIN)
-        return self._finish(self._judge(packet.Header(data), t4_us))
+        return self._finish(self._judge(Header(data), t4_us))
 
     def expire(self):
         """The deadline passed: a timeout, or the last reason a datagram was ignored for."""
@@ -143,7 +262,7 @@ class Exchange:
             return Result(self.server, BAD_VERSION, h)
         if h.stratum == 0:
             r = Result(self.server, KISS, h)
-            r.kiss = packet.kiss_code(h.refid)
+            r.kiss = kiss_code(h.refid)
             return r  # its timestamps are never looked at
         if h.leap == _LEAP_UNSYNC or h.stratum >= _STRATUM_UNSYNC:
             return Result(self.server, UNSYNCHRONIZED, h)
@@ -153,7 +272,7 @@ class Exchange:
             return Result(self.server, NO_REFERENCE, h)
         r = Result(self.server, None, h)
         r.root_distance_us = short_to_us(h.root_delay) // 2 + short_to_us(h.root_disp)
-        if r.root_distance_us > self.max_root_distance_us:
+        if r.root_distance_us > _MAX_ROOT_DISTANCE_US:
             r.ok, r.error = False, TOO_FAR
             return r
         t1 = self.t1_us

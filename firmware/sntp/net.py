@@ -60,10 +60,8 @@ class Net:
         """All distinct addresses of host, in the resolver's order. Raises NetError('resolve')."""
         try:
             infos = socket.getaddrinfo(host, port)  # no type argument: lwIP warns on it
-        except OSError as e:  # CPython's socket.gaierror is an OSError
+        except (OSError, ValueError) as e:  # gaierror is an OSError; UnicodeError a ValueError
             raise NetError("resolve", "cannot resolve {}: {}".format(host, _err_text(e)))
-        except (UnicodeError, ValueError) as e:
-            raise NetError("resolve", "cannot resolve {}: {}".format(host, e))
         out = []
         seen = []
         for info in infos:

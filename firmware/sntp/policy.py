@@ -41,7 +41,7 @@
 # Everything here is integers (ms, us, s); randomness comes from the rand_below callable.
 from . import exchange
 from .compat import const
-from .timestamp import BUILD_UNIX_S
+from .exchange import BUILD_UNIX_S
 
 MIN_GAP_MS = const(15_000)  # R1: RFC 4330 section 10 MUST (public: tools/sntp says it)
 _HOURLY_CAP = const(12)  # R2: requests in any 3600 s (a round is at most 4)
@@ -134,9 +134,8 @@ class Source:
         self.sends = 0  # counters for status
         self.replies = 0
         self.kods = 0
-
-    def label(self):
-        return self.host if self.port == 123 else key_text((self.host, self.port))
+        # how events and status name it: the host, with the port when it is not 123
+        self.label = host if port == 123 else key_text((host, port))
 
 
 class Peer:
@@ -545,7 +544,7 @@ class Policy:
         self.tried.append(src)
         self.awaiting = True
         src.sends += 1
-        self.emit("send", server=src.label(), address=key_text(addr.key))
+        self.emit("send", server=src.label, address=key_text(addr.key))
         return ("query", src, addr)
 
     def _needs_resolve(self, src, now_ms):
@@ -601,7 +600,7 @@ class Policy:
     def resolved(self, src, addrs, now_ms, detail=None):
         """The driver's lookup of src.host: a list of Address (empty or None: failed)."""
         self.now_ms = now_ms
-        label = src.label()
+        label = src.label
         if not addrs:
             src.dns_fails += 1
             delay = _DNS_RETRY_FIRST_MS
@@ -626,7 +625,7 @@ class Policy:
         self.now_ms = now_ms
         self.awaiting = False
         key = addr.key
-        label = src.label()
+        label = src.label
         if r.ok:
             src.replies += 1
             src.addr_fails = 0
@@ -683,7 +682,7 @@ class Policy:
             fields["hold_s"] = _DENY_HOLD_S
         else:  # unknown or X...: no protocol meaning, a failed exchange (with backoff)
             src.addr_fails += 1
-        self.emit("kod", server=src.label(), address=key_text(key), code=code, **fields)
+        self.emit("kod", server=src.label, address=key_text(key), code=code, **fields)
 
     def _decide(self, now_ms, wall_us):
         """R5: a Correction when the samples of this round justify one."""
@@ -716,7 +715,7 @@ class Policy:
         if outliers:  # falsetickers: reported, never followed
             self._disagree(outliers, chosen_us=offset)
         if wall_us + offset < self.floor_us:
-            self.emit("reject", server=pick.src.label(), reason="before-build-date")
+            self.emit("reject", server=pick.src.label, reason="before-build-date")
             self.samples = [s for s in samples if s not in chosen]
             return None
         # success: the interval grows toward its maximum (R3 jitter on top)
@@ -731,7 +730,7 @@ class Policy:
         self.last_sync_unix_s = (wall_us + offset) // 1_000_000
         self.last_offset_us = offset
         self.dirty = True
-        servers = [s.src.label() for s in chosen]
+        servers = [s.src.label for s in chosen]
         self.emit("step", offset_us=offset, servers=servers)
         if self.sources is not self.normal_sources:  # the factory server's job is done
             self.sources = self.normal_sources
@@ -744,7 +743,7 @@ class Policy:
         self.emit(
             "disagree",
             offsets_us=[s.offset_us for s in samples],
-            servers=[s.src.label() for s in samples],
+            servers=[s.src.label for s in samples],
             **fields,
         )
 
@@ -805,7 +804,7 @@ class Policy:
             "next_ms": None if self.due_ms is None else max(0, self.due_ms - now_ms),
             "servers": [
                 {
-                    "server": s.label(),
+                    "server": s.label,
                     "address": key_text(s.addrs[s.idx].key) if s.addrs else None,
                     "sends": s.sends,
                     "replies": s.replies,

@@ -55,7 +55,7 @@
 #   Absurd input never raises: a non-integer offset, or a time outside [port epoch, 2100),
 #   returns False and reports one line; so does an RTC that refuses the write. False: the
 #   clock did not move.
-from .client import OnHostClock, SystemClock
+from .client import SystemClock
 from .compat import const
 from .timestamp import NTP_1970_S, US_PER_S, days_from_civil, unix_us
 
@@ -101,6 +101,26 @@ def civil_from_days(days):
 
 def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+class OnHostClock:
+    """Base of a board clock that keeps its own time but takes ticks, sleep and entropy from
+    self.host (a SystemClock, set by the subclass): BoardRTC and ProcessClock below."""
+
+    def ticks_us(self):
+        return self.host.ticks_us()
+
+    def ticks_ms(self):
+        return self.host.ticks_ms()
+
+    def ticks_diff(self, a, b):
+        return self.host.ticks_diff(a, b)
+
+    def sleep_ms(self, ms):
+        self.host.sleep_ms(ms)
+
+    def random_bytes(self, n):
+        return self.host.random_bytes(n)
 
 
 class BoardRTC(OnHostClock):

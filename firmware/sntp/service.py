@@ -9,10 +9,12 @@
 #     ('resolve', source)         -> net.resolve(); keeper.resolved(...)
 #     ('query', source, address)  -> client.exchange_with(); keeper.result(...), which
 #                                    applies a correction through the rtc and saves.
-# now is compat.Monotonic: ticks_ms extended so that it never wraps, taken back by _REBASE_MS
-# (with every time the keeper holds) before it reaches 2**30: an idle wake-up computes in
-# small ints only, and allocates nothing on a 32-bit port. now_ms() (the public count, as
-# in events' t_ms) is that plus what was taken back.
+# now is loop_ms(): ticks_ms extended by ticks_diff so that it never wraps (ticks_ms wraps
+# every 2**30 ms, 12.4 days, on the boards; each call adds the ticks_diff since the last one,
+# so it must come at least every 2**29 ms: the loop wakes at least once a minute), taken back
+# by _REBASE_MS (with every time the keeper holds) before it reaches 2**30: an idle wake-up
+# computes in small ints only, and allocates nothing on a 32-bit port. now_ms() (the public
+# count, as in events' t_ms) is that plus what was taken back.
 #
 # What is injected (all optional, for tests and for the boards):
 #   net    net.Net()-like: resolve(host, port) -> [Address], udp(family)
@@ -30,7 +32,7 @@ from .compat import const
 from .discipline import Keeper
 from .net import Net, NetError
 from .policy import Config
-from .timestamp import unix_us
+from .exchange import unix_us
 
 _STALL_MS = const(1_000)  # the policy had nothing to do at its own wake-up time: a bug, wait
 _REBASE_AT_MS = const(1 << 29)  # 6.2 days: then
@@ -66,25 +68,29 @@ class Service:
         rand = rand_below if rand_below is not None else compat.random_below
         self.keeper = Keeper(config, rand, self.wall_us, rtc, store)
         self.policy = self.keeper.policy
-        self.mono = compat.Monotonic(self.clock.ticks_ms, self.clock.ticks_diff)
-        self.listeners = []  # callables(event dict)
+        self.ticks = self.clock.ticks_ms()  # ticks_ms at the last loop_ms()
+        self.ms = 0  # ms counted since then, never wrapping (loop_ms)
         self.booted = False  # boot() ran: state loaded, first round scheduled
-        self.policy.subscribe(self._fan_out)
+        self.watch = None  # the listener of the sync() in progress, and its summary
 
     # ---- clocks and events ---------------------------------------------------------------
     def loop_ms(self):
         """The ms the policy and the keeper count in: small ints, taken back by _REBASE_MS
         now and then (see the top); now_ms() is the same instant in the public count."""
-        ms = self.mono.now()
-        if ms >= _REBASE_AT_MS:
-            ms -= _REBASE_MS
-            self.mono.ms = ms
+        t = self.clock.ticks_ms()
+        d = self.clock.ticks_diff(t, self.ticks)
+        self.ticks = t
+        if d > 0:  # ticks never run backwards; a negative step would be a ticks bug
+            self.ms += d
+        if self.ms >= _REBASE_AT_MS:
+            self.ms -= _REBASE_MS
             self.keeper.rebase(_REBASE_MS)
-        return ms
+        return self.ms
 
     def now_ms(self):
         """Monotonic ms since this service was made: events' t_ms, and run()'s until_ms."""
-        return self.policy.base_ms + self.loop_ms()
+        ms = self.loop_ms()  # first: a rebase in it moves base_ms
+        return self.policy.base_ms + ms
 
     def wall_us(self):
         """The clock being disciplined, in Unix us."""
@@ -98,15 +104,7 @@ class Service:
 
     def subscribe(self, fn):
         """fn(event dict) for every event; raising in fn stops the loop (keep it simple)."""
-        self.listeners.append(fn)
-
-    def unsubscribe(self, fn):
-        if fn in self.listeners:
-            self.listeners.remove(fn)
-
-    def _fan_out(self, event):
-        for fn in list(self.listeners):
-            fn(event)
+        self.policy.subscribe(fn)  # the policy emits every event, the keeper's too
 
     # ---- start-up --------------------------------------------------------------------------
     def boot(self, startup_delay=True):
@@ -167,30 +165,106 @@ class Service:
 
         Returns a dict: ok (the policy decided on a correction), clock_set (the rtc applied
         it), offset_us, server (whose measurement was used), servers (that vouched for it),
-        servers_tried, error and detail (why not), kiss (the last KoD code), failures.
+        servers_tried, error and detail (why not), kiss (the last KoD code), failures
+        ({"server", "error"} of every failed step).
         The policy's floors, holds and hourly cap still apply: this asks, it does not force.
         """
-        watch = self._sync_begin()
-        if not watch.done:
-            self.run(until_ms, watch.finished)
-        return self._sync_end(watch)
+        self.run(until_ms, self._sync_begin())
+        return self._sync_end()
 
-    # Shared with aio.AsyncService: everything but the waiting.
+    # Shared with aio.AsyncService: everything but the waiting. The summary is filled in by a
+    # listener of the sync's events (watch below); run()'s stop() ends the sync when it is
+    # over: a correction, the policy giving up for now, or a next request too far away.
     def _sync_begin(self):
-        watch = SyncWatch(self)
+        s = {
+            "ok": False,  # the policy decided on a correction
+            "error": None,  # the last failure's reason
+            "detail": None,  # a sentence about it
+            "offset_us": None,  # the correction, us
+            "server": None,  # whose measurement was used
+            "servers": [],  # who vouched for it
+            "clock_set": False,  # and the rtc applied it
+            "servers_tried": [],  # labels of the servers asked, in order
+            "kiss": None,  # the last KoD code
+            "failures": [],  # {"server", "error"} of every failed step
+        }
+        replies = []  # (server, offset_us) of every good reply
+        over = [False]  # the sync is over
+
+        def fail(error, detail, server=None):
+            s["error"], s["detail"] = error, detail
+            s["failures"].append({"server": server, "error": error})
+
+        def watch(e):
+            kind = e["event"]
+            server = e.get("server")
+            if kind == "send":
+                if server not in s["servers_tried"]:
+                    s["servers_tried"].append(server)
+            elif kind == "reply":
+                replies.append((server, e["offset_us"]))
+            elif kind == "step":
+                s["servers"] = e["servers"]
+            elif kind == "clock":
+                over[0] = s["ok"] = True
+                s["clock_set"] = e["applied"]
+                off = s["offset_us"] = e["offset_us"]
+                s["server"] = s["servers"][0] if s["servers"] else None
+                for r, o in replies:
+                    if o == off:
+                        s["server"] = r  # the measurement the policy picked
+                if not e["applied"]:
+                    s["error"], s["detail"] = "not-applied", e["detail"] or "no rtc to set"
+            elif kind == "timeout":
+                fail("timeout", "{}: no reply".format(server), server)
+            elif kind == "reject":
+                fail(e["reason"], "{}: reply rejected ({})".format(server, e["reason"]), server)
+            elif kind == "kod":
+                s["kiss"] = e["code"]
+                fail("kiss", "{}: Kiss-o'-Death {}".format(server, e["code"]), server)
+            elif kind == "resolve" and not e["ok"]:
+                fail("resolve", e.get("detail") or "cannot resolve {}".format(server), server)
+            elif kind == "disagree":  # falsetickers, or no majority at all
+                for r in e["servers"]:
+                    fail("disagree", "{}: disagrees with the other servers".format(r), r)
+            elif kind == "hold":
+                fail("hourly-cap", "request cap of {} an hour reached".format(e["cap"]))
+            elif kind == "idle":
+                fail("no-servers", e.get("reason") or "no servers configured")
+            if kind in _GIVE_UP:
+                over[0] = True
+
+        def stop():
+            if not over[0]:
+                due = self.policy.due_ms
+                if due is not None and due - self.loop_ms() > _SYNC_MAX_WAIT_MS:
+                    over[0] = True  # the next request is further away than a person should wait
+                    wait_s = (due - self.loop_ms()) // 1000
+                    fail("deferred", "next request allowed in {} s".format(wait_s))
+            return over[0]
+
+        self.watch = (watch, s)
         self.subscribe(watch)
         self.boot(startup_delay=False)
         self.policy.sync_now(self.loop_ms())
         if self.policy.due_ms is None:  # no servers: nothing to ask
-            watch.done = True
-            if watch.error is None:
-                watch.fail("no-servers", "no servers configured (rule 3: no built-in default)")
-        return watch
+            over[0] = True
+            if s["error"] is None:
+                fail("no-servers", "no servers configured (rule 3: no built-in default)")
+        return stop
 
-    def _sync_end(self, watch):
-        self.unsubscribe(watch)
+    def _sync_end(self):
+        watch, s = self.watch
+        self.watch = None
+        self.policy.listeners.remove(watch)
         self.keeper.save()
-        return watch.summary()
+        if s["ok"]:
+            if s["clock_set"]:
+                s["error"] = s["detail"] = None
+        elif s["error"] is None:
+            s["error"] = "unavailable"
+            s["detail"] = "no server could be asked now (Kiss-o'-Death hold or DNS backoff)"
+        return s
 
     def _wait_ms(self, now, until_ms, stop):
         """ms to wait before the next poll (0 or less: poll now), or None: stop serving."""
@@ -207,98 +281,3 @@ class Service:
     def status(self):
         return self.policy.status(self.loop_ms())
 
-
-class SyncWatch:
-    """Listens to one sync(): what was asked, what failed, and whether the clock moved."""
-
-    def __init__(self, service):
-        self.service = service
-        self.done = False  # the sync is over
-        self.ok = False  # the policy decided on a correction
-        self.clock_set = False  # and the rtc applied it
-        self.offset_us = None  # the correction, us
-        self.server = None  # whose measurement was used
-        self.servers = []  # who vouched for it
-        self.tried = []  # labels of the servers asked, in order
-        self.replies = []  # (server, offset_us) of every good reply
-        self.failures = []  # {"server", "error"} of every failed step
-        self.error = None  # the last failure's reason
-        self.detail = None  # a sentence about it
-        self.kiss = None  # the last KoD code
-
-    def fail(self, error, detail, server=None):
-        self.error, self.detail = error, detail
-        self.failures.append({"server": server, "error": error})
-
-    def __call__(self, e):
-        kind = e["event"]
-        server = e.get("server")
-        if kind == "send":
-            if server not in self.tried:
-                self.tried.append(server)
-        elif kind == "reply":
-            self.replies.append((server, e["offset_us"]))
-        elif kind == "step":
-            self.servers = e["servers"]
-        elif kind == "clock":
-            self.done = True
-            self.ok = True
-            self.clock_set = e["applied"]
-            self.offset_us = e["offset_us"]
-            self.server = self.servers[0] if self.servers else None
-            for s, off in self.replies:
-                if off == self.offset_us:
-                    self.server = s  # the measurement the policy picked
-            if not self.clock_set:
-                self.error, self.detail = "not-applied", e["detail"] or "no rtc to set"
-        elif kind == "timeout":
-            self.fail("timeout", "{}: no reply".format(server), server)
-        elif kind == "reject":
-            self.fail(e["reason"], "{}: reply rejected ({})".format(server, e["reason"]), server)
-        elif kind == "kod":
-            self.kiss = e["code"]
-            self.fail("kiss", "{}: Kiss-o'-Death {}".format(server, e["code"]), server)
-        elif kind == "resolve" and not e["ok"]:
-            self.fail("resolve", e.get("detail") or "cannot resolve {}".format(server), server)
-        elif kind == "disagree":  # falsetickers, or no majority at all
-            for s in e["servers"]:
-                self.fail("disagree", "{}: disagrees with the other servers".format(s), s)
-        elif kind == "hold":
-            self.fail("hourly-cap", "request cap of {} an hour reached".format(e["cap"]))
-        elif kind == "idle":
-            self.fail("no-servers", e.get("reason") or "no servers configured")
-        if kind in _GIVE_UP:
-            self.done = True
-
-    def finished(self):
-        if self.done:
-            return True
-        svc = self.service
-        due = svc.policy.due_ms
-        if due is not None and due - svc.loop_ms() > _SYNC_MAX_WAIT_MS:
-            self.done = True  # the next request is further away than a person should wait
-            self.fail(
-                "deferred", "next request allowed in {} s".format((due - svc.loop_ms()) // 1000)
-            )
-        return self.done
-
-    def summary(self):
-        error, detail = self.error, self.detail
-        if self.ok:
-            if self.clock_set:
-                error, detail = None, None
-        elif error is None:
-            error = "unavailable"
-            detail = "no server could be asked now (Kiss-o'-Death hold or DNS backoff)"
-        return {
-            "ok": self.ok,
-            "error": error,
-            "detail": detail,
-            "offset_us": self.offset_us,
-            "server": self.server,
-            "servers": self.servers,
-            "clock_set": self.clock_set,
-            "servers_tried": self.tried,
-            "kiss": self.kiss,
-            "failures": self.failures,
-        }
