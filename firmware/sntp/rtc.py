@@ -107,6 +107,8 @@ class OnHostClock:
     """Base of a board clock that keeps its own time but takes ticks, sleep and entropy from
     self.host (a SystemClock, set by the subclass): BoardRTC and ProcessClock below."""
 
+    host: SystemClock  # an annotation only: no class attribute on either runtime
+
     def ticks_us(self):
         return self.host.ticks_us()
 
@@ -270,13 +272,14 @@ class BoardRTC(OnHostClock):
         """us RTC: write target_us (the corrected time at the last reading) at once."""
         h = self.host
         t = h.ticks_us()
-        # the time has moved on since the reading the target was computed from
-        value = target_us + h.ticks_diff(t, self.anchor_ticks)
+        # the time has moved on since the reading the target was computed from (the board
+        # stubs type ticks as kinds of their own, hence the ignores)
+        value = target_us + h.ticks_diff(t, self.anchor_ticks)  # type: ignore[type-var,unused-ignore]
         s, sub = divmod(value, US_PER_S)
         if not self._write(self._datetime(s, sub)):
             return False
         self.soft_us = 0
-        self.anchor_ticks, self.anchor_ms, self.anchor_us = t, h.ticks_ms(), value
+        self.anchor_ticks, self.anchor_ms, self.anchor_us = t, h.ticks_ms(), value  # type: ignore[assignment,unused-ignore]
         self.last_write_late_us = h.ticks_diff(h.ticks_us(), t)
         return True
 
@@ -300,7 +303,7 @@ class BoardRTC(OnHostClock):
             h.sleep_ms((wait_us - SPIN_US) // 1000)
         late_us = 0
         for _ in range(_MAX_SPINS):
-            late_us = h.ticks_diff(h.ticks_us(), t0) - wait_us
+            late_us = h.ticks_diff(h.ticks_us(), t0) - wait_us  # type: ignore[type-var,unused-ignore]
             if late_us >= 0:
                 break
         else:

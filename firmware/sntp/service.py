@@ -30,9 +30,9 @@
 from . import client, compat
 from .compat import const
 from .discipline import Keeper
+from .exchange import unix_us
 from .net import Net, NetError
 from .policy import Config
-from .exchange import unix_us
 
 _STALL_MS = const(1_000)  # the policy had nothing to do at its own wake-up time: a bug, wait
 _REBASE_AT_MS = const(1 << 29)  # 6.2 days: then
@@ -280,4 +280,3 @@ class Service:
 
     def status(self):
         return self.policy.status(self.loop_ms())
-
