@@ -329,13 +329,7 @@ def test_make_deploy_sends_valid_python_and_removes_stale_modules(board, tmp_pat
         (board_fs / p).write_text("x = 1\n")
     code = argv[3]
     for _ in range(2):  # the second time on a clean board
-        out = subprocess.run(
-            [os.path.join(VENV_BIN, "micropython"), "-c", code],
-            cwd=str(board_fs),
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        out = micropython(code, "", board_fs)  # the board's own modules only
         assert out.returncode == 0, out.stderr
         assert sorted(
             str(p.relative_to(board_fs)) for p in board_fs.rglob("*") if p.is_file()
@@ -343,13 +337,7 @@ def test_make_deploy_sends_valid_python_and_removes_stale_modules(board, tmp_pat
     # and on an empty board it makes lib/sntp
     empty = tmp_path / "empty"
     empty.mkdir()
-    out = subprocess.run(
-        [os.path.join(VENV_BIN, "micropython"), "-c", code],
-        cwd=str(empty),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    out = micropython(code, "", empty)
     assert out.returncode == 0 and (empty / "lib" / "sntp").is_dir(), out.stderr
     assert "removed 0 old files" in out.stdout
     assert "deploy: done" in r.stdout and "remove the old lib/sntp" in r.stdout
