@@ -196,18 +196,21 @@ def test_sync_vendor_zone_sets_the_clock(testnet, tmp_path):
     assert abs(j["time"] - host_now) < 1.0  # the honest servers' time, not the liar's
     assert j["offset"] > host_now - BUILD_UNIX_S  # from 1970 to now in one step
     zone = ["{}.acme.pool.ntp.org".format(i) for i in range(4)]
-    assert j["servers_tried"] == zone
-    assert sorted(j["servers"]) == zone[:2]  # chrony or ntpsec (0.), ntpsec (1.) agree
-    assert {f["server"]: f["error"] for f in j["failures"]} == {
-        "2.acme.pool.ntp.org": "timeout",
-        "3.acme.pool.ntp.org": "disagree",
-    }
+    # an invalid clock asks two servers first; chrony or ntpsec (0.) and ntpsec (1.) agree,
+    # which is a strict majority of the replies: the dead (2.) and the liar (3.) are not asked
+    assert j["servers_tried"] == zone[:2]
+    assert sorted(j["servers"]) == zone[:2]
+    assert j["failures"] == []
     d = delta(before, testnet.counters())
-    # one request per address of the round; the dead address was tried once
     assert d.get("ntp_127_0_0_2", 0) + d.get("ntp_127_0_0_8", 0) == 1
-    assert (d["ntp_127_0_0_4"], d["ntp_127_0_0_5"], d["ntp_127_0_0_6"]) == (1, 1, 1)
+    assert (d.get("ntp_127_0_0_4"), d.get("ntp_127_0_0_5"), d.get("ntp_127_0_0_6")) == (
+        1,
+        None,
+        None,
+    )
     log = testnet.dns_log()[len(log0) :]
-    assert [testnet.dns_queries(n, log=log) for n in zone] == [1, 1, 1, 1]
+    assert [testnet.dns_queries(n, log=log) for n in zone[:2]] == [1, 1]
+    assert all(testnet.dns_queries(n, log=log) <= 1 for n in zone[2:])
     p = testnet.sntp("status", "--state", state, "--json")
     st = json.loads(p.stdout)
     assert st["valid"] is True and abs(st["last_sync"] - host_now) < 2
