@@ -19,7 +19,7 @@
 #
 # machine.RTC().datetime() is (year, month, day, weekday, hours, minutes, seconds, subseconds),
 # not gmtime's order. It is converted here with integer civil-
-# date math (sntp.timestamp.days_from_civil and its inverse below), never with floats: a Unix
+# date math (sntp.timestamp.days_from_civil and civil_from_days), never with floats: a Unix
 # time in a float32 is good to about 2 minutes on these boards. Weekday: 0 = Monday.
 #
 # Reading, now_us() = raw RTC time + soft_us (soft_us: see writing):
@@ -57,7 +57,7 @@
 #   clock did not move.
 from .client import SystemClock
 from .compat import const
-from .timestamp import NTP_1970_S, US_PER_S, days_from_civil, unix_us
+from .timestamp import NTP_1970_S, US_PER_S, civil_from_days, days_from_civil, unix_us
 
 US_RESOLUTION = const(1)  # ESP32: subseconds are us
 SECOND_RESOLUTION = const(1_000_000)  # RP2040: whole seconds
@@ -83,20 +83,6 @@ MAX_MISSES = const(10)  # whole seconds missed (woken too late) before a blockin
 # The adapter writes no time from 2100-01-01 on: far beyond a device's life, well inside
 # what both RTCs hold; the firmware's era pivot is good until 2112.
 _MAX_YEAR = const(2099)
-
-
-def civil_from_days(days):
-    """Days since 1970-01-01 -> (year, month, day), proleptic Gregorian (H. Hinnant), integers."""
-    z = days + 719468
-    era = (z if z >= 0 else z - 146096) // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + (3 if mp < 10 else -9)
-    year = yoe + era * 400 + (1 if month <= 2 else 0)
-    return year, month, day
 
 
 def _is_int(v):

@@ -28,6 +28,20 @@ def days_from_civil(year, month, day):
     return era * 146097 + doe - 719468
 
 
+def civil_from_days(days):
+    """Days since 1970-01-01 -> (year, month, day), proleptic Gregorian (H. Hinnant), integers."""
+    z = days + 719468
+    era = (z if z >= 0 else z - 146096) // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + (3 if mp < 10 else -9)
+    year = yoe + era * 400 + (1 if month <= 2 else 0)
+    return year, month, day
+
+
 def epoch_ntp_s(epoch_year):
     """Seconds from 1900-01-01 to 1 January of the port's epoch year (1970 or 2000)."""
     return days_from_civil(epoch_year, 1, 1) * 86400 + NTP_1970_S
@@ -48,18 +62,7 @@ def format_utc(t_us, epoch_s):
     u = unix_us(t_us, epoch_s)
     s, frac = divmod(u, US_PER_S)
     days, sod = divmod(s, 86400)
-    # civil_from_days (H. Hinnant), integers only
-    z = days + 719468
-    era = (z if z >= 0 else z - 146096) // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    y = yoe + era * 400
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + (3 if mp < 10 else -9)
-    if m <= 2:
-        y += 1
+    y, m, d = civil_from_days(days)
     return "{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}.{:06d} UTC".format(
         y, m, d, sod // 3600, sod // 60 % 60, sod % 60, frac
     )
