@@ -335,10 +335,12 @@ class Keeper:
         p = self.policy
         if p.dirty:
             p.dirty = False
+            if self.store is None:
+                return  # nothing to persist: the state is not even built
             state = p.state(self.wall_us())
             if self.disc is not None:
                 state["discipline"] = self.disc.state()
-            if self.store is not None and not self.store.save(state):
+            if not self.store.save(state):
                 p.emit("store", ok=False, detail=getattr(self.store, "warning", None))
 
     def rebase(self, d_ms):
