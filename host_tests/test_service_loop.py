@@ -237,7 +237,9 @@ def test_a_small_offset_is_slewed_by_the_loop_and_the_time_api_never_runs_back()
     assert max(abs(x) for x in svc.rtc.steps) <= 1_000  # bounded per tick (1 s slices)
     assert abs(clock.now_us() - (START + clock.mono_us)) < 2_000
     # the discipline's state rides with the policy's in the store
-    assert store.doc["discipline"] == svc.keeper.disc.state() and store.doc["discipline"]["v"] == 1
+    saved = store.doc["discipline"]
+    assert saved == svc.keeper.disc.state(saved["at_us"]) and saved["v"] == 1
+    assert 0 <= svc.wall_us() - saved["at_us"] < 200_000_000  # dated by the clock
 
 
 def test_an_absurd_stored_drift_is_not_applied():

@@ -187,7 +187,7 @@ class Device:
     def wall_now(self):
         return self.wall_us(self.t_ms)
 
-    def boot(self, now_ms, ask_now=False):
+    def boot(self, now_ms, ask_now=False, wake=False):
         """Start (again) at now_ms; ask_now: a person asked for a sync (tools/sntp sync)."""
         self.advance(now_ms)
         k = Keeper(
@@ -200,7 +200,7 @@ class Device:
         )
         self.keeper, self.policy = k, k.policy
         k.policy.subscribe(self.events.append)
-        k.boot(now_ms, not ask_now)
+        k.boot(now_ms, not ask_now, wake)
 
     def advance(self, now_ms):
         """Bring the clock to now_ms: the oscillator's error, then the discipline's ticks."""
@@ -212,11 +212,13 @@ class Device:
         if self.keeper is not None:
             self.keeper.tick(now_ms)
 
-    def reboot(self, now_ms, lose_clock=False, ask_now=False):
-        """Restart from the persisted state; lose_clock: no RTC, the clock reads 1970 again."""
+    def reboot(self, now_ms, lose_clock=False, ask_now=False, wake=False):
+        """Restart from the persisted state; lose_clock: no RTC, the clock reads 1970 again;
+        wake: a wake from deep sleep (the clock ran on)."""
+        self.advance(now_ms)  # the crystal ran while it was off (no discipline ticks)
         if lose_clock:
             self.clock_error_us = -self.world.true_us(now_ms)
-        self.boot(now_ms, ask_now)
+        self.boot(now_ms, ask_now, wake)
 
     def run(self, until_ms, sample_ms=None):
         """Drive the policy until until_ms (exclusive). sample_ms: also record the clock
@@ -224,7 +226,7 @@ class Device:
         k = self.keeper
         next_sample = self.t_ms + sample_ms if sample_ms else None
         while True:
-            due = k.policy.due_ms
+            due = k.next_ms()  # the policy's due time, or an uptime checkpoint
             if (
                 next_sample is not None
                 and next_sample < until_ms
@@ -241,7 +243,7 @@ class Device:
             self.advance(now)
             action = k.poll(now)
             if action is None:
-                if k.policy.due_ms == now:
+                if k.next_ms() == now:
                     raise RuntimeError("policy stalled at {} ms".format(now))
                 continue
             if action[0] == "resolve":

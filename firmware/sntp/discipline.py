@@ -68,8 +68,10 @@ class Discipline:
         self.last = None  # the last correction: kind, offset_us, measured_ppb
 
     # ---- persistence ---------------------------------------------------------------------
-    def load(self, st):
-        """Restore from a persisted dict; absurd or broken fields are dropped, never applied."""
+    def load(self, st, wall_us=None):
+        """Restore from a persisted dict; absurd or broken fields are dropped, never applied.
+        wall_us: a wake from deep sleep, the RTC valid and kept through it: the last sync's
+        time is restored too, and the drift for the time slept is returned (us to add)."""
         if not isinstance(st, dict) or st.get("v") != _STATE_VERSION:
             return
         d = st.get("drift_ppb")
@@ -81,14 +83,22 @@ class Discipline:
         e = _recent_ints(st.get("errors"), 0, 2 * _MAX_DRIFT_PPB)
         if e is not None:
             self.errors = e
-        # ref_unix_us is not restored: the time the board was off ran on an undisciplined
-        # (or lost) clock, so the next offset is no measure of this estimate's error
+        # ref_unix_us is restored only on a wake: after a power cut the clock ran
+        # undisciplined (or was lost), so the next offset is no measure of this estimate
         r = st.get("delay_us")
         if _is_int(r) and r >= 0:
             self.delay_us = r
+        ref, at = st.get("ref_us"), st.get("at_us")
+        if wall_us is None or not _is_int(at) or not at <= wall_us:
+            return 0
+        if _is_int(ref) and ref <= at:
+            self.ref_unix_us = ref
+        return self.drift_ppb * (wall_us - at) // 1_000_000_000  # slept: not ticked
 
-    def state(self):
+    def state(self, wall_us=None):
         return {
+            "ref_us": self.ref_unix_us,
+            "at_us": wall_us,  # drift applied up to here (to within the last tick)
             "v": _STATE_VERSION,
             "drift_ppb": self.drift_ppb,
             "samples": list(self.samples),
@@ -236,17 +246,28 @@ class Keeper:
         self.store = store
         self.disc = Discipline(config.accuracy_ms) if rtc is not None and discipline else None
         self.last_us = None  # the disciplined time last handed out (time_us)
+        self.woke = False  # booted from a deep sleep with the clock valid
 
-    def boot(self, now_ms, startup_delay=True):
-        """Load the saved state and schedule the first round (startup_delay=False: ask now)."""
+    def boot(self, now_ms, startup_delay=True, wake=False):
+        """Load the saved state and schedule the first round (startup_delay=False: ask now).
+        wake: True after a deep sleep (the RTC ran on: the drift for the time slept is
+        applied, and corrections are stepped, not slewed, as the board sleeps again soon),
+        None when the reset cause is unknown (a short boot), False after a power-on/reset."""
         p, d = self.policy, self.disc
         state = self.store.load() if self.store is not None else None
+        wall = self.wall_us()
+        self.woke = wake and wall >= p.floor_us
         if d is not None:
-            d.load(state.get("discipline") if isinstance(state, dict) else None)
+            adj = d.load(
+                state.get("discipline") if isinstance(state, dict) else None,
+                wall if self.woke else None,
+            )
             d.tick(now_ms)
+            if adj:
+                self._adjust(adj)
             if d.samples:  # a known drift lifts the interval's default ceiling at once
                 p.set_interval_cap(d.interval_cap_s(), now_ms)
-        p.start(now_ms, self.wall_us(), state)
+        p.start(now_ms, self.wall_us(), state, wake)
         for w in p.config.warnings:
             p.emit("config", warning=w)
         if not startup_delay:
@@ -262,10 +283,20 @@ class Keeper:
                 if why:
                     self.policy.emit("clock", applied=False, offset_us=adj, how="tick", detail=why)
 
+    def due(self, now_ms):
+        """After boot(): ms until a request may be due (0: now), None: none is scheduled.
+        A board that wakes from deep sleep brings its network up only when this is 0."""
+        return self.policy.due(now_ms)
+
+    def next_ms(self):
+        """When a driver must call poll() next (None: never): the policy's due time, or an
+        uptime checkpoint (saved, so that the next boot knows how long this one ran)."""
+        return self.policy.next_ms()
+
     def wait_ms(self, now_ms):
         """How long a driver may sleep: until the policy's next wake-up, at most a minute
         (the drift correction is applied a minute at a time), a second while slewing."""
-        due = self.policy.due_ms
+        due = self.policy.next_ms()
         top = _MAX_SLEEP_MS
         if self.disc is not None and self.disc.pending_us:
             top = _SLEW_TICK_MS
@@ -299,6 +330,10 @@ class Keeper:
                 wall = self.wall_us()
                 step = d.correction(corr.offset_us, wall, wall >= p.floor_us, corr.delay_us)
                 kind = d.last["kind"]
+                if self.woke:  # asleep again soon: no time to slew
+                    step += d.pending_us
+                    d.pending_us = 0
+                    kind = "step"
             why = self._adjust(step) if step else None
             applied = why is None
             if applied and step:
@@ -337,9 +372,10 @@ class Keeper:
             p.dirty = False
             if self.store is None:
                 return  # nothing to persist: the state is not even built
-            state = p.state(self.wall_us())
+            wall = self.wall_us()
+            state = p.state(wall)
             if self.disc is not None:
-                state["discipline"] = self.disc.state()
+                state["discipline"] = self.disc.state(wall)
             if not self.store.save(state):
                 p.emit("store", ok=False, detail=getattr(self.store, "warning", None))
 

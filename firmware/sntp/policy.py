@@ -54,6 +54,15 @@ _JITTER_DIV = const(4)  # R3: a wait is lengthened by a uniform [0, 1/4)
 _STARTUP_INVALID_MS = const(60_000)
 _STARTUP_VALID_MS = const(1_800_000)
 _REBOOT_MIN_MS = const(15_000)
+# Crash-loop guard: a boot is short when the one before it saved less than _LONG_BOOT_MS of
+# uptime, or died with a request in flight. The k-th short boot in a row sends nothing until
+# min(15 s x 2**k, 1 h), jittered, has passed since the last request, counted in uptime (a
+# lower bound of real time that needs no valid clock: the time the board was off counts as
+# nothing). The uptime is saved at 15 s, 30 s, 60 s ... up to _LONG_BOOT_MS of each boot.
+_LONG_BOOT_MS = const(600_000)
+_MARK_FIRST_MS = const(15_000)
+_CRASH_SHIFT_TOP = const(8)  # 15 s x 2**8 is past the hour
+_SHORT_MAX = const(64)  # the count of short boots stops there
 _BACKOFF_MIN_MS = const(30_000)  # R4 (lwIP: 15 s to 150 s, too fast)
 _BACKOFF_MAX_MS = const(3_600_000)
 # R1 across restarts: the persisted send times move with each correction at once, while the
@@ -285,11 +294,15 @@ class Policy:
         self.denied_wall = {}  # key text -> Unix s until which it is denied (persisted)
         self.listeners = []  # callables(event dict)
         self.sends_ms = []  # send times within the last hour (R2)
-        self.sent_wall = []  # [key text, Unix ms] of the last _HOURLY_CAP sends (persisted)
+        self.sent_wall = []  # [key text, Unix ms, ms] of the last _HOURLY_CAP sends (persisted)
         self.interval_s = config.poll_min_s  # current poll interval, s
         self.cap_s = None  # the clock discipline's longest safe interval, s (None: unknown)
         self.fails = 0  # consecutive failed rounds (persisted before each round)
         self.boots = 0  # boots seen in the persisted state
+        self.short = 0  # consecutive short boots, this one included (the crash-loop guard)
+        self.boot_ms = 0  # when this boot started
+        self.mark_ms = None  # the next uptime checkpoint (a save), None: past _LONG_BOOT_MS
+        self.quiet_ms = None  # the crash-loop guard: no request before this
         self.rr = 0  # rotation index into sources
         self.due_ms = None  # next time poll() has something to do; None: never
         self.tried = None  # the sources asked in the round in progress (None: no round)
@@ -323,7 +336,12 @@ class Policy:
             return None if t is None else max(t - d, -d)
 
         self.due_ms = back(self.due_ms)
+        self.boot_ms = back(self.boot_ms)
+        self.mark_ms = back(self.mark_ms)
+        self.quiet_ms = back(self.quiet_ms)
         self.sends_ms = [back(t) for t in self.sends_ms]
+        for x in self.sent_wall:
+            x[2] = back(x[2])
         for p in self.peers.values():
             p.last_send_ms = back(p.last_send_ms)
             p.rate_until_ms = back(p.rate_until_ms)
@@ -335,11 +353,19 @@ class Policy:
             s.t_ms = back(s.t_ms)
 
     # ---- start-up and persistence ---------------------------------------------------------
-    def start(self, now_ms, wall_us, state=None):
-        """Begin at now_ms, with the persisted state of the last run (a dict, or None)."""
-        self.now_ms = now_ms
-        self._load(state, now_ms, wall_us)
-        self.boots += 1
+    def start(self, now_ms, wall_us, state=None, wake=False):
+        """Begin at now_ms, with the persisted state of the last run (a dict, or None).
+
+        wake: True, a wake from deep sleep (the RTC ran on); None, the reset cause is unknown
+        (counted as a short boot); False, a power-on or reset."""
+        self.now_ms = self.boot_ms = now_ms
+        self.mark_ms = now_ms + _MARK_FIRST_MS
+        valid = wall_us >= self.floor_us
+        woke = wake and valid  # a wake that lost the clock is a boot like any other
+        short = self._load(state, now_ms, wall_us, wake is None)
+        if not woke:
+            self.boots += 1
+            self.short = min(self.short + 1, _SHORT_MAX) if short else 0
         self.dirty = True
         if self.factory_source is not None and self.last_sync_unix_s is None:
             self.sources = [self.factory_source]
@@ -347,15 +373,20 @@ class Policy:
             self.due_ms = None
             self.emit("idle", reason="no servers configured: no NTP traffic (rule 3)")
             return
-        valid = wall_us >= self.floor_us
-        delay = self.rand_below(_STARTUP_VALID_MS if valid else _STARTUP_INVALID_MS)
-        if self.boots > 1:
-            delay = max(delay, _REBOOT_MIN_MS + self.rand_below(_REBOOT_MIN_MS))
-        if self.fails > 0:
-            delay = max(delay, self._backoff_ms(valid))
+        delay = 0  # a wake: when the saved state says (below), at once if past
+        if not woke:
+            delay = self.rand_below(_STARTUP_VALID_MS if valid else _STARTUP_INVALID_MS)
+            if self.boots > 1:
+                delay = max(delay, _REBOOT_MIN_MS + self.rand_below(_REBOOT_MIN_MS))
+            if self.fails > 0:
+                delay = max(delay, self._backoff_ms(valid))
+            if self.short and self.sends_ms:  # the crash-loop guard, from the last request
+                wait = self._jitter(min(_MARK_FIRST_MS << min(self.short, _CRASH_SHIFT_TOP), _HOUR_MS))
+                self.quiet_ms = self.sends_ms[-1] + wait
+                delay = max(delay, self.quiet_ms - now_ms)
         if valid and self.next_due_unix_s is not None:
             until_due = self.next_due_unix_s * 1000 - wall_us // 1000
-            if until_due < 0 and self.last_sync_unix_s is not None:
+            if until_due < 0 and self.last_sync_unix_s is not None and not woke:
                 # fell due while off: a random time within one interval (R4)
                 until_due = self.rand_below(self.interval_s * 1000)
             # No saved wait is longer than a jittered interval (or backoff, after failures)
@@ -367,49 +398,81 @@ class Policy:
                 longest = max(longest, _BACKOFF_MAX_MS)
             longest = max(longest + longest // _JITTER_DIV, _STARTUP_VALID_MS)
             delay = max(delay, min(until_due, longest, POLL_MAX_LIMIT_S * 1000))
-        self._schedule(now_ms, delay, wall_us, "start", clock_valid=valid)
+        self._schedule(now_ms, max(0, delay), wall_us, "start", clock_valid=valid, short=self.short)
 
     def sync_now(self, now_ms):
-        """A person asked: start a round now. The floors (R1, R2) and KoD holds still apply."""
+        """A person asked: start a round now. The floors (R1, R2), KoD holds and the crash-loop
+        guard still apply."""
         self.now_ms = now_ms
         if self.sources:
-            self.due_ms = now_ms
+            self.due_ms = max(now_ms, self.quiet_ms or now_ms)
 
-    def _load(self, st, now_ms, wall_us):
+    def next_ms(self):
+        """When the driver must call poll() next: the due time or an uptime checkpoint."""
+        d, m = self.due_ms, self.mark_ms
+        return m if d is None or (m is not None and m < d) else d
+
+    def due(self, now_ms):
+        """ms until a request may be due (0: now), from the state alone; None: never."""
+        d = self.due_ms
+        if d is None:
+            return None
+        if len(self.sends_ms) >= _HOURLY_CAP:
+            d = max(d, self.sends_ms[-_HOURLY_CAP] + _HOUR_MS)
+        return max(0, d - now_ms)
+
+    def _load(self, st, now_ms, wall_us, unknown_cause):
+        """Restore the persisted state; True when the boot before this one was short (or
+        cannot be told: an unreadable state, an older one, an unknown reset cause)."""
+        w = ["reset cause unknown, counted as a short boot"] if unknown_cause else []
+        if st is None:  # the first boot
+            return self._warn(w, unknown_cause)
         if not isinstance(st, dict) or st.get("v") != _STATE_VERSION:
-            return
-        w = []
+            return self._warn(["unreadable, counted as a short boot"])
         c = self.config
         self.fails = _int_in(st, "fails", 0, 64, 0, w)
         self.boots = _int_in(st, "boots", 1, 1 << 30, 1, w)  # a state: booted before
+        self.short = _int_in(st, "short", 0, _SHORT_MAX, 1, w)
+        up = st.get("up")
+        short = bool(unknown_cause or st.get("open") is not False or w)  # died mid-exchange
+        if type(up) is not int or up < 0:
+            w.append("no uptime saved, counted as a short boot")
+            short = True
+        elif up < _LONG_BOOT_MS:
+            short = True
         top = c.poll_max_s if c.poll_max_explicit else POLL_MAX_LIMIT_S
         self.interval_s = _int_in(st, "interval_s", c.poll_min_s, top, c.poll_min_s, w)
         self.last_sync_unix_s = _opt_int(st.get("last_sync_unix_s"))
         self.next_due_unix_s = _opt_int(st.get("next_due_unix_s"))
         valid = wall_us >= self.floor_us
+        at = st.get("saved_ms")
+        wall_ok = valid and type(at) is int and at * 1000 >= self.floor_us  # then and now
         sent = st.get("sent")
-        if isinstance(sent, list) and valid:
-            # R1, R2 across restarts: the last hour's sends, by wall time, while it is valid
-            for item in sent[-_HOURLY_CAP:]:
-                if not (
-                    isinstance(item, list)
-                    and len(item) == 2
-                    and isinstance(item[0], str)
-                    and isinstance(item[1], int)
-                ):
-                    continue
-                age_ms = wall_us // 1000 - item[1]
-                if 0 <= age_ms < _HOUR_MS:
-                    # +1: the saved time was truncated to the ms; and the slack: the saved
-                    # times moved by a whole correction at once, which the discipline may
-                    # still be slewing in: the floor must not come short
-                    sent_ms = now_ms - age_ms + 1 + _SLEW_SLACK_MS
-                    self.sends_ms.append(sent_ms)
-                    self.sent_wall.append(item)
-                    peer = self._peer_by_text(item[0])
-                    if peer.last_send_ms is None or peer.last_send_ms < sent_ms:
-                        peer.last_send_ms = sent_ms
-            self.sends_ms.sort()
+        if not isinstance(sent, list):
+            sent = []
+        # R1, R2 across restarts: the last hour's sends, each as the uptime since it at the
+        # save (the time the board was off counts as nothing: no clock needed), or by the
+        # wall clock when it was valid then and is now and says longer
+        for item in sent[-_HOURLY_CAP:]:
+            ok = isinstance(item, list) and 1 < len(item) < 4 and isinstance(item[0], str)
+            for x in item[1:] if ok else ():
+                ok = ok and type(x) is int
+            if not ok:
+                continue
+            ago = item[2] if len(item) == 3 and item[2] >= 0 else 0  # older: just sent
+            if wall_ok:
+                ago = max(ago, wall_us // 1000 - item[1])
+            if ago < _HOUR_MS:
+                # +1: the saved time was truncated to the ms; and the slack: the saved
+                # times moved by a whole correction at once, which the discipline may
+                # still be slewing in: the floor must not come short
+                sent_ms = now_ms - ago + 1 + _SLEW_SLACK_MS
+                self.sends_ms.append(sent_ms)
+                self.sent_wall.append([item[0], item[1], sent_ms])
+                peer = self._peer_by_text(item[0])
+                if peer.last_send_ms is None or peer.last_send_ms < sent_ms:
+                    peer.last_send_ms = sent_ms
+        self.sends_ms.sort()
         denied = st.get("denied")
         if isinstance(denied, dict):
             for k, until in denied.items():
@@ -425,10 +488,7 @@ class Policy:
         # RATE holds: ms left at the save; by the wall clock only when it was valid then
         # and is now, else they start again at this boot (longer, never shorter)
         rate = st.get("rate")
-        at = st.get("saved_ms")
-        gone = 0
-        if valid and isinstance(at, int) and at * 1000 >= self.floor_us:
-            gone = max(0, wall_us // 1000 - at - _SLEW_SLACK_MS)
+        gone = max(0, wall_us // 1000 - at - _SLEW_SLACK_MS) if wall_ok else 0
         if not isinstance(rate, dict):
             w.append("rate: none restored")
             rate = {}
@@ -456,8 +516,12 @@ class Policy:
                 sent = now_ms + max(0, hold - gone) - gap  # asked again once the hold is over
                 if peer.last_send_ms is None or peer.last_send_ms < sent:
                     peer.last_send_ms = sent
+        return self._warn(w, short)
+
+    def _warn(self, w, ret=True):
         if w:
             self.emit("config", warning="state: " + "; ".join(w))
+        return ret
 
     def state(self, wall_us=None):
         """The dict to persist (small, JSON-able). Call when self.dirty, then clear it.
@@ -478,11 +542,14 @@ class Policy:
             "v": _STATE_VERSION,
             "fails": self.fails,
             "boots": self.boots,
+            "short": self.short,
+            "up": now - self.boot_ms,  # this boot's uptime: was it short (the guard)
+            "open": self.awaiting,  # a request in flight: the boot died in it, if the last
             "interval_s": self.interval_s,
             "last_sync_unix_s": self.last_sync_unix_s,
             "next_due_unix_s": self.next_due_unix_s,
             "denied": dict(self.denied_wall),
-            "sent": [list(x) for x in self.sent_wall],
+            "sent": [[x[0], x[1], now - x[2]] for x in self.sent_wall],
         }
 
     def _peer_by_text(self, text):
@@ -505,6 +572,11 @@ class Policy:
     def poll(self, now_ms, wall_us):
         """What to do now: None, ('resolve', source) or ('query', source, address)."""
         self.now_ms = now_ms
+        m = self.mark_ms
+        if m is not None and now_ms >= m:  # an uptime checkpoint: save it
+            self.dirty = True
+            m -= self.boot_ms
+            self.mark_ms = None if m >= _LONG_BOOT_MS else self.boot_ms + 2 * m
         if self.due_ms is None or now_ms < self.due_ms or self.awaiting:
             return None
         if not self.sources:  # only a factory server was configured, and it has done its job
@@ -537,7 +609,7 @@ class Policy:
             peer.gap_ms = now_ms - peer.last_send_ms
         peer.last_send_ms = now_ms
         self.sends_ms.append(now_ms)
-        self.sent_wall.append([key_text(addr.key), wall_us // 1000])
+        self.sent_wall.append([key_text(addr.key), wall_us // 1000, now_ms])
         if len(self.sent_wall) > _HOURLY_CAP:
             self.sent_wall.pop(0)
         self.dirty = True  # a restart must know this send (R1, R2)

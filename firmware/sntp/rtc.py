@@ -2,7 +2,7 @@
 #
 #   from sntp import rtc
 #   clock = rtc.make()          # esp32, rp2: BoardRTC over machine.RTC; others: ProcessClock
-#   svc = aio.AsyncService(config, clock=clock, rtc=clock)
+#   svc = aio.AsyncService(config, clock=clock, rtc=clock, wake=rtc.woke())
 #   asyncio.create_task(clock.run())   # RP2040: writes corrections into its 1 s RTC
 #
 # BoardRTC: a board's real-time clock (machine.RTC) as the time service's clock and rtc:
@@ -405,3 +405,17 @@ def make(warn=None):
         res = US_RESOLUTION if p == "esp32" else SECOND_RESOLUTION
         return BoardRTC(machine.RTC(), res, warn=warn)
     return ProcessClock()
+
+
+def woke():
+    """Why this board booted, for Service(wake=...): True after a wake from deep sleep (the
+    RTC ran on), None when the port cannot say (counted as a short boot), False otherwise
+    (power-on, reset, watchdog; and any host, where a process start is a boot)."""
+    try:
+        import machine
+    except ImportError:
+        return False
+    cause = getattr(machine, "reset_cause", None)
+    if cause is None:
+        return None
+    return cause() == getattr(machine, "DEEPSLEEP_RESET", -1)

@@ -56,6 +56,7 @@ class Service:
         store=None,
         rand_below=None,
         timeout_ms=client.DEFAULT_TIMEOUT_MS,
+        wake=False,
     ):
         if not isinstance(config, Config):
             config = Config.from_dict(config)
@@ -71,6 +72,7 @@ class Service:
         self.ticks = self.clock.ticks_ms()  # ticks_ms at the last loop_ms()
         self.ms = 0  # ms counted since then, never wrapping (loop_ms)
         self.booted = False  # boot() ran: state loaded, first round scheduled
+        self.wake = wake  # True: woke from deep sleep; None: reset cause unknown (rtc.woke())
         self.watch = None  # the listener of the sync() in progress, and its summary
 
     # ---- clocks and events ---------------------------------------------------------------
@@ -115,7 +117,19 @@ class Service:
         """
         if not self.booted:
             self.booted = True
-            self.keeper.boot(self.loop_ms(), startup_delay)
+            self.keeper.boot(self.loop_ms(), startup_delay, self.wake)
+
+    def due(self):
+        """ms until a request is due (0: now; None: none scheduled), from the saved state
+        alone: a board woken from deep sleep brings its network up only when this is 0."""
+        self.boot()
+        return self.keeper.due(self.loop_ms())
+
+    def save(self):
+        """Persist the state now: call it before a deep sleep (the drift is applied from
+        the last save on at the wake)."""
+        self.policy.dirty = True
+        self.keeper.save()
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self, until_ms=None, stop=None):
