@@ -220,25 +220,38 @@ test-testnet: setup
 # (tools/fleet; docs/fleet.md): every scenario with this client and with the baselines, the
 # table and the targets printed, results/fleet.{md,json}, results/footprint.json and the plots
 # results/*.png (not committed). make bench writes nothing else; make bench-docs also rewrites
-# the figures and the plot in docs/fleet.md (between its markers) from the same run.
-#   make bench [FLEET_DEVICES=100000] [FLEET_BASELINE_DEVICES=10000] [FLEET_ARGS=...]
+# the figures and the plot in docs/fleet.md (between its markers) and the restart scenarios'
+# table in README.md and docs/fleet.md (between <!-- restarts --> and <!-- /restarts -->)
+# from the same run. The restart scenarios (crash loop, deep sleep, RATE and reboots, a cold
+# restore with a liar) run with FLEET_RESTART_DEVICES devices of this client and
+# FLEET_RESTART_BASELINE_DEVICES of each baseline.
+#   make bench [FLEET_DEVICES=100000] [FLEET_BASELINE_DEVICES=10000]
+#              [FLEET_RESTART_DEVICES=2000] [FLEET_RESTART_BASELINE_DEVICES=500] [FLEET_ARGS=...]
 .PHONY: bench bench-docs bench-check
 FLEET_DEVICES ?= 100000
 FLEET_BASELINE_DEVICES ?= 10000
+FLEET_RESTART_DEVICES ?= 2000
+FLEET_RESTART_BASELINE_DEVICES ?= 500
 FLEET_ARGS ?=
 bench-check:
-	@for v in FLEET_DEVICES=$(FLEET_DEVICES) FLEET_BASELINE_DEVICES=$(FLEET_BASELINE_DEVICES); do \
+	@for v in FLEET_DEVICES=$(FLEET_DEVICES) FLEET_BASELINE_DEVICES=$(FLEET_BASELINE_DEVICES) \
+	  FLEET_RESTART_DEVICES=$(FLEET_RESTART_DEVICES) \
+	  FLEET_RESTART_BASELINE_DEVICES=$(FLEET_RESTART_BASELINE_DEVICES); do \
 	  case "$${v#*=}" in ''|*[!0-9]*|0|00*) echo "bench: $${v%%=*} must be a whole number" \
 	    "above 0, not '$${v#*=}'" >&2; exit 2;; esac; \
 	done
 bench: bench-check setup $(VENV)/.bench-done
 	$(MAKE) --no-print-directory footprint
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
-	  --baseline-devices $(FLEET_BASELINE_DEVICES) $(FLEET_ARGS)
+	  --baseline-devices $(FLEET_BASELINE_DEVICES) \
+	  --restart-devices $(FLEET_RESTART_DEVICES) \
+	  --restart-baseline-devices $(FLEET_RESTART_BASELINE_DEVICES) $(FLEET_ARGS)
 bench-docs: bench-check setup $(VENV)/.bench-done
 	$(MAKE) --no-print-directory footprint-docs
 	PYTHONPATH=tools $(PY) -m fleet bench --devices $(FLEET_DEVICES) \
-	  --baseline-devices $(FLEET_BASELINE_DEVICES) --docs $(FLEET_ARGS)
+	  --baseline-devices $(FLEET_BASELINE_DEVICES) \
+	  --restart-devices $(FLEET_RESTART_DEVICES) \
+	  --restart-baseline-devices $(FLEET_RESTART_BASELINE_DEVICES) --docs $(FLEET_ARGS)
 
 # What the time service costs a device, on the unix-port MicroPython (docs/footprint.md):
 # .mpy bytes of the sync core, of each package and of the headless board program, resident

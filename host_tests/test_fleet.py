@@ -3,6 +3,7 @@
 import heapq
 import random
 
+import pytest
 import simdev as sim
 from fleet import engine
 from fleet.model import DAY_MS, HOUR_MS, FastOscillator, RateLimit, Server
@@ -45,6 +46,7 @@ class _Recorder:
         self.log = log
         self.on = True
         self.synced = False
+        self.life_t = None  # no restarts
 
     def wake(self, t_ms):
         self.log.append((t_ms, self.name))
@@ -232,3 +234,192 @@ def test_small_fleet_kiss_of_death():
     # kissed one, on every device (rule 5)
     assert f["rate_gap_ratio_min"] >= 2
     assert f["after_rate_per_device"] <= 2  # requests to it in the day after the first RATE
+
+
+# ---- restarts: crash loops, deep sleep, RATE and reboots, a cold restore with a liar --------
+# Each scenario of scenarios.RESTARTS at a few tens of devices, held to its targets as `make
+# bench` judges them (report.restart_targets), and broken once to show the check can fail.
+
+
+def restart_figures(names, n=20, seed=2, days=None):
+    from fleet import report
+
+    stats, _ = engine.run(names, "sntp", n, seed=seed, days=days, procs=1, quiet=True)
+    return {k: report.figures(k, v) for k, v in stats.items()}
+
+
+def judged(figs):
+    """{target text: (met, measured)} of the restart targets for this client's figures."""
+    from fleet import report
+
+    return {t["target"]: (t["met"], t["measured"]) for t in report.restart_targets(figs)}
+
+
+def unmet(figs, prefix):
+    """The targets starting with prefix that were judged, and those of them missed."""
+    mine = {k: v for k, v in judged(figs).items() if k.startswith(prefix)}
+    assert mine, prefix  # judged at all
+    return [f"{k}: {v[1]}" for k, v in mine.items() if not v[0]]
+
+
+class _Forgetful(engine.SntpClient):
+    """This client with a flash that keeps nothing across a boot: no boot history, no RATE
+    hold, no last sync (a keeper that ignores what the state file says)."""
+
+    def boot(self, t_ms, lose_clock=False, wake=False):
+        self.store = sim.MemStore()
+        return super().boot(t_ms, lose_clock, wake)
+
+
+class _RadioAlways(engine.SntpClient):
+    """This client in a sensor that brings the radio up at every wake, due or not."""
+
+    def due(self, t_ms):
+        return 0
+
+
+def test_worst_hour_counts_any_3600_s():
+    from fleet.model import worst_hour
+
+    assert worst_hour([]) == 0 and worst_hour([5]) == 1
+    assert worst_hour([0, 1_000, HOUR_MS - 1, HOUR_MS]) == 3  # [0, 3600 s) holds three
+    assert worst_hour([t * 300_000 for t in range(24)]) == 12  # every 5 min: 12 an hour
+
+
+def test_each_boot_starts_the_monotonic_clock_again():
+    # a crash-looping device: its keeper counts ms from its own boot, not from the run's start
+    sc = SCENARIOS["crash-loop"]()
+    sh = engine.Shard(sc, "sntp", 3, 0, 3)
+    t = engine.EVENT_MS + HOUR_MS
+    sh.run_until(t)
+    for d in sh.devs:
+        assert d.on and t - 30_000 <= d.boot_ms < t
+        assert d.keeper.policy.now_ms <= 30_000 + d.BOOT_TICKS_MS
+
+
+def test_crash_loop_targets():
+    f = restart_figures(["crash-loop"])
+    c = f["crash-loop"]
+    print("crash loop, 20 devices:", {k: c[k] for k in sorted(c) if "run" not in k})
+    assert c["boots"] >= 20 * 6 * 120  # the loop ran: a boot every 30 s for 6 h
+    assert unmet(f, "crash loop") == []
+    assert c["first_sync_never"] == 0 and c["first_sync_boots"] == 20  # valid again after it
+
+
+def test_crash_loop_check_fails_for_a_keeper_without_its_boot_history(monkeypatch):
+    monkeypatch.setattr(engine, "SntpClient", _Forgetful)
+    f = restart_figures(["crash-loop"], n=10)
+    assert f["crash-loop"]["worst_hour_max"] > 12
+    assert any("in any hour" in x for x in unmet(f, "crash loop"))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="missed today: a device whose first two replies disagree asks all four servers "
+    "(an invalid clock is set early only when every reply so far agrees), so with the liar "
+    "among the first two for half the fleet the first hour costs 3.0 requests per device",
+)
+def test_cold_restore_with_a_liar_targets():
+    f = restart_figures(["restore-cold-liar"], n=40)
+    r = f["restore-cold-liar"]
+    print("cold restore with a liar, 40 devices:", {k: r[k] for k in sorted(r) if "run" not in k})
+    assert unmet(f, "restore-cold-liar") == []
+
+
+def test_the_liars_extra_questions_are_counted():
+    # the same fleet without the liar asks fewer in the first hour: the figure sees them
+    f = restart_figures(["restore-cold", "restore-cold-liar"], n=40)
+    assert (
+        f["restore-cold-liar"]["hour_requests_per_device"]
+        > (f["restore-cold"]["hour_requests_per_device"])
+    )
+
+
+def test_cold_restore_check_fails_when_the_start_up_wait_is_long(monkeypatch):
+    from sntp import policy
+
+    monkeypatch.setattr(policy, "_STARTUP_INVALID_MS", 600_000)  # 0-10 min instead of 0-60 s
+    f = restart_figures(["restore-cold-liar"], n=20)
+    assert any("median time" in x for x in unmet(f, "restore-cold-liar"))
+
+
+def test_deep_sleep_targets():
+    f = restart_figures(["deep-sleep"])
+    d = f["deep-sleep"]
+    print("deep sleep, 20 devices:", {k: d[k] for k in sorted(d) if "run" not in k})
+    assert d["wakes"] >= 20 * 7 * 144 - 20 and d["err_samples"] > 0
+    assert unmet(f, "deep-sleep") == []
+
+
+def test_deep_sleep_check_fails_when_the_radio_comes_up_at_every_wake(monkeypatch):
+    monkeypatch.setattr(engine, "SntpClient", _RadioAlways)
+    f = restart_figures(["deep-sleep"], n=5, days={"deep-sleep": 4})
+    assert f["deep-sleep"]["radio_idle"] > 0
+    assert any("radio" in x for x in unmet(f, "deep-sleep"))
+
+
+def test_rate_and_reboots_targets():
+    f = restart_figures(["rate-reboot", "rate-reboot-cold"])
+    for k in ("rate-reboot", "rate-reboot-cold"):
+        r = f[k]
+        print(k, "20 devices:", {x: r[x] for x in sorted(r) if "run" not in x})
+        assert r["kods_sent"]["RATE"] > 0 and r["boots"] >= 20 * 3 * 60  # a reboot every 20 min
+    assert unmet(f, "rate-reboot") == []
+
+
+def test_rate_hold_check_fails_for_a_keeper_that_forgets_its_holds(monkeypatch):
+    monkeypatch.setattr(engine, "SntpClient", _Forgetful)
+    f = restart_figures(["rate-reboot", "rate-reboot-cold"], n=10)
+    assert f["rate-reboot"]["in_rate_hold"] > 0 and f["rate-reboot-cold"]["in_rate_hold"] > 0
+    assert len(unmet(f, "rate-reboot")) == 2
+
+
+def test_the_world_counts_requests_within_a_rate_hold():
+    # the server side's reading of rule 5, on a stand-in device: a first RATE holds the address
+    # 10 min at least and twice the gap before the kissed request; a further RATE doubles it
+    from fleet.model import Stats, World
+
+    sc = SCENARIOS["steady"](1)
+    st = Stats(sc.duration_ms, 5, (0, sc.duration_ms))
+    w = World(sc, random.Random(1), st)
+
+    class Dev:
+        rate_hold = None
+        gap_to = {}
+        last_to = {}
+
+    d = Dev()
+    d.gap_to = {0: 3_600_000}  # the kissed request came an hour after the one before
+    w._rate_hold(d, 0, 1_000)
+    assert d.rate_hold[0] == [1_000, 7_200_000]
+    for t in (1_000 + 599_999, 1_000 + 7_199_999, 1_000 + 7_200_000):
+        w._in_rate_hold(d, 0, t)
+    assert (st.in_rate_hold, st.in_rate_min) == (2, 1)
+    w._rate_hold(d, 0, 1_000 + 7_200_000)  # a further RATE: doubled, up to 2**13 s
+    assert d.rate_hold[0][1] == 8_192_000
+    w._in_rate_hold(d, 1, 5_000)  # another address: not held
+    assert st.in_rate_hold == 2
+
+
+def test_bench_docs_writes_the_restart_table_or_says_why_not(tmp_path, capsys):
+    from fleet import __main__ as fleet
+
+    figs = {"sntp": {"crash-loop": {"worst_hour_max": 7, "requests_per_device_day": 20.0,
+                                    "first_sync_median_s": 31.0}}}  # fmt: skip
+    doc = {"figures": figs, "targets": [], "runs": {}, "restart_runs": {"sntp": {"devices": 20}}}
+    page = tmp_path / "fleet.md"
+    page.write_text(f"a\n{fleet.RESTARTS_BEGIN}\nSTALE\n{fleet.RESTARTS_END}\nb\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"x\n{fleet.RESTARTS_BEGIN}{fleet.RESTARTS_END}\ny\n")
+    assert fleet.update_docs(str(tmp_path), doc, None, ["sntp"], str(page), str(readme))
+    for p in (page, readme):
+        text = p.read_text()
+        assert "STALE" not in text and "| `crash-loop` | worst requests/device in any hour" in text
+        assert "7 (met)" in text and "20.0 (met)" in text and text.count(fleet.RESTARTS_END) == 1
+    assert readme.read_text().startswith("x\n") and readme.read_text().endswith("\ny\n")
+    bare = tmp_path / "BARE.md"
+    bare.write_text("no markers\n")
+    capsys.readouterr()
+    assert fleet.update_docs(str(tmp_path), doc, None, ["sntp"], str(page), str(bare)) is False
+    said = [line for line in capsys.readouterr().err.splitlines() if "BARE.md" in line]
+    assert bare.read_text() == "no markers\n" and len(said) == 1 and "markers" in said[0]

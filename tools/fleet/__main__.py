@@ -8,9 +8,11 @@ import time
 from . import ROOT
 from . import report as rp
 from .clients import CLIENTS
-from .scenarios import SCENARIOS
+from .scenarios import RESTARTS, SCENARIOS
 
 ORDER = ["steady", "restore-warm", "restore-cold", "outage", "kod", "dns-outage", "leaves-pool"]
+# per-device restarts, run with a smaller fleet (--restart-devices): every device reboots
+RESTART_ORDER = [sc.name for sc in RESTARTS]
 
 
 def _days(items):
@@ -43,27 +45,43 @@ def cmd_bench(a):
     runs = {}
     stats = {}
     clients = a.clients or CLIENTS
-    scenarios = a.scenarios or ORDER
+    scenarios = a.scenarios or ORDER + RESTART_ORDER
+    main_s = [s for s in scenarios if s in ORDER]
+    restart_s = [s for s in scenarios if s in RESTART_ORDER]
+    restart_runs = {}
     for client in clients:
-        n = a.devices if client == "sntp" else a.baseline_devices
-        st, info = engine.run(
-            scenarios,
-            client,
-            n,
-            seed=a.seed,
-            procs=a.procs,
-            days=_days(a.days),
-            label=f"{client} x{n:,}",
-        )
-        runs[client] = info
-        figs[client] = {name: rp.figures(name, s) for name, s in st.items()}
-        for name, s in st.items():
-            stats.setdefault(name, {})[client] = s
-        sys.stderr.write(
-            "    {:,} device-days in {:.0f} s: {:,.0f} device-days/s ({} processes)\n".format(
-                info["device_days"], info["wall_s"], info["device_days_per_s"], info["processes"]
+        groups = []
+        if main_s:
+            n = a.devices if client == "sntp" else a.baseline_devices
+            groups.append((main_s, n, runs))
+        mine = [s for s in restart_s if client not in SCENARIOS[s].skip]
+        if mine:
+            n = a.restart_devices if client == "sntp" else a.restart_baseline_devices
+            groups.append((mine, n, restart_runs))
+        for names, n, into in groups:
+            st, info = engine.run(
+                names,
+                client,
+                n,
+                seed=a.seed,
+                procs=a.procs,
+                days=_days(a.days),
+                label=f"{client} x{n:,}" + (" restarts" if into is restart_runs else ""),
             )
-        )
+            into[client] = info
+            figs.setdefault(client, {}).update(
+                {name: rp.figures(name, s) for name, s in st.items()}
+            )
+            for name, s in st.items():
+                stats.setdefault(name, {})[client] = s
+            sys.stderr.write(
+                "    {:,} device-days in {:.0f} s: {:,.0f} device-days/s ({} processes)\n".format(
+                    info["device_days"],
+                    info["wall_s"],
+                    info["device_days_per_s"],
+                    info["processes"],
+                )
+            )
     for name in scenarios:
         rp.plot_load(os.path.join(out, f"load-{name}.png"), name, stats[name])
         rp.plot_error(os.path.join(out, f"error-{name}.png"), name, stats[name])
@@ -73,6 +91,7 @@ def cmd_bench(a):
     doc = {
         "figures": figs,
         "runs": runs,
+        "restart_runs": restart_runs,
         "targets": tg,
         "scenarios": {k: SCENARIOS[k].sentence for k in scenarios},
         "bench_wall_s": round(time.time() - t_start, 1),
@@ -82,20 +101,75 @@ def cmd_bench(a):
         doc["estimate_1m_devices_30_days_min"] = round(1_000_000 * 30 / per_s / 60, 1)
     rp.write_json(os.path.join(out, "fleet.json"), doc)
     write_markdown(out, doc, footprint, clients, scenarios)
+    ok = True
     if a.docs:
-        update_docs(out, doc, footprint, clients)
+        ok = update_docs(out, doc, footprint, clients)
     print(f"\nresults in {out}/ ({time.time() - t_start:.0f} s)")
+    if not ok:
+        sys.exit(1)
 
 
 DOCS_BEGIN = "<!-- fleet-bench:begin (written by make bench-docs) -->"
 DOCS_END = "<!-- fleet-bench:end -->"
 DOCS_PATH = os.path.join(ROOT, "docs", "fleet.md")
 DOCS_PLOT = ("load-outage.png", "fleet-load-outage.png")  # results/ -> docs/, beside fleet.md
+RESTARTS_BEGIN = "<!-- restarts -->"
+RESTARTS_END = "<!-- /restarts -->"
+README_PATH = os.path.join(ROOT, "README.md")
 
 
-def update_docs(out, doc, footprint, clients, path=DOCS_PATH):
-    """docs/fleet.md's headline table, targets and plot, between its markers (make bench-docs;
-    make bench alone writes only results/)."""
+def restarts_block(doc, clients):
+    """The restart scenarios' table (README.md and docs/fleet.md, between RESTARTS_BEGIN and
+    RESTARTS_END), or None when the run had none of them."""
+    figs = doc["figures"]
+    if not any(n in figs.get(c, {}) for c in clients for n in RESTART_ORDER):
+        return None
+    md = ["", rp.restarts_table(figs, clients), ""]
+    sizes = sorted({info["devices"] for info in doc.get("restart_runs", {}).values()})
+    if sizes:
+        md.append(
+            "Fleets of {} devices each, from `make bench-docs`; what each scenario does: "
+            "[docs/fleet.md](docs/fleet.md#restarts).".format(" or ".join(f"{n:,}" for n in sizes))
+        )
+        md.append("")
+    return "\n".join(md)
+
+
+def replace_between(path, begin, end, block):
+    """Put block between the markers begin and end in the file at path. False (and the file
+    untouched) when either marker is missing."""
+    with open(path) as fh:
+        text = fh.read()
+    if begin not in text or end not in text or text.index(begin) > text.index(end):
+        return False
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    with open(path, "w") as fh:
+        fh.write(head + begin + block + end + tail)
+    return True
+
+
+def update_docs(out, doc, footprint, clients, path=DOCS_PATH, readme=README_PATH):
+    """docs/fleet.md's headline table, targets and plot, between its markers, and the restart
+    table in it and in README.md (make bench-docs; make bench alone writes only results/).
+    False when README.md has no restart markers (said in one line; the rest is written)."""
+    ok = True
+    block = restarts_block(doc, clients)
+    if block is not None:
+        replace_between(path, RESTARTS_BEGIN, RESTARTS_END, block)
+        if replace_between(readme, RESTARTS_BEGIN, RESTARTS_END, block):
+            print(f"{os.path.relpath(readme, ROOT)} updated (restart figures)")
+        else:
+            sys.stderr.write(
+                f"error: {readme} has no '{RESTARTS_BEGIN}' ... '{RESTARTS_END}' markers: the "
+                "restart figures were not written there (everything else was)\n"
+            )
+            ok = False
+    _update_fleet_md(out, doc, footprint, clients, path)
+    return ok
+
+
+def _update_fleet_md(out, doc, footprint, clients, path):
     import shutil
 
     with open(path) as fh:
@@ -145,6 +219,11 @@ def write_markdown(out, doc, footprint, clients, scenarios):
     md.append("## Per scenario")
     md.append("")
     md.append(rp.markdown(figs, scenarios, clients))
+    if any(n in RESTART_ORDER for n in scenarios):
+        md.append("## Restarts, crash loops and deep sleep")
+        md.append("")
+        md.append(rp.restarts_table(figs, clients))
+        md.append("")
     md.append("## Targets (this client)")
     md.append("")
     md += target_lines(tg, {True: "met", False: "MISSED", None: "not measured"})
@@ -158,7 +237,9 @@ def write_markdown(out, doc, footprint, clients, scenarios):
     md.append("")
     md.append("## Runs")
     md.append("")
-    for c, info in runs.items():
+    for c, info in list(runs.items()) + [
+        (c + ", restarts", i) for c, i in doc.get("restart_runs", {}).items()
+    ]:
         md.append(
             f"- {c}: {info['devices']:,} devices, {info['device_days']:,} device-days in "
             f"{info['wall_s']:.0f} s ({info['device_days_per_s']:,.0f} device-days/s, "
@@ -191,11 +272,11 @@ def cmd_report(a):
     footprint = load_footprint(a.out)
     doc["targets"] = rp.targets(doc["figures"], footprint)
     clients = [c for c in CLIENTS if c in doc["figures"]]
-    scenarios = [s for s in ORDER if any(s in doc["figures"][c] for c in clients)]
+    scenarios = [s for s in ORDER + RESTART_ORDER if any(s in doc["figures"][c] for c in clients)]
     rp.write_json(os.path.join(a.out, "fleet.json"), doc)
     write_markdown(a.out, doc, footprint, clients, scenarios)
-    if a.docs:
-        update_docs(a.out, doc, footprint, clients)
+    if a.docs and not update_docs(a.out, doc, footprint, clients):
+        sys.exit(1)
 
 
 def load_footprint(out):
@@ -222,8 +303,20 @@ def main(argv=None):
     b = sub.add_parser("bench", help="every scenario and client, figures, plots")
     b.add_argument("--devices", type=count, default=100_000, help="fleet size for this client")
     b.add_argument("--baseline-devices", type=count, default=10_000, help="fleet size, baselines")
+    b.add_argument(
+        "--restart-devices",
+        type=count,
+        default=2_000,
+        help="fleet size of the restart scenarios, this client",
+    )
+    b.add_argument(
+        "--restart-baseline-devices",
+        type=count,
+        default=500,
+        help="fleet size of the restart scenarios, baselines",
+    )
     b.add_argument("--clients", nargs="*", choices=CLIENTS)
-    b.add_argument("--scenarios", nargs="*", choices=ORDER)
+    b.add_argument("--scenarios", nargs="*", choices=ORDER + RESTART_ORDER)
     b.add_argument("--days", nargs="*", help="NAME=DAYS overrides")
     b.add_argument("--procs", type=count, default=os.cpu_count() or 2)
     b.add_argument("--seed", type=int, default=1)
@@ -234,7 +327,7 @@ def main(argv=None):
     b.add_argument("--docs", action="store_true", help="write the headline into docs/fleet.md")
     b.set_defaults(fn=cmd_bench)
     r = sub.add_parser("run", help="one client in one scenario; prints the figures as JSON")
-    r.add_argument("--scenario", default="steady", choices=ORDER)
+    r.add_argument("--scenario", default="steady", choices=ORDER + RESTART_ORDER)
     r.add_argument("--client", default="sntp", choices=CLIENTS)
     r.add_argument("--devices", type=count, default=1000)
     r.add_argument("--days", nargs="*", help="NAME=DAYS overrides")

@@ -37,6 +37,7 @@ class SntpClient(Device):
 
     name = "sntp"
     TIMEOUT_MS = sim.Device.TIMEOUT_MS  # the drivers' default (client.DEFAULT_TIMEOUT_MS)
+    BOOT_TICKS_MS = 500  # ticks_ms when the program starts after a reset (ESP32: ~0.3-1 s)
 
     def __init__(self, world, idx, osc, clock_error_us, up_us, down_us, config, rand):
         super().__init__(world, idx, osc, clock_error_us, up_us, down_us)
@@ -46,6 +47,7 @@ class SntpClient(Device):
         self.store = sim.MemStore()  # what the flash holds
         self.inflight = None  # (source, address, Exchange, reply bytes or None, T4 us)
         self.nonce = 0
+        self.mono0 = 0  # the fleet's ms at which this boot's monotonic clock read 0
 
     def adjust(self, offset_us):
         self.clock_error_us += offset_us
@@ -59,18 +61,32 @@ class SntpClient(Device):
             self.clock_error_us -= self.osc.lag_us(self.t_ms, t_ms)
             self.t_ms = t_ms
             if self.keeper is not None:
-                self.keeper.tick(t_ms)
+                self.keeper.tick(t_ms - self.mono0)
 
-    def boot(self, t_ms, lose_clock=False):
+    def boot(self, t_ms, lose_clock=False, wake=False):
+        """Power-on or reset (wake False), a wake from deep sleep (True) or an unknown reset
+        cause (None): a new Keeper on what the flash holds. Its monotonic clock starts again
+        (ticks_ms restarts at every boot: BOOT_TICKS_MS when the program starts)."""
         self.drift_to(t_ms)  # powered off: the crystal runs alone, no discipline ticks
         if lose_clock:
             self.lose_clock(t_ms)
+        self.mono0 = t_ms - self.BOOT_TICKS_MS
         self.keeper = Keeper(self.config, self.rand, self.wall_now, self, self.store)
-        self.keeper.boot(t_ms)
+        self.keeper.boot(self.BOOT_TICKS_MS, wake=wake)
         self.inflight = None
         self.boot_ms = t_ms
         self.first_sync_pending = True
-        return self.keeper.policy.due_ms
+        return self.next_ms()
+
+    def next_ms(self):
+        """When the keeper wants poll() next, in the fleet's time (None: never)."""
+        n = self.keeper.next_ms()
+        return None if n is None else n + self.mono0
+
+    def due(self, t_ms):
+        """After boot: 0 when a request is due now (bring the radio up), else ms until one
+        is (None: nothing scheduled)."""
+        return self.keeper.due(t_ms - self.mono0)
 
     def power_off(self, t_ms):
         """Everything not persisted is lost; the keeper saved after every action."""
@@ -85,6 +101,7 @@ class SntpClient(Device):
     def wake(self, t_ms):
         k = self.keeper
         self.advance(t_ms)
+        m = t_ms - self.mono0  # the keeper's clock: ms since this boot
         if self.inflight is not None:  # the reply came, or the deadline passed
             src, addr, ex, data, t4_us = self.inflight
             self.inflight = None
@@ -92,35 +109,37 @@ class SntpClient(Device):
             if r is None:
                 r = ex.expire()
             before = self.clock_error_us
-            if k.result(src, addr, r, t_ms) is not None:
+            if k.result(src, addr, r, m) is not None:
                 if self.synced:
                     self.world.stats.presync(t_ms, before)
                 self.synced_now(t_ms)
-            return k.policy.due_ms
-        action = k.poll(t_ms)
+            return self.next_ms()
+        action = k.poll(m)
         if action is None:
-            due = k.policy.due_ms
-            if due is not None and due <= t_ms:
+            nxt = self.next_ms()
+            if nxt is not None and nxt <= t_ms:
                 raise RuntimeError("policy stalled at {} ms".format(t_ms))
-            return due
+            return nxt
         if action[0] == "resolve":
             src = action[1]
-            found = self.world.resolve(src.host, t_ms)
+            found = self.world.resolve(src.host, t_ms, self)
             servers = self.world.servers
-            k.resolved(src, [servers[i].addr for i in found] if found else None, t_ms)
-            return max(t_ms, k.policy.due_ms)
+            k.resolved(src, [servers[i].addr for i in found] if found else None, m)
+            return max(t_ms, self.next_ms())
         src, addr = action[1], action[2]
         self.nonce += 1
         nonce = struct.pack("!II", self.nonce, self.rand(1 << 30))
         t1 = self.wall_us(t_ms)
         ex = exchange.Exchange(addr.key, nonce, t1, ntpwire.NTP_1970_S)
         req = ex.request()
-        outcome, up, down = self.world.send(self, self.world.by_key[addr.key], t_ms)
+        sidx = self.world.by_key[addr.key]
+        outcome, up, down = self.world.send(self, sidx, t_ms)
         if outcome is None:
             self.inflight = (src, addr, ex, None, 0)
             return t_ms + self.TIMEOUT_MS
         rtt = up + 100 + down  # the server holds the request 100 us
-        data = reply_bytes(outcome, req, self.true_us(t_ms) + up)
+        rx_us = self.true_us(t_ms) + up + self.world.servers[sidx].lie_us(t_ms)
+        data = reply_bytes(outcome, req, rx_us)
         self.inflight = (src, addr, ex, data, t1 + rtt)  # T4 = T1 + a ticks difference
         return t_ms + rtt // 1000
 
@@ -136,6 +155,7 @@ class Baseline(Device):
         super().__init__(world, idx, osc, clock_error_us, up_us, down_us)
         self.rand = rand
         self.pending = None  # (server index, outcome, up us, down us, send ms)
+        self.lie_us = 0  # how far off the server of the reply being handled is
 
     def advance(self, t_ms):
         self.drift_to(t_ms)
@@ -144,7 +164,8 @@ class Baseline(Device):
         self.drift_to(t_ms)
         return self.clock_error_us
 
-    def boot(self, t_ms, lose_clock=False):
+    def boot(self, t_ms, lose_clock=False, wake=False):
+        """Every boot is the first: no state, whatever the reset cause (wake)."""
         self.drift_to(t_ms)
         if lose_clock:
             self.lose_clock(t_ms)
@@ -152,6 +173,10 @@ class Baseline(Device):
         self.boot_ms = t_ms
         self.first_sync_pending = True
         return self.start(t_ms)
+
+    def due(self, t_ms):
+        """No such question: the radio comes up at every wake (as the application's loop)."""
+        return 0
 
     def power_off(self, t_ms):
         self.drift_to(t_ms)
@@ -170,7 +195,7 @@ class Baseline(Device):
         self.drift_to(t_ms)
         if self.synced:
             self.world.stats.presync(t_ms, self.clock_error_us)
-        self.clock_error_us = error_us
+        self.clock_error_us = error_us + self.lie_us  # a falseticker's error is taken whole
         self.synced_now(t_ms)
 
     def wake(self, t_ms):
@@ -178,6 +203,7 @@ class Baseline(Device):
         if self.pending is not None:
             sidx, outcome, up, down, sent = self.pending
             self.pending = None
+            self.lie_us = self.world.servers[sidx].lie_us(sent)
             return self.outcome(t_ms, sidx, outcome, up, down, sent)
         return self.send(t_ms)
 

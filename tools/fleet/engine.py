@@ -57,24 +57,29 @@ class Shard:
     def __init__(self, sc, client, n_total, i0, i1, seed=1):
         self.sc = sc
         self.client = client
+        self.seed, self.i0 = seed, i0
         self.rng = random.Random(seed * 1_000_003 + i0 * 7 + zlib.crc32(client.encode()) % 1000)
         prng = random.Random(seed * 1_000_003 + i0)  # the population: the same per client
         self.stats = Stats(sc.duration_ms, len(sc.servers()), sc.window)
+        self._stats_options(sc, self.stats)
         self.world = World(sc, self.rng, self.stats, loss=sc.loss)
-        self.world.track_first_sync = sc.cut is None
+        self.world.track_first_sync = sc.cut is None and sc.first_sync_from_start
         config = pol.Config.from_dict(sc.sntp_config)
         self.rand = FastRand(self.rng).below
         self.devs = []
         self.heap = []
         every = max(1, n_total // SAMPLED_DEVICES)
+        life_rng = self._life_rng(seed, i0)
         for i in range(i0, i1):
             d = make_device(client, self.world, i, prng, self.rand, config)
             t_boot, valid = sc.boot(prng)
             d.lose_at_boot = not valid
             k = len(self.devs)
             self.devs.append(d)
-            self.heap.append((t_boot, k))
-            if i % every == 0:
+            if sc.restarts:
+                d.life_t = sc.life_start(i, t_boot, life_rng)
+            self.heap.append((t_boot if d.life_t is None else min(t_boot, d.life_t), k))
+            if i % every == 0 and sc.samples:
                 d.sampled = True
                 self.heap.append(((t_boot // SAMPLE_MS + 1) * SAMPLE_MS, -k - 1))
         heapq.heapify(self.heap)
@@ -82,8 +87,20 @@ class Shard:
         self.events = 0
         self.now_ms = 0
 
+    @staticmethod
+    def _life_rng(seed, i0):
+        """The restart events' own random source (the population's and the shard's draws
+        stay those of the scenarios without restarts)."""
+        return random.Random(seed * 1_000_033 + i0 + 17)
+
+    @staticmethod
+    def _stats_options(sc, st):
+        st.hour_window = sc.hour_window
+        st.track_sends = sc.track_sends
+
     def run_until(self, until_ms, progress=None):
         heap, devs, stats = self.heap, self.devs, self.stats
+        world, life = self.world, self.sc.life
         replace, pop = heapq.heapreplace, heapq.heappop
         events = 0
         mark = 0
@@ -102,11 +119,17 @@ class Shard:
                 replace(heap, (t + SAMPLE_MS, k))
                 continue
             d = devs[k]
-            if d.on:
+            lt = d.life_t
+            if lt is not None and t >= lt:  # a restart event (scenarios.py: life)
+                nt = life(d, t, world)
+                lt = d.life_t
+            elif d.on:
                 nt = d.wake(t)
             else:
                 d.on = True
                 nt = d.boot(t, lose_clock=d.lose_at_boot)
+            if lt is not None and (nt is None or nt > lt):
+                nt = lt  # the device's own wake-up is lost in the restart
             if nt is None:
                 pop(heap)
             else:
@@ -151,12 +174,32 @@ class Shard:
         w.by_key = {s.key: i for i, s in enumerate(w.servers)}
         w.dns = sc.dns
         st = Stats(sc.duration_ms, len(w.servers), sc.window)
+        self._stats_options(sc, st)
         st.carry(old, self.now_ms)
         if sc.cut is not None:
             st.first_sync_ms = []  # the figure is about the boots after the cut
             w.track_first_sync = False
         w.stats = st
         self.stats = st
+        if sc.restarts:
+            st.first_sync_ms = []  # the figure is about the boots the scenario makes
+            w.track_first_sync = sc.first_sync_from_start
+            rng = self._life_rng(self.seed, self.i0)
+            queued = {}
+            for j, (_t, k) in enumerate(self.heap):
+                if k >= 0:
+                    queued[k] = j
+            for k, d in enumerate(self.devs):
+                d.first_sync_pending = False
+                d.life_t = sc.life_start(d.idx, self.now_ms, rng)
+                if d.life_t is None:
+                    continue
+                j = queued.get(k)
+                if j is None:
+                    self.heap.append((d.life_t, k))
+                elif d.life_t < self.heap[j][0]:
+                    self.heap[j] = (d.life_t, k)
+            heapq.heapify(self.heap)
 
 
 # ---- processes and progress -----------------------------------------------------------------

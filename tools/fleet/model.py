@@ -109,7 +109,9 @@ class RateLimit:
 class Server:
     """One server address. down: [(from_ms, until_ms)] when it answers nothing; gone_ms: it
     stops answering forever (it left the pool); deny_from: from then on every request gets
-    a DENY kiss; limit: a RateLimit, or None."""
+    a DENY kiss; rate_from: from then on every request gets a RATE kiss; limit: a
+    RateLimit, or None; lie: (from_ms, offset_us): from then on its replies are offset_us
+    off (a falseticker)."""
 
     def __init__(self, ip, down=(), gone_ms=None, deny_from=None, limit=None):
         self.ip = ip
@@ -118,7 +120,15 @@ class Server:
         self.down = list(down)
         self.gone_ms = gone_ms
         self.deny_from = deny_from
+        self.rate_from = None
         self.limit = limit
+        self.lie = None
+
+    def lie_us(self, t_ms):
+        """How far off its replies are at t_ms (0: honest)."""
+        if self.lie is None or t_ms < self.lie[0]:
+            return 0
+        return self.lie[1]
 
     def dead(self, t_ms):
         if self.gone_ms is not None and t_ms >= self.gone_ms:
@@ -170,6 +180,18 @@ class Stats:
         self.err_samples = 0
         self.never_synced = 0  # devices that ended the run without a sync since their boot
         self.bulk = None  # {(kind, server, period s): strided difference array} (stream())
+        # the restart scenarios' figures (scenarios.py: hour_window, life)
+        self.hour_window = None  # (from_ms, until_ms): requests counted in hour_sent
+        self.hour_sent = 0  # requests sent within hour_window (a restore's first hour)
+        self.track_sends = False  # each device's sends in the window kept (worst hour)
+        self.worst_hour = 0  # the most requests one device sent in any 3600 s of the window
+        self.worst_hours = []  # per device: its worst hour
+        self.in_rate_hold = 0  # requests to an address within the RATE hold it set (rule 5)
+        self.in_rate_min = 0  # of those, within the first 10 min after the kissed request
+        self.boots = 0  # restarts made by the scenario (life events that booted a device)
+        self.wakes = 0  # deep-sleep wakes (boots with wake=True) in the window
+        self.radio_wakes = 0  # of those, the ones that brought the radio up
+        self.radio_idle = 0  # of those, the ones that sent no request
 
     # ---- recording ---------------------------------------------------------------------
     def arrival(self, sidx, t_ms):
@@ -293,12 +315,15 @@ class Stats:
             a[:] = array("I", x.tobytes())
         for f in (
             "devices sent sent_window dns_window dead_arrivals lost after_rate rate_devices "
-            "after_deny deny_devices err_samples never_synced"
+            "after_deny deny_devices err_samples never_synced hour_sent in_rate_hold "
+            "in_rate_min boots wakes radio_wakes radio_idle"
         ).split():
             setattr(self, f, getattr(self, f) + getattr(o, f))
         for k in self.kods:
             self.kods[k] += o.kods[k]
         self.after_deny_max = max(self.after_deny_max, o.after_deny_max)
+        self.worst_hour = max(self.worst_hour, o.worst_hour)
+        self.worst_hours += o.worst_hours
         self.rate_ratios += o.rate_ratios
         self.first_sync_ms += o.first_sync_ms
         self.err_hist = [a + b for a, b in zip(self.err_hist, o.err_hist)]
@@ -331,6 +356,10 @@ class Device:
         self.sampled = False  # its clock error is sampled for the error figures
         self.on = False  # powered and booted
         self.lose_at_boot = True  # the next boot starts with the clock lost (1970)
+        self.life_t = None  # the time of its next restart event (scenarios.py: life)
+        self.sent_n = 0  # requests sent, whole run
+        self.sends = None  # send times in the window, when Stats.track_sends
+        self.rate_hold = None  # {sidx: [kissed send ms, hold ms]}: the RATE holds it was set
 
     def true_us(self, t_ms):
         return self.world.t0_us + t_ms * 1000
@@ -371,8 +400,12 @@ class World:
         self.t0_us = t0_us
         self.track_first_sync = True
 
-    def resolve(self, name, t_ms):
+    def resolve(self, name, t_ms, dev=None):
+        """dev: the device asking, for a scenario whose DNS answers each device its own way
+        (Scenario.dns_for); None: every device alike."""
         self.stats.lookup(t_ms)
+        if dev is not None and self.scenario.dns_for is not None:
+            return self.scenario.dns_for(name, t_ms, self.rng, dev.idx)
         return self.dns(name, t_ms, self.rng)
 
     def dead_until(self, sidx, t_ms):
@@ -412,6 +445,7 @@ class World:
         count = max(1, -(-(until_ms - t_ms) // period_ms))
         st = self.stats
         st.sent += count
+        dev.sent_n += count
         st.sent_window += self._in_window(t_ms, period_ms, count)
         st.dead_arrivals += count
         st.stream("req", sidx, t_ms + dev.up_us // 1000, period_ms // 1000, count)
@@ -446,9 +480,18 @@ class World:
         (dead server, loss, or a limited request without kod)."""
         st = self.stats
         st.sent += 1
+        dev.sent_n += 1
         w0, w1 = st.window
         if w0 <= t_ms < w1:
             st.sent_window += 1
+            if st.track_sends:
+                if dev.sends is None:
+                    dev.sends = []
+                dev.sends.append(t_ms)
+        if st.hour_window is not None and st.hour_window[0] <= t_ms < st.hour_window[1]:
+            st.hour_sent += 1
+        if dev.rate_hold is not None:
+            self._in_rate_hold(dev, sidx, t_ms)
         self._after_kod(dev, sidx, t_ms)
         rng = self.rng
         up = dev.up_us + self.jitter_us()
@@ -464,6 +507,8 @@ class World:
             return None, up, down
         if srv.deny_from is not None and arrive >= srv.deny_from:
             outcome = DENY
+        elif srv.rate_from is not None and arrive >= srv.rate_from:
+            outcome = RATE
         elif srv.limit is not None and srv.limit.limited(dev.mon, sidx, arrive):
             if not srv.limit.kod:
                 return None, up, down
@@ -477,7 +522,37 @@ class World:
             return None, up, down
         if outcome is not OK:
             self._kod_received(dev, sidx, outcome, t_ms, t_ms + (up + down) // 1000)
+            if outcome is RATE:
+                self._rate_hold(dev, sidx, t_ms)
         return outcome, up, down
+
+    # ---- RATE holds, as the server side sees them (figure 'in RATE hold') -------------------
+    RATE_MIN_MS = 600_000  # rule 5: a RATE holds an address at least 10 min
+    RATE_TOP_MS = 8_192_000  # doubling by further RATEs stops at 2**13 s (RFC 8633 5.4)
+    RATE_GAP_TOP_MS = 131_072_000  # the widest gap that counts (the policy's longest interval)
+    RATE_KEEP_MS = DAY_MS  # a RATE within a day after the last hold ended: a further one
+
+    def _rate_hold(self, dev, sidx, t_send_ms):
+        """A RATE reached dev for its request of t_send_ms to sidx: the hold that rule 5 sets
+        from the kissed request on, by what the server side knows (no device state): at least
+        10 min and twice the gap the address saw before the kissed request; a further RATE
+        (within a day of the last hold) at least the last hold, doubled up to 2**13 s."""
+        if dev.rate_hold is None:
+            dev.rate_hold = {}
+        prev = dev.rate_hold.get(sidx)
+        if prev is not None and t_send_ms < prev[0] + prev[1] + self.RATE_KEEP_MS:
+            hold = max(prev[1], min(2 * prev[1], self.RATE_TOP_MS), self.RATE_MIN_MS)
+        else:
+            gap = min(dev.gap_to.get(sidx, 0), self.RATE_GAP_TOP_MS)
+            hold = max(self.RATE_MIN_MS, 2 * gap)
+        dev.rate_hold[sidx] = [t_send_ms, hold]
+
+    def _in_rate_hold(self, dev, sidx, t_ms):
+        h = dev.rate_hold.get(sidx)
+        if h is not None and t_ms < h[0] + h[1]:
+            self.stats.in_rate_hold += 1
+            if t_ms < h[0] + self.RATE_MIN_MS:
+                self.stats.in_rate_min += 1
 
     # ---- what happens after a KoD (figures 'after RATE' and 'after DENY') ------------------
     def _after_kod(self, dev, sidx, t_ms):
@@ -517,7 +592,24 @@ class World:
                     st.after_deny += count
                     st.deny_devices += 1
                     st.after_deny_max = max(st.after_deny_max, count)
+        if dev.sends:
+            worst = worst_hour(dev.sends)
+            st.worst_hours.append(worst)
+            st.worst_hour = max(st.worst_hour, worst)
+            dev.sends = None
+        elif st.track_sends:
+            st.worst_hours.append(0)
         if dev.first_sync_pending and self.track_first_sync:
             st.first_sync_ms.append(-1)
         if not dev.synced:
             st.never_synced += 1
+
+
+def worst_hour(times):
+    """The most of times (ms, ascending) within any 3600 s."""
+    best = j = 0
+    for i, t in enumerate(times):
+        while t - times[j] >= HOUR_MS:
+            j += 1
+        best = max(best, i - j + 1)
+    return best

@@ -3,7 +3,9 @@ import json
 import os
 
 from .model import DAY_MS, MIN_MS, Stats
-from .scenarios import EVENT_MS, SCENARIOS
+from .scenarios import EVENT_MS, RESTARTS, SCENARIOS
+
+RESTART_NAMES = [sc.name for sc in RESTARTS]
 
 ACCURACY_MS = 100  # this client's default accuracy target (policy.Config.accuracy_ms)
 
@@ -81,6 +83,17 @@ def figures(name, st, info=None):
     else:
         f["first_sync_median_s"] = f["first_sync_p99_s"] = f["first_sync_max_s"] = None
     f["lost_packets"] = st.lost
+    # the restart scenarios (scenarios.RESTARTS; None where a figure does not apply)
+    f["hour_requests_per_device"] = st.hour_sent / n if st.hour_window else None
+    wh = sorted(st.worst_hours)
+    f["worst_hour_max"] = wh[-1] if st.track_sends and wh else None
+    f["worst_hour_median"] = wh[len(wh) // 2] if st.track_sends and wh else None
+    f["in_rate_hold"] = st.in_rate_hold if sc.name.startswith("rate-") else None
+    f["in_rate_min"] = st.in_rate_min if sc.name.startswith("rate-") else None
+    f["boots"] = st.boots
+    f["wakes"] = st.wakes
+    f["radio_wakes"] = st.radio_wakes if sc.name == "deep-sleep" else None
+    f["radio_idle"] = st.radio_idle if sc.name == "deep-sleep" else None
     if info:
         f["run"] = info
     return f
@@ -146,8 +159,86 @@ def targets(figs, footprint=None):
                 k["after_deny_max"] == 0,
                 f"{d:.2f} per device (max {k['after_deny_max']}) over {k['deny_devices']} devices",
             )
+    out += restart_targets(s)
     if footprint:  # tools/footprint.py's own targets (docs/footprint.md)
         out += footprint.get("targets", [])
+    return out
+
+
+def _s(v, unit=" s"):
+    return "-" if v is None else f"{v:.0f}{unit}"
+
+
+def restart_targets(s):
+    """The restart scenarios' targets, for this client's figures s ({scenario: figures})."""
+    out = []
+
+    def add(what, ok, text):
+        out.append({"target": what, "met": ok, "measured": text})
+
+    c = s.get("crash-loop")
+    if c:
+        w = c["worst_hour_max"]
+        add(
+            "crash loop without an RTC: <= 12 requests/device in any hour",
+            w is not None and w <= 12,
+            f"worst device {w}, median device {c['worst_hour_median']} "
+            f"({c['devices']:,} devices, {c['boots']:,} boots)",
+        )
+        v = c["requests_per_device_day"]
+        add(
+            "crash loop without an RTC: <= 30 requests/device/day",
+            v <= 30,
+            f"{v:.1f} in the day from the loop's start; a valid clock "
+            f"{_s(c['first_sync_median_s'])} after the loop ends (median; max "
+            f"{_s(c['first_sync_max_s'])}, never {c['first_sync_never']})",
+        )
+    for k in ("restore-cold", "restore-cold-liar"):
+        r = s.get(k)
+        if not r or r["hour_requests_per_device"] is None:
+            continue
+        h = r["hour_requests_per_device"]
+        add(f"{k}: <= 2.2 requests/device in the first hour", h <= 2.2, f"{h:.2f}")
+        m = r["first_sync_median_s"]
+        add(
+            f"{k}: median time to a valid clock <= 60 s",
+            m is not None and m <= 60,
+            f"median {_s(m)}, max {_s(r['first_sync_max_s'])}, never {r['first_sync_never']} "
+            f"({r['devices']:,} devices)",
+        )
+    d = s.get("deep-sleep")
+    if d:
+        w0, w1 = d["window_days"]
+        v = d["requests_per_device_day"]
+        add(
+            "deep-sleep sensor: <= 2 requests/device/day",
+            v <= 2,
+            f"{v:.2f} (days {w0:g}-{w1:g}, {d['devices']:,} devices)",
+        )
+        p = d["err_p99_ms"]
+        add(
+            "deep-sleep sensor: p99 |clock error| at a wake <= 100 ms",
+            p is not None and p <= ACCURACY_MS,
+            "not synced"
+            if p is None
+            else f"p99 {p:.1f} ms, max {d['err_max_ms']:.1f} ms over {d['err_samples']:,} wakes",
+        )
+        add(
+            "deep-sleep sensor: the radio comes up only when a request is due",
+            d["radio_idle"] == 0,
+            f"{d['radio_idle']} of {d['radio_wakes']:,} radio-on wakes sent nothing "
+            f"({d['wakes']:,} wakes)",
+        )
+    for k in ("rate-reboot", "rate-reboot-cold"):
+        r = s.get(k)
+        if r:
+            add(
+                f"{k}: 0 requests to an address within its RATE hold, reboots included",
+                r["in_rate_hold"] == 0,
+                f"{r['in_rate_hold']} ({r['in_rate_min']} within 10 min), "
+                f"{r['requests_per_device_day']:.2f} requests/device/day, "
+                f"{r['devices']:,} devices, {r['boots']:,} reboots",
+            )
     return out
 
 
@@ -178,6 +269,23 @@ COLS = [
     ("1st sync median s", "first_sync_median_s"),
     ("1st sync max s", "first_sync_max_s"),
     ("never synced", "first_sync_never"),
+    ("req/dev 1st hour", "hour_requests_per_device"),
+]
+RESTART_COLS = [
+    ("client", None),
+    ("devices", "devices"),
+    ("boots", "boots"),
+    ("req/dev/day", "requests_per_device_day"),
+    ("req/dev 1st hour", "hour_requests_per_device"),
+    ("worst hour /dev (max)", "worst_hour_max"),
+    ("in RATE hold", "in_rate_hold"),
+    ("radio-on wakes", "radio_wakes"),
+    ("radio-on, nothing sent", "radio_idle"),
+    ("p99 |err| ms", "err_p99_ms"),
+    ("max |err| ms", "err_max_ms"),
+    ("valid clock median s", "first_sync_median_s"),
+    ("valid clock max s", "first_sync_max_s"),
+    ("never synced", "first_sync_never"),
 ]
 
 
@@ -206,11 +314,12 @@ def markdown(figs, order, clients, runs=None):
         lines.append("")
         lines.append(sc.sentence)
         lines.append("")
-        lines.append("| " + " | ".join(c for c, _ in COLS) + " |")
-        lines.append("|" + "---|" * len(COLS))
+        cols = RESTART_COLS if name in RESTART_NAMES else COLS
+        lines.append("| " + " | ".join(c for c, _ in cols) + " |")
+        lines.append("|" + "---|" * len(cols))
         for c in present:
             f = per_1k(dict(figs[c][name]))
-            row = [c] + [_fmt(f.get(k)) for _, k in COLS[1:]]
+            row = [c] + [_fmt(f.get(k)) for _, k in cols[1:]]
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -251,6 +360,52 @@ def headline(figs, clients):
             _fmt(lp["dead_per_device_day"]) if lp else "-",
             "{} / {} ms".format(_fmt(st["err_p99_ms"]), _fmt(st["err_max_ms"])),
         ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+# (scenario, figure, key, format, limit): the restart table's rows; limit: the target, the
+# figure must be at most that (None: a figure without a target)
+_S, _MS, _N = "{:,.0f} s", "{:,.0f} ms", "{:,}"
+_HOUR = ("requests/device in the first hour", "hour_requests_per_device", "{:.2f}", 2.2)
+_VALID = ("valid clock after the cut (median)", "first_sync_median_s", _S, 60)
+_HOLD = ("requests within a RATE hold", "in_rate_hold", _N, 0)
+RESTART_ROWS = [
+    ("crash-loop", "worst requests/device in any hour", "worst_hour_max", _N, 12),
+    ("crash-loop", "requests/device in the loop's day", "requests_per_device_day", "{:,.1f}", 30),
+    ("crash-loop", "valid clock after the loop (median)", "first_sync_median_s", _S, None),
+    ("restore-cold",) + _HOUR,
+    ("restore-cold",) + _VALID,
+    ("restore-cold-liar",) + _HOUR,
+    ("restore-cold-liar",) + _VALID,
+    ("deep-sleep", "requests/device/day", "requests_per_device_day", "{:,.2f}", 2),
+    ("deep-sleep", "p99 clock error at a wake", "err_p99_ms", _MS, 100),
+    ("deep-sleep", "radio-on wakes that sent nothing", "radio_idle", _N, 0),
+    ("rate-reboot",) + _HOLD,
+    ("rate-reboot-cold",) + _HOLD,
+]
+
+
+def restarts_table(figs, clients):
+    """The restart scenarios' figures, one row per figure, one column per client; this
+    client's cell says whether it met the target."""
+    present = [c for c in clients if any(r[0] in figs.get(c, {}) for r in RESTART_ROWS)]
+    head = ["scenario", "figure", "target"] + present
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, what, key, fmt, limit in RESTART_ROWS:
+        if not any(name in figs.get(c, {}) for c in present):
+            continue
+        unit = fmt.split("}")[1]
+        row = [f"`{name}`", what, "-" if limit is None else f"<= {limit}{unit}"]
+        if limit == 0:
+            row[2] = "0"
+        for c in present:
+            f = figs.get(c, {}).get(name)
+            v = None if f is None else f.get(key)
+            cell = "-" if v is None else fmt.format(v)
+            if c == "sntp" and limit is not None and f is not None:
+                cell += " (met)" if v is not None and v <= limit else " (**missed**)"
+            row.append(cell)
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

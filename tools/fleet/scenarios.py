@@ -11,7 +11,7 @@
 # Every scenario starts with a fleet of new devices switched on at random times during the
 # first day with invalid clocks (1970), and lets it settle for a week (WARM_DAYS) before the
 # event, so the event hits a fleet in its steady state.
-from .model import DAY_MS, HOUR_MS, RateLimit, Server
+from .model import DAY_MS, HOUR_MS, MIN_MS, RateLimit, Server
 
 WARM_DAYS = 7
 EVENT_MS = WARM_DAYS * DAY_MS + 12 * HOUR_MS  # day 7, 12:00 (a Monday)
@@ -29,6 +29,13 @@ class Scenario:
     event = None  # (from_ms, until_ms) of the event, for the figures after it
     shares_warmup = True  # identical to the steady fleet until EVENT_MS (engine forks it)
     sntp_config = SNTP_CONFIG  # this client's configuration (policy.Config.from_dict)
+    hour_window = None  # (from_ms, until_ms): the requests in it are counted (a first hour)
+    track_sends = False  # keep each device's send times in the window (its worst hour)
+    samples = True  # the engine samples the clock error of some devices every 10 min
+    restarts = False  # devices restart on their own (life_start, life)
+    first_sync_from_start = True  # time to a first sync: of the boots from the start on
+    skip = ()  # clients make bench leaves out of this scenario (too slow to simulate)
+    dns_for = None  # (name, t_ms, rng, device index) -> answer: DNS that tells devices apart
 
     def __init__(self, days=None):
         if days is not None:
@@ -81,6 +88,16 @@ class Scenario:
         addresses at once, for 'requests to a dead server'; None when none was."""
         return None
 
+    def life_start(self, idx, t_ms, rng):
+        """The time of device idx's first restart event at or after t_ms, or None."""
+        return None
+
+    def life(self, dev, t_ms, world):
+        """dev's restart event at t_ms (dev.life_t): power it off and/or boot it, set
+        dev.life_t to its next event (or None); returns when the device wants to run next
+        (its client's answer, or None)."""
+        raise NotImplementedError
+
 
 class Steady(Scenario):
     name = "steady"
@@ -106,6 +123,7 @@ class RestoreWarm(Scenario):
     )
     lose_clock = False
     days = 14  # a week after the cut: the weekly cron fires once more
+    hour_window = (EVENT_MS + HOUR_MS, EVENT_MS + 2 * HOUR_MS)  # the first hour back
 
     @property
     def cut(self):
@@ -228,5 +246,183 @@ class LeavesPool(Scenario):
         return ((self.duration_ms - EVENT_MS) / DAY_MS, 1)
 
 
+# ---- restarts: per-device reboots, crash loops and deep sleep ---------------------------------
+# These drive each device's power themselves (life): the engine calls life() at the device's
+# life_t, and a boot there is a new firmware Keeper on the same store (the state file is
+# kept), its monotonic clock starting again (clients.SntpClient.boot).
+LIE_US = 3_600_000_000  # the liar's error: 1 h ahead
+
+
+class RestoreColdLiar(RestoreCold):
+    name = "restore-cold-liar"
+    title = "Mass power-restore, clocks lost, one liar"
+    sentence = (
+        "The cold restore again, but one of the four pool servers (10.0.0.4) came back from "
+        "the same power cut with its clock 1 h ahead and answers so from then on; the zone's "
+        "DNS hands each device the four addresses in its own order (as the pool's DNS does), "
+        "so the liar is among the first two servers asked by half of the devices."
+    )
+
+    def servers(self):
+        out = super().servers()
+        out[3].lie = (EVENT_MS + HOUR_MS, LIE_US)
+        return out
+
+    def dns_for(self, name, t_ms, rng, idx):
+        if name in ZONE:
+            return [(ZONE.index(name) + idx) % 4]
+        return self.dns(name, t_ms, rng)
+
+
+class CrashLoop(Scenario):
+    name = "crash-loop"
+    title = "30-second crash loop, no RTC, 6 hours"
+    sentence = (
+        "After a week, every device falls into a crash loop (a bug, a brown-out): it resets "
+        "30 s after each boot for 6 hours, and has no RTC, so every boot reads 1970 again "
+        "(the state file is kept); then it runs normally. Figures from the loop's start, "
+        "for a day."
+    )
+    days = 9
+    LOOP_MS = 6 * HOUR_MS
+    PERIOD_MS = 30_000  # from a boot to the next crash
+    restarts = True
+    track_sends = True
+    first_sync_from_start = False  # but from the boot that ends the loop
+
+    @property
+    def window(self):
+        return (EVENT_MS, EVENT_MS + DAY_MS)
+
+    @property
+    def event(self):
+        return (EVENT_MS, EVENT_MS + self.LOOP_MS + HOUR_MS)
+
+    def life_start(self, idx, t_ms, rng):
+        return max(t_ms, EVENT_MS + rng.randrange(self.PERIOD_MS))
+
+    def life(self, dev, t_ms, world):
+        """A crash: a reset (not a wake) with the clock lost, booting at once; the first
+        boot at or after the loop's end runs on (time to a valid clock counted from it)."""
+        if dev.on:
+            dev.power_off(t_ms)
+        dev.on = True
+        world.stats.boots += 1
+        nt = dev.boot(t_ms, lose_clock=True, wake=False)
+        if t_ms >= EVENT_MS + self.LOOP_MS:
+            dev.life_t = None
+            world.track_first_sync = True
+        else:
+            dev.first_sync_pending = False
+            dev.life_t = t_ms + self.PERIOD_MS
+        return nt
+
+
+class DeepSleep(Scenario):
+    name = "deep-sleep"
+    title = "Deep-sleep sensor: 5 s awake every 10 min"
+    sentence = (
+        "Battery sensors (ESP32 deep sleep), switched on at random times during the first "
+        "day with invalid clocks and kept awake 90 s for their first sync: then each wakes "
+        "every 10 min for 5 s (a reboot that keeps the RTC and the state file), asks the "
+        "time service whether a request is due, and brings the radio up only then. The clock "
+        "error is sampled at each wake, before any correction. Ten days; figures from day 3."
+    )
+    days = 10
+    shares_warmup = False
+    samples = False  # sampled at each wake instead (life)
+    restarts = True
+    PERIOD_MS = 600_000  # from a wake to the next
+    AWAKE_MS = 5_000
+    FIRST_AWAKE_MS = 90_000  # the power-on: the start-up window (0-60 s) and an exchange
+
+    @property
+    def window(self):
+        return (min(3 * DAY_MS, self.duration_ms // 3), self.duration_ms)
+
+    def life_start(self, idx, t_ms, rng):
+        return t_ms  # the first power-on too (life keeps count of the cycle)
+
+    def life(self, dev, t_ms, world):
+        st = world.stats
+        w0, w1 = st.window
+        inside = w0 <= t_ms < w1
+        if dev.on:  # the awake time is over: deep sleep (everything not saved is lost)
+            if dev.radio and inside and dev.sent_n == dev.sent_at_wake:
+                st.radio_idle += 1
+            dev.power_off(t_ms)
+            dev.on = False
+            dev.life_t = dev.cycle_ms + self.PERIOD_MS
+            return None
+        first = getattr(dev, "cycle_ms", None) is None
+        dev.cycle_ms = t_ms
+        dev.on = True
+        since = (dev.first_sync_pending, dev.boot_ms)
+        nt = dev.boot(t_ms, lose_clock=first, wake=not first)
+        if not first:
+            dev.first_sync_pending, dev.boot_ms = since  # time to a first sync: from power-on
+            st.boots += 1
+            if inside:
+                st.wakes += 1
+                if dev.synced:
+                    st.error_sample(t_ms, dev.sample(t_ms))
+        # a power-on (installation) brings the network up and stays awake FIRST_AWAKE_MS for
+        # the first sync; a wake asks due() and brings the radio up only when it says 0
+        dev.radio = first or dev.due(t_ms) == 0
+        dev.sent_at_wake = dev.sent_n
+        if dev.radio and inside and not first:
+            st.radio_wakes += 1
+        dev.life_t = t_ms + (self.FIRST_AWAKE_MS if first else self.AWAKE_MS)
+        return nt if dev.radio else None
+
+
+class RateReboot(Scenario):
+    name = "rate-reboot"
+    title = "RATE from every server, reboots every 20 min (clock kept)"
+    sentence = (
+        "After a week, every server answers every request with a RATE kiss, for the rest of "
+        "the run (2.5 days), and every device resets every 20 min (a watchdog), its RTC "
+        "keeping time through the reset. Figures from the first RATE on."
+    )
+    days = 10
+    lose = False
+    REBOOT_MS = 20 * MIN_MS
+    restarts = True
+    first_sync_from_start = False
+    # ntptime-loop asks again 5 s after each RATE, for ever (about 17,000 requests a device a
+    # day, one event each): left out of make bench; `fleet run` still runs it
+    skip = ("ntptime-loop",)
+
+    def servers(self):
+        out = super().servers()
+        for s in out:
+            s.rate_from = EVENT_MS
+        return out
+
+    def life_start(self, idx, t_ms, rng):
+        return max(t_ms, EVENT_MS + rng.randrange(self.REBOOT_MS))
+
+    def life(self, dev, t_ms, world):
+        if dev.on:
+            dev.power_off(t_ms)
+        dev.on = True
+        world.stats.boots += 1
+        nt = dev.boot(t_ms, lose_clock=self.lose, wake=False)
+        dev.first_sync_pending = False
+        dev.life_t = t_ms + self.REBOOT_MS
+        return nt
+
+
+class RateRebootCold(RateReboot):
+    name = "rate-reboot-cold"
+    title = "RATE from every server, reboots every 20 min (clock lost)"
+    sentence = (
+        "The same, but no RTC: every reset brings the clock back to 1970 (the state file is "
+        "kept), so the holds cannot be dated by the wall clock."
+    )
+    lose = True
+
+
 ALL = (Steady, RestoreWarm, RestoreCold, Outage, KissOfDeath, DnsOutage, LeavesPool)
-SCENARIOS = {s.name: s for s in ALL}
+RESTARTS = (RestoreColdLiar, CrashLoop, DeepSleep, RateReboot, RateRebootCold)
+SCENARIOS = {s.name: s for s in ALL + RESTARTS}
