@@ -118,9 +118,10 @@ RESTARTS_END = "<!-- /restarts -->"
 README_PATH = os.path.join(ROOT, "README.md")
 
 
-def restarts_block(doc, clients):
+def restarts_block(doc, clients, link="docs/fleet.md#restarts"):
     """The restart scenarios' table (README.md and docs/fleet.md, between RESTARTS_BEGIN and
-    RESTARTS_END), or None when the run had none of them."""
+    RESTARTS_END), or None when the run had none of them. link: where the scenarios are
+    described, from the file it goes in."""
     figs = doc["figures"]
     if not any(n in figs.get(c, {}) for c in clients for n in RESTART_ORDER):
         return None
@@ -128,8 +129,8 @@ def restarts_block(doc, clients):
     sizes = sorted({info["devices"] for info in doc.get("restart_runs", {}).values()})
     if sizes:
         md.append(
-            "Fleets of {} devices each, from `make bench-docs`; what each scenario does: "
-            "[docs/fleet.md](docs/fleet.md#restarts).".format(" or ".join(f"{n:,}" for n in sizes))
+            "Fleets of {} devices, from `make bench-docs`; what each scenario does: "
+            "[fleet.md]({}).".format(" or ".join(f"{n:,}" for n in sizes), link)
         )
         md.append("")
     return "\n".join(md)
@@ -156,7 +157,9 @@ def update_docs(out, doc, footprint, clients, path=DOCS_PATH, readme=README_PATH
     ok = True
     block = restarts_block(doc, clients)
     if block is not None:
-        replace_between(path, RESTARTS_BEGIN, RESTARTS_END, block)
+        replace_between(
+            path, RESTARTS_BEGIN, RESTARTS_END, restarts_block(doc, clients, "#restarts")
+        )
         if replace_between(readme, RESTARTS_BEGIN, RESTARTS_END, block):
             print(f"{os.path.relpath(readme, ROOT)} updated (restart figures)")
         else:
