@@ -13,6 +13,7 @@ from .scenarios import RESTARTS, SCENARIOS
 ORDER = ["steady", "restore-warm", "restore-cold", "outage", "kod", "dns-outage", "leaves-pool"]
 # per-device restarts, run with a smaller fleet (--restart-devices): every device reboots
 RESTART_ORDER = [sc.name for sc in RESTARTS]
+RESTART_SPLIT_FROM = 100  # a boot costs far more than a wake-up: small fleets use every core
 
 
 def _days(items):
@@ -59,6 +60,7 @@ def cmd_bench(a):
             n = a.restart_devices if client == "sntp" else a.restart_baseline_devices
             groups.append((mine, n, restart_runs))
         for names, n, into in groups:
+            restarts = into is restart_runs
             st, info = engine.run(
                 names,
                 client,
@@ -66,7 +68,8 @@ def cmd_bench(a):
                 seed=a.seed,
                 procs=a.procs,
                 days=_days(a.days),
-                label=f"{client} x{n:,}" + (" restarts" if into is restart_runs else ""),
+                label=f"{client} x{n:,}" + (" restarts" if restarts else ""),
+                split_from=RESTART_SPLIT_FROM if restarts else 2_000,
             )
             into[client] = info
             figs.setdefault(client, {}).update(
@@ -309,13 +312,13 @@ def main(argv=None):
     b.add_argument(
         "--restart-devices",
         type=count,
-        default=2_000,
+        default=1_000,
         help="fleet size of the restart scenarios, this client",
     )
     b.add_argument(
         "--restart-baseline-devices",
         type=count,
-        default=500,
+        default=250,
         help="fleet size of the restart scenarios, baselines",
     )
     b.add_argument("--clients", nargs="*", choices=CLIENTS)

@@ -281,23 +281,26 @@ def planned_ms(scs):
     return alone + p + sum(sc.duration_ms - p for sc in scs if forkable(sc, p))
 
 
-def shards(n, per=SHARD_MAX, procs=1):
+def shards(n, per=SHARD_MAX, procs=1, split_from=2_000):
     """[(i0, i1)]: at most per devices each, and at least one per process when the fleet is
-    big enough (2,000 devices or more) to be worth it."""
+    big enough (split_from devices or more) to be worth it."""
     k = max(1, -(-n // per))
-    if n >= 2_000:
+    if n >= split_from:
         k = max(k, procs)
     bounds = [n * j // k for j in range(k + 1)]
     return list(zip(bounds, bounds[1:]))
 
 
-def run(scenarios, client, n, seed=1, days=None, procs=2, label=None, quiet=False):
+def run(
+    scenarios, client, n, seed=1, days=None, procs=2, label=None, quiet=False, split_from=2_000
+):
     """Run a fleet of n devices with one client through the scenarios (names). Returns
-    ({scenario: Stats}, info). Shards over procs processes; days: {name: days} overrides."""
+    ({scenario: Stats}, info). Shards over procs processes (from split_from devices on);
+    days: {name: days} overrides."""
     if isinstance(scenarios, str):
         scenarios = [scenarios]
     days = days or {}
-    parts = shards(n, procs=procs)
+    parts = shards(n, procs=procs, split_from=split_from)
     scs = [SCENARIOS[name](days.get(name)) for name in scenarios]
     total_ms = planned_ms(scs)
     jobs = [(client, n, a, b, seed, list(scenarios), days, j) for j, (a, b) in enumerate(parts)]
