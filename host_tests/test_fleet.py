@@ -445,3 +445,8 @@ def test_bench_docs_writes_the_restart_table_or_says_why_not(tmp_path, capsys):
     assert fleet.update_docs(str(tmp_path), doc, None, ["sntp"], str(page), str(bare)) is False
     said = [line for line in capsys.readouterr().err.splitlines() if "BARE.md" in line]
     assert bare.read_text() == "no markers\n" and len(said) == 1 and "markers" in said[0]
+    # a run of the restart scenarios alone leaves the fleet-bench headline as it was
+    page.write_text(f"{fleet.DOCS_BEGIN}\nHEADLINE\n{fleet.DOCS_END}\n")
+    page.write_text(page.read_text() + f"{fleet.RESTARTS_BEGIN}{fleet.RESTARTS_END}\n")
+    fleet.update_docs(str(tmp_path), doc, None, ["sntp"], str(page), str(readme))
+    assert "HEADLINE" in page.read_text() and "(met)" in page.read_text()
