@@ -191,12 +191,13 @@ def test_a_rate_kiss_is_kept_across_runs(runtime, clock, servers, tmp_path):
     st = read_state(path)
     gap_ms, hold_ms, _ = st["policy"]["rate"][addr(srv)]
     assert hold_ms > 15_000 and gap_ms >= 600_000, st  # rule 5: at least 10 minutes
+    st["policy"]["up"] = 600_000  # that run lasted 10 min: only the hold can stop this one
     if clock == "lost":
         st.update(lost)
-        with open(path, "w") as f:
-            json.dump(st, f)
     else:
         time.sleep(16)
+    with open(path, "w") as f:
+        json.dump(st, f)
     p, j = sync_json(runtime, "blocking", "--server", addr(srv), "--state", path)
     assert p.returncode == 1 and not j["clock_set"] and j["servers_tried"] == [], j
     assert len(srv.requests) == 1  # the server saw one request, not two

@@ -428,6 +428,7 @@ class Policy:
         if st is None:  # the first boot
             return self._warn(w, unknown_cause)
         if not isinstance(st, dict) or st.get("v") != _STATE_VERSION:
+            self.boots = 1  # there was a boot before
             return self._warn(["unreadable, counted as a short boot"])
         c = self.config
         self.fails = _int_in(st, "fails", 0, 64, 0, w)
