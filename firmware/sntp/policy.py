@@ -38,6 +38,9 @@
 #     build date (rule 10); never from a KoD (the exchange gives no time for one).
 #  R6 No built-in server: with none configured, no traffic, and an 'idle' event says why.
 #  R7 Names are stored, never addresses; DNS has its own backoff (rule 16).
+#  R8 Restarts are no traffic: the last hour's sends are saved with the uptime since each, so
+#     R1 and R2 hold with the clock in 1970; the k-th short boot in a row waits (below);
+#     a wake from deep sleep is no boot, and asks only when due. Unreadable: a short boot.
 # Everything here is integers (ms, us, s); randomness comes from the rand_below callable.
 from . import exchange
 from .compat import const
@@ -54,7 +57,7 @@ _JITTER_DIV = const(4)  # R3: a wait is lengthened by a uniform [0, 1/4)
 _STARTUP_INVALID_MS = const(60_000)
 _STARTUP_VALID_MS = const(1_800_000)
 _REBOOT_MIN_MS = const(15_000)
-# Crash-loop guard: a boot is short when the one before it saved less than _LONG_BOOT_MS of
+# Crash-loop guard (R8): a boot is short when the one before it saved less than _LONG_BOOT_MS of
 # uptime, or died with a request in flight. The k-th short boot in a row sends nothing until
 # min(15 s x 2**k, 1 h), jittered, has passed since the last request, counted in uptime (a
 # lower bound of real time that needs no valid clock: the time the board was off counts as
