@@ -86,7 +86,7 @@ class AsyncService(Service):
 def start(config, listener=None, **kw):
     """Make an AsyncService and run it forever as a task (call inside a running event loop).
 
-    kw are Service's (net, clock, rtc, store, rand_below, timeout_ms). listener(event dict),
+    kw are Service's (net, clock, rtc, store, rand_below, timeout_ms, wake). listener(event dict),
     if given, gets every event. Returns the asyncio task: cancel it to stop the service.
     The first request waits for the start-up delay of rule 12.
     """
