@@ -610,9 +610,18 @@ def test_an_unreadable_or_older_state_or_an_unknown_reset_cause_is_a_short_boot(
 def test_a_wake_from_deep_sleep_decides_from_the_saved_due_time_alone():
     cfg = pol.Config.from_dict({"servers": ["ntp.example.net"]})
     now_s = T0 // 1_000_000 + 86_400
-    st = {"v": 1, "boots": 3, "short": 2, "up": 5_000, "open": False, "interval_s": 4096,
-          "last_sync_unix_s": now_s - 3000, "next_due_unix_s": now_s + 1_096, "rate": {},
-          "saved_ms": (now_s - 600) * 1000}
+    st = {
+        "v": 1,
+        "boots": 3,
+        "short": 2,
+        "up": 5_000,
+        "open": False,
+        "interval_s": 4096,
+        "last_sync_unix_s": now_s - 3000,
+        "next_due_unix_s": now_s + 1_096,
+        "rate": {},
+        "saved_ms": (now_s - 600) * 1000,
+    }
     p = pol.Policy(cfg, Rng(1).below)
     p.start(0, now_s * 1_000_000, dict(st), True)
     assert p.due(0) == 1_096_000 and p.boots == 3 and p.short == 2  # not a boot

@@ -674,27 +674,17 @@ def cmd_service(opts, out, err):
         rtc.set_unix_us(0)  # no battery-backed clock: 1970 again
     rtc.drift_ppb = opts["drift_ppb"]
     if opts["asyncio"]:
-        from sntp import aio
-
-        svc = aio.AsyncService(
-            opts["config"],
-            clock=rtc,
-            rtc=rtc,
-            store=state,
-            timeout_ms=opts["timeout_ms"],
-            wake=opts["wake"],
-        )
+        from sntp.aio import AsyncService as Service
     else:
-        from sntp import service
-
-        svc = service.Service(
-            opts["config"],
-            clock=rtc,
-            rtc=rtc,
-            store=state,
-            timeout_ms=opts["timeout_ms"],
-            wake=opts["wake"],
-        )
+        from sntp.service import Service
+    svc = Service(
+        opts["config"],
+        clock=rtc,
+        rtc=rtc,
+        store=state,
+        timeout_ms=opts["timeout_ms"],
+        wake=opts["wake"],
+    )
     try:
         due = svc.due() if opts["wake"] else 0
         if opts["cmd"] == "sync" and due != 0:  # a wake with nothing due: no network
@@ -736,8 +726,10 @@ def _drive(opts, coro_or_value):
 
 def _not_due(due_ms):
     """sync --wake's summary when no request is due."""
-    detail = "nothing scheduled" if due_ms is None else "next request in {} s".format(
-        (due_ms + 999) // 1000
+    detail = (
+        "nothing scheduled"
+        if due_ms is None
+        else "next request in {} s".format((due_ms + 999) // 1000)
     )
     return {
         "ok": False,

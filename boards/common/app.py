@@ -155,9 +155,7 @@ async def main(
         b.tasks.append(asyncio.create_task(b.wifi.keep()))
         store = JsonStore(state_path, lambda text: out("sntp: " + text))
         config = settings_mod.service_config(s)
-        b.service = aio.AsyncService(
-            config, clock=b.rtc, rtc=b.rtc, store=store, wake=rtc.woke()
-        )
+        b.service = aio.AsyncService(config, clock=b.rtc, rtc=b.rtc, store=store, wake=rtc.woke())
         level = s["log_level"]
         b.service.subscribe(lambda e: shown(e, level) and out(event_line(e)))
         b.tasks.append(asyncio.create_task(b.service.run()))

@@ -384,7 +384,9 @@ class Policy:
             if self.fails > 0:
                 delay = max(delay, self._backoff_ms(valid))
             if self.short and self.sends_ms:  # the crash-loop guard, from the last request
-                wait = self._jitter(min(_MARK_FIRST_MS << min(self.short, _CRASH_SHIFT_TOP), _HOUR_MS))
+                wait = self._jitter(
+                    min(_MARK_FIRST_MS << min(self.short, _CRASH_SHIFT_TOP), _HOUR_MS)
+                )
                 self.quiet_ms = self.sends_ms[-1] + wait
                 delay = max(delay, self.quiet_ms - now_ms)
         if valid and self.next_due_unix_s is not None:
@@ -401,7 +403,9 @@ class Policy:
                 longest = max(longest, _BACKOFF_MAX_MS)
             longest = max(longest + longest // _JITTER_DIV, _STARTUP_VALID_MS)
             delay = max(delay, min(until_due, longest, POLL_MAX_LIMIT_S * 1000))
-        self._schedule(now_ms, max(0, delay), wall_us, "start", clock_valid=valid, short=self.short)
+        self._schedule(
+            now_ms, max(0, delay), wall_us, "start", clock_valid=valid, short=self.short
+        )
 
     def sync_now(self, now_ms):
         """A person asked: start a round now. The floors (R1, R2), KoD holds and the crash-loop
