@@ -79,8 +79,10 @@ class AsyncService(Service):
 
     async def sync(self, until_ms=None):
         """Service.sync() as a coroutine: the same summary dict."""
-        await self.run(until_ms, self._sync_begin())
-        return self._sync_end()
+        from .summary import begin, end
+
+        await self.run(until_ms, begin(self))
+        return end(self)
 
 
 def start(config, listener=None, **kw):
