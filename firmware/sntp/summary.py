@@ -87,6 +87,7 @@ def begin(svc):
             fail("no-servers", "no servers configured (rule 3: no built-in default)")
     return stop
 
+
 def end(svc):
     watch, s = svc.watch
     svc.watch = None
