@@ -25,6 +25,7 @@ package(
         "rtc.py",
         "service.py",
         "store.py",
+        "summary.py",
         "timestamp.py",
     ),
     base_path="firmware",

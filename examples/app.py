@@ -5,6 +5,7 @@ import asyncio
 import sys
 
 from sntp import aio, rtc
+from sntp.store import JsonStore
 from sntp.timestamp import format_utc
 
 SERVERS = sys.argv[1:]  # given by hand: a person is waiting, so the first sync is at once
@@ -13,7 +14,8 @@ SERVERS = sys.argv[1:]  # given by hand: a person is waiting, so the first sync 
 async def main():
     clock = rtc.make()  # the board's RTC (esp32, rp2); elsewhere a clock of this process
     config = {"servers": SERVERS} if SERVERS else {"zone": "acme"}  # acme: your vendor zone
-    svc = aio.AsyncService(config, clock=clock, rtc=clock)
+    store = JsonStore("sntp_state.json")  # floors, holds, backoff: they outlive a restart
+    svc = aio.AsyncService(config, clock=clock, rtc=clock, store=store, wake=rtc.woke())
     asyncio.create_task(clock.run())  # RP2040: writes corrections at the whole second
     if SERVERS:
         print("sync:", (await svc.sync())["error"] or "ok")

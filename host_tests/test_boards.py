@@ -582,6 +582,30 @@ def test_board_modules_make_their_rtc_and_wlan():
                 sys.modules[k] = v
 
 
+def test_why_the_board_booted_comes_from_machine_reset_cause():
+    class Module:
+        pass
+
+    saved = sys.modules.get("machine")
+    try:
+        if saved is None:
+            assert sntp_rtc.woke() is False  # a host: a process start is a boot
+        machine = Module()
+        sys.modules["machine"] = machine
+        assert sntp_rtc.woke() is False  # no reset_cause (the unix port's machine): a host
+        machine.reset_cause = lambda: 4
+        assert sntp_rtc.woke() is False  # the port names no deep-sleep wake
+        machine.DEEPSLEEP_RESET = 4
+        assert sntp_rtc.woke() is True  # esp32 after machine.deepsleep()
+        machine.reset_cause = lambda: 1  # PWRON_RESET
+        assert sntp_rtc.woke() is False
+    finally:
+        if saved is None:
+            sys.modules.pop("machine", None)
+        else:
+            sys.modules["machine"] = saved
+
+
 # ---- the real service and the HIL check on the 1 s RTC, over a fake network ---------------------
 def with_fake_sleep(host, coro_fn):
     """Run coro_fn() with sntp.aio.sleep_ms moving the fake clock instead of waiting."""

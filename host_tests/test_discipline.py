@@ -237,3 +237,52 @@ def test_drift_survives_a_reboot():
     before = d.disc.drift_ppb
     d.reboot(3 * DAY_MS)
     assert d.disc.drift_ppb == before and d.disc.samples
+
+
+def sensor(days, wake_ms=600_000, awake_ms=5_000, seed=4, base_ppb=20_000):
+    """A board that deep-sleeps: it wakes every wake_ms (the RTC ran on) and, only when
+    due() says 0, brings its radio up for awake_ms of exchanges. Returns the world, the
+    device, the clock error at each wake before anything is done (ms, us), and the number
+    of radio-on wakes that sent nothing."""
+    w = zone_world()
+    osc = sim.Oscillator(base_ppb, 2_000, rand=Rng(seed + 1).below)
+    d = sim.Device(
+        w,
+        {"zone": "acme"},
+        clock_error_us=-T0,
+        rand=Rng(seed).below,
+        oscillator=osc,
+        discipline=True,
+    )
+    d.boot(0, ask_now=True)  # power-on: the application syncs at once (sync())
+    d.run(60_000)
+    errors, idle_radio = [], 0
+    for t in range(wake_ms, days * DAY_MS, wake_ms):
+        d.reboot(t, wake=True)
+        errors.append((t, d.clock_error_us))
+        due = d.keeper.due(t)
+        assert due is not None
+        if due == 0:
+            before = len(all_requests(w))
+            d.run(t + awake_ms)
+            idle_radio += len(all_requests(w)) == before
+    return w, d, errors, idle_radio
+
+
+def test_a_deep_sleep_sensor_keeps_its_clock_at_an_always_on_devices_request_rate():
+    days = 10
+    w, d, errors, idle_radio = sensor(days)
+    check_invariants(w)
+    settled = [abs(e) for t, e in errors if t >= 2 * DAY_MS]
+    settled.sort()
+    p99_ms = settled[len(settled) * 99 // 100] // MS
+    reqs = [t for t in all_requests(w) if t >= 2 * DAY_MS]
+    per_day = len(reqs) * 10 // (days - 2)  # tenths
+    print(
+        "deep sleep, 10 min / 5 s, 20 ppm: p99 |error| {} ms at the wakes after day 2, "
+        "{}.{} requests a day, {} radio-on wakes without a request".format(
+            p99_ms, per_day // 10, per_day % 10, idle_radio
+        )
+    )
+    assert p99_ms <= 100 and per_day <= 20 and idle_radio == 0
+    assert abs(d.disc.drift_ppb - 20_000) <= 2_500  # the drift was learned across wakes

@@ -568,3 +568,70 @@ def test_a_rate_is_saved_at_once_before_the_round_goes_on():
     d.reboot(2_000, ask_now=True)
     d.run(RATE_MIN_MS)
     assert reqs == [1_000] and w.servers[("10.0.0.2", 123)].requests, reqs
+
+
+def test_an_unreadable_or_older_state_or_an_unknown_reset_cause_is_a_short_boot():
+    # each gets one warning, and the crash-loop guard's first step (30-37.5 s after the
+    # last request) on top of a reboot's wait: longer, never shorter
+    cfg = pol.Config.from_dict({"servers": ["ntp.example.net"]})
+    t_ms = 1_000_000
+    sent = [["10.0.0.1:123", 0, 5_000]]  # asked 5 s before the last save
+    long_ago = {"v": 1, "boots": 9, "short": 0, "up": 700_000, "open": False, "sent": sent}
+    long_ago["rate"] = {}
+    cases = [
+        (dict(long_ago), False, None),  # a long boot before: no guard, no warning
+        (dict(long_ago, up=20_000), False, None),  # a short one: the guard, no warning
+        (dict(long_ago, open=True), False, None),  # it died in an exchange: short
+        (dict(long_ago), None, "reset cause unknown"),
+        (dict(long_ago, up="x"), False, "no uptime saved"),
+        (dict(long_ago, boots=-4), False, "boots"),  # a counter that went back or wrapped
+        (dict(long_ago, short=10**9), False, "short"),
+        ({"v": 1, "boots": 4, "sent": sent}, False, "no uptime saved"),  # an older version
+        ({"v": 99}, False, "unreadable"),
+        ({}, False, "unreadable"),  # the store's answer for a garbage file
+    ]
+    for st, wake, warning in cases:
+        p = pol.Policy(cfg, Rng(1).below)
+        events = []
+        p.subscribe(events.append)
+        p.start(t_ms, 0, st, wake)  # the clock reads 1970
+        warned = [e["warning"] for e in events if e["event"] == "config"]
+        short = p.short > 0
+        assert short == (st is not cases[0][0]), (st, wake, p.short)
+        if warning is None:
+            assert warned == [], (st, warned)
+        else:
+            assert len(warned) == 1 and warning in warned[0], (st, warned)
+        if short and "sent" in st:  # the guard: 30 s at least after that request
+            assert p.quiet_ms is not None and p.due_ms >= t_ms - 5_000 + 30_000, st
+        assert p.due_ms >= t_ms + REBOOT_MIN_MS, st
+
+
+def test_a_wake_from_deep_sleep_decides_from_the_saved_due_time_alone():
+    cfg = pol.Config.from_dict({"servers": ["ntp.example.net"]})
+    now_s = T0 // 1_000_000 + 86_400
+    st = {
+        "v": 1,
+        "boots": 3,
+        "short": 2,
+        "up": 5_000,
+        "open": False,
+        "interval_s": 4096,
+        "last_sync_unix_s": now_s - 3000,
+        "next_due_unix_s": now_s + 1_096,
+        "rate": {},
+        "saved_ms": (now_s - 600) * 1000,
+    }
+    p = pol.Policy(cfg, Rng(1).below)
+    p.start(0, now_s * 1_000_000, dict(st), True)
+    assert p.due(0) == 1_096_000 and p.boots == 3 and p.short == 2  # not a boot
+    p = pol.Policy(cfg, Rng(1).below)
+    p.start(0, now_s * 1_000_000, dict(st, next_due_unix_s=now_s - 5), True)
+    assert p.due(0) == 0  # fell due while asleep: at once, no start-up spread
+    p = pol.Policy(cfg, Rng(1).below)
+    p.start(0, 0, dict(st), True)  # a wake that lost its clock is a boot
+    assert p.due(0) >= REBOOT_MIN_MS and p.boots == 4 and p.short == 3
+    sent = [["10.0.0.1:123", (now_s - 60) * 1000, 0] for _ in range(HOURLY_CAP)]
+    p = pol.Policy(cfg, Rng(1).below)
+    p.start(0, now_s * 1_000_000, dict(st, next_due_unix_s=now_s - 5, sent=sent), True)
+    assert p.due(0) == HOUR_MS - 60_000 + 1 + 250  # the hourly cap: not due before then

@@ -191,12 +191,13 @@ def test_a_rate_kiss_is_kept_across_runs(runtime, clock, servers, tmp_path):
     st = read_state(path)
     gap_ms, hold_ms, _ = st["policy"]["rate"][addr(srv)]
     assert hold_ms > 15_000 and gap_ms >= 600_000, st  # rule 5: at least 10 minutes
+    st["policy"]["up"] = 600_000  # that run lasted 10 min: only the hold can stop this one
     if clock == "lost":
         st.update(lost)
-        with open(path, "w") as f:
-            json.dump(st, f)
     else:
         time.sleep(16)
+    with open(path, "w") as f:
+        json.dump(st, f)
     p, j = sync_json(runtime, "blocking", "--server", addr(srv), "--state", path)
     assert p.returncode == 1 and not j["clock_set"] and j["servers_tried"] == [], j
     assert len(srv.requests) == 1  # the server saw one request, not two
@@ -382,8 +383,10 @@ def test_back_to_back_syncs_keep_the_15_s_floor_across_runs(servers, tmp_path):
 
 
 def test_run_with_a_simulated_drift_shows_the_estimate_converging(servers, tmp_path):
-    # The unix board's clock runs 25 ppm slow; against one honest local server polled every
-    # 64 s, the second sync measures the drift and the "drift" event reports it.
+    # The unix board's clock runs 200 ppm slow; against one honest local server polled every
+    # 64 s, the second sync measures the drift and the "drift" event reports it. (200 ppm, not
+    # a crystal's 25: over a 64-80 s base, a loaded machine's ms of loopback jitter is 15-20
+    # ppm of noise, which only a large drift makes small beside it: within 15 % here.)
     srv = servers()
     path = state_file(tmp_path)
     p = sntp(
@@ -395,7 +398,7 @@ def test_run_with_a_simulated_drift_shows_the_estimate_converging(servers, tmp_p
         "--state",
         path,
         "--drift-ppm",
-        "25",
+        "200",
         "--poll-min",
         "64",
         "--no-startup-delay",
@@ -410,7 +413,7 @@ def test_run_with_a_simulated_drift_shows_the_estimate_converging(servers, tmp_p
     assert len(drift) >= 2, p.stdout
     assert drift[0]["measured_ppb"] is None  # the first sync only sets the reference
     measured = drift[-1]["measured_ppb"]
-    assert measured is not None and abs(measured - 25_000) <= 2_000, drift
-    assert abs(drift[-1]["drift_ppb"] - 25_000) <= 2_000
+    assert measured is not None and abs(measured - 200_000) <= 30_000, drift
+    assert abs(drift[-1]["drift_ppb"] - 200_000) <= 30_000
     st = read_state(path)
-    assert abs(st["policy"]["discipline"]["drift_ppb"] - 25_000) <= 2_000  # persisted
+    assert st["policy"]["discipline"]["drift_ppb"] == drift[-1]["drift_ppb"]  # persisted

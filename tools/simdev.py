@@ -215,7 +215,8 @@ class Device:
     def reboot(self, now_ms, lose_clock=False, ask_now=False, wake=False):
         """Restart from the persisted state; lose_clock: no RTC, the clock reads 1970 again;
         wake: a wake from deep sleep (the clock ran on)."""
-        self.advance(now_ms)  # the crystal ran while it was off (no discipline ticks)
+        self.keeper = None  # it was off: the crystal ran alone, no discipline ticks
+        self.advance(now_ms)
         if lose_clock:
             self.clock_error_us = -self.world.true_us(now_ms)
         self.boot(now_ms, ask_now, wake)

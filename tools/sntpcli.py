@@ -29,9 +29,10 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
   sntp query SERVER[:PORT] [--timeout SECONDS] [--json]
   sntp sync [--server HOST[:PORT]]... [--zone VENDOR] [--state FILE] [--timeout SECONDS]
             [--json] [--asyncio] [--drift-ppm PPM] [--poll-min S] [--accuracy-ms MS]
+            [--no-rtc | --wake]
   sntp run [--server HOST[:PORT]]... [--zone VENDOR] [--state FILE] [--timeout SECONDS]
            [--for SECONDS] [--no-startup-delay] [--json] [--asyncio] [--drift-ppm PPM]
-           [--poll-min S] [--accuracy-ms MS]
+           [--poll-min S] [--accuracy-ms MS] [--no-rtc | --wake]
   sntp status --state FILE [--config FILE] [--json]
   sntp console --config FILE [--state FILE] [--timeout SECONDS]
 
@@ -73,6 +74,12 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
                         server is a pool.ntp.org name)
   --accuracy-ms MS      sync, run: how far the clock may wander between polls (default 100):
                         the clock discipline polls as rarely as the measured drift allows
+  --no-rtc              sync, run: the board has no battery-backed clock: it reads 1970 at
+                        this boot (the state file's policy state is kept), as after a
+                        power cut or a crash
+  --wake                sync, run: this boot is a wake from deep sleep (the board clock ran
+                        on): sync asks only when the saved state says a request is due, and
+                        otherwise says when it will be (exit status 0, no network used)
   --json                JSON instead of text (run: one object per event)
   --python              run under CPython instead of the unix-port MicroPython
   --version             print the version and the build date (the era pivot and clock floor)
@@ -196,6 +203,8 @@ def parse_args(argv):
         "poll_min_s": None,
         "accuracy_ms": None,
         "config_path": None,
+        "no_rtc": False,
+        "wake": False,
     }
     i = 1
     while i < len(argv):
@@ -224,6 +233,8 @@ def parse_args(argv):
             opts["startup_delay"] = False
         elif a == "--asyncio":
             opts["asyncio"] = True
+        elif a == "--no-rtc" or a == "--wake":
+            opts[a[2:].replace("-", "_")] = True
         elif cmd != "query":
             raise UsageError("unexpected argument {!r} (servers go after --server)".format(a))
         elif opts["server"] is None:
@@ -237,6 +248,8 @@ def parse_args(argv):
         raise UsageError("status needs --state FILE")
     if cmd == "console" and opts["config_path"] is None:
         raise UsageError("console needs --config FILE")
+    if opts["no_rtc"] and opts["wake"]:
+        raise UsageError("--wake keeps the board clock, --no-rtc loses it: give one")
     if cmd in ("sync", "run"):
         opts["config"] = _config(opts)
     return opts
@@ -270,6 +283,8 @@ _SERVICE = (
     "--drift-ppm",
     "--poll-min",
     "--accuracy-ms",
+    "--no-rtc",
+    "--wake",
 )
 COMMAND_OPTIONS = {
     "query": ("--timeout", "--json"),
@@ -289,7 +304,7 @@ VALUE_OPTIONS = (
     "--poll-min",
     "--accuracy-ms",
 )
-ALL_OPTIONS = VALUE_OPTIONS + ("--json", "--no-startup-delay", "--asyncio")
+ALL_OPTIONS = VALUE_OPTIONS + ("--json", "--no-startup-delay", "--asyncio", "--no-rtc", "--wake")
 
 
 def _option_value(opts, option, value):
@@ -655,21 +670,26 @@ def cmd_service(opts, out, err):
     else:
         rtc = SoftRTC()
     rtc.fold()
+    if opts["no_rtc"]:
+        rtc.set_unix_us(0)  # no battery-backed clock: 1970 again
     rtc.drift_ppb = opts["drift_ppb"]
     if opts["asyncio"]:
-        from sntp import aio
-
-        svc = aio.AsyncService(
-            opts["config"], clock=rtc, rtc=rtc, store=state, timeout_ms=opts["timeout_ms"]
-        )
+        from sntp.aio import AsyncService as Service
     else:
-        from sntp import service
-
-        svc = service.Service(
-            opts["config"], clock=rtc, rtc=rtc, store=state, timeout_ms=opts["timeout_ms"]
-        )
+        from sntp.service import Service
+    svc = Service(
+        opts["config"],
+        clock=rtc,
+        rtc=rtc,
+        store=state,
+        timeout_ms=opts["timeout_ms"],
+        wake=opts["wake"],
+    )
     try:
-        if opts["cmd"] == "sync":
+        due = svc.due() if opts["wake"] else 0
+        if opts["cmd"] == "sync" and due != 0:  # a wake with nothing due: no network
+            s = _not_due(due)
+        elif opts["cmd"] == "sync":
 
             def said(e):  # the blocking wait before a request, on stderr
                 if e["event"] == "wait":
@@ -704,6 +724,27 @@ def _drive(opts, coro_or_value):
     return coro_or_value
 
 
+def _not_due(due_ms):
+    """sync --wake's summary when no request is due."""
+    detail = (
+        "nothing scheduled"
+        if due_ms is None
+        else "next request in {} s".format((due_ms + 999) // 1000)
+    )
+    return {
+        "ok": False,
+        "error": "not-due",
+        "detail": detail,
+        "kiss": None,
+        "offset_us": None,
+        "server": None,
+        "servers": [],
+        "clock_set": False,
+        "servers_tried": [],
+        "failures": [],
+    }
+
+
 def _sync(s, opts, rtc, out, err):
     board_us = rtc.unix_us()
     if opts["json"]:
@@ -728,9 +769,11 @@ def _sync(s, opts, rtc, out, err):
                 _signed(s["offset_us"]), s["server"], _utc(board_us)
             )
         )
+    elif s["error"] == "not-due":
+        out.write("not due: {} (board clock {})\n".format(s["detail"], _utc(board_us)))
     else:
         err.write("sntp: clock not set: {} ({})\n".format(s["error"], s["detail"]))
-    return 0 if s["clock_set"] else 1
+    return 0 if s["clock_set"] or s["error"] == "not-due" else 1
 
 
 def event_json(e):

@@ -8,7 +8,8 @@
 #              servers, factory server, accuracy_ms, poll bounds, log_level
 #   rtc        board.make_rtc(): sntp.rtc.BoardRTC, the service's clock and rtc
 #   wifi       wifi.Wifi: joined once (at most 20 s), then kept up by a task
-#   service    sntp.aio.AsyncService(config, clock=rtc, rtc=rtc, store=JsonStore(STATE_PATH))
+#   service    sntp.aio.AsyncService(config, clock=rtc, rtc=rtc, store=JsonStore(STATE_PATH),
+#              wake=sntp.rtc.woke()): why the board booted (a deep-sleep wake is no boot)
 #              run as a task (what sntp.aio.start() does, keeping the service for its
 #              time_us()); every event at or above log_level is printed as one
 #              "sntp: ..." line
@@ -25,7 +26,7 @@ import serialconsole
 import settings as settings_mod
 from wifi import Wifi
 
-from sntp import aio
+from sntp import aio, rtc
 from sntp.store import JsonStore
 from sntp.timestamp import BUILD_UNIX_S, US_PER_S, format_utc, unix_us
 
@@ -154,7 +155,7 @@ async def main(
         b.tasks.append(asyncio.create_task(b.wifi.keep()))
         store = JsonStore(state_path, lambda text: out("sntp: " + text))
         config = settings_mod.service_config(s)
-        b.service = aio.AsyncService(config, clock=b.rtc, rtc=b.rtc, store=store)
+        b.service = aio.AsyncService(config, clock=b.rtc, rtc=b.rtc, store=store, wake=rtc.woke())
         level = s["log_level"]
         b.service.subscribe(lambda e: shown(e, level) and out(event_line(e)))
         b.tasks.append(asyncio.create_task(b.service.run()))

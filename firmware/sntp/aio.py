@@ -79,14 +79,16 @@ class AsyncService(Service):
 
     async def sync(self, until_ms=None):
         """Service.sync() as a coroutine: the same summary dict."""
-        await self.run(until_ms, self._sync_begin())
-        return self._sync_end()
+        from .summary import begin, end
+
+        await self.run(until_ms, begin(self))
+        return end(self)
 
 
 def start(config, listener=None, **kw):
     """Make an AsyncService and run it forever as a task (call inside a running event loop).
 
-    kw are Service's (net, clock, rtc, store, rand_below, timeout_ms). listener(event dict),
+    kw are Service's (net, clock, rtc, store, rand_below, timeout_ms, wake). listener(event dict),
     if given, gets every event. Returns the asyncio task: cancel it to stop the service.
     The first request waits for the start-up delay of rule 12.
     """

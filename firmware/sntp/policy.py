@@ -38,6 +38,9 @@
 #     build date (rule 10); never from a KoD (the exchange gives no time for one).
 #  R6 No built-in server: with none configured, no traffic, and an 'idle' event says why.
 #  R7 Names are stored, never addresses; DNS has its own backoff (rule 16).
+#  R8 Restarts are no traffic: the last hour's sends are saved with the uptime since each, so
+#     R1 and R2 hold with the clock in 1970; the k-th short boot in a row waits (below);
+#     a wake from deep sleep is no boot, and asks only when due. Unreadable: a short boot.
 # Everything here is integers (ms, us, s); randomness comes from the rand_below callable.
 from . import exchange
 from .compat import const
@@ -54,7 +57,7 @@ _JITTER_DIV = const(4)  # R3: a wait is lengthened by a uniform [0, 1/4)
 _STARTUP_INVALID_MS = const(60_000)
 _STARTUP_VALID_MS = const(1_800_000)
 _REBOOT_MIN_MS = const(15_000)
-# Crash-loop guard: a boot is short when the one before it saved less than _LONG_BOOT_MS of
+# Crash-loop guard (R8): a boot is short when the one before it saved less than _LONG_BOOT_MS of
 # uptime, or died with a request in flight. The k-th short boot in a row sends nothing until
 # min(15 s x 2**k, 1 h), jittered, has passed since the last request, counted in uptime (a
 # lower bound of real time that needs no valid clock: the time the board was off counts as
@@ -381,7 +384,9 @@ class Policy:
             if self.fails > 0:
                 delay = max(delay, self._backoff_ms(valid))
             if self.short and self.sends_ms:  # the crash-loop guard, from the last request
-                wait = self._jitter(min(_MARK_FIRST_MS << min(self.short, _CRASH_SHIFT_TOP), _HOUR_MS))
+                wait = self._jitter(
+                    min(_MARK_FIRST_MS << min(self.short, _CRASH_SHIFT_TOP), _HOUR_MS)
+                )
                 self.quiet_ms = self.sends_ms[-1] + wait
                 delay = max(delay, self.quiet_ms - now_ms)
         if valid and self.next_due_unix_s is not None:
@@ -398,7 +403,9 @@ class Policy:
                 longest = max(longest, _BACKOFF_MAX_MS)
             longest = max(longest + longest // _JITTER_DIV, _STARTUP_VALID_MS)
             delay = max(delay, min(until_due, longest, POLL_MAX_LIMIT_S * 1000))
-        self._schedule(now_ms, max(0, delay), wall_us, "start", clock_valid=valid, short=self.short)
+        self._schedule(
+            now_ms, max(0, delay), wall_us, "start", clock_valid=valid, short=self.short
+        )
 
     def sync_now(self, now_ms):
         """A person asked: start a round now. The floors (R1, R2), KoD holds and the crash-loop
@@ -428,6 +435,7 @@ class Policy:
         if st is None:  # the first boot
             return self._warn(w, unknown_cause)
         if not isinstance(st, dict) or st.get("v") != _STATE_VERSION:
+            self.boots = 1  # there was a boot before
             return self._warn(["unreadable, counted as a short boot"])
         c = self.config
         self.fails = _int_in(st, "fails", 0, 64, 0, w)

@@ -409,13 +409,14 @@ def make(warn=None):
 
 def woke():
     """Why this board booted, for Service(wake=...): True after a wake from deep sleep (the
-    RTC ran on), None when the port cannot say (counted as a short boot), False otherwise
-    (power-on, reset, watchdog; and any host, where a process start is a boot)."""
+    RTC ran on), None when a board cannot say (counted as a short boot), False otherwise
+    (power-on, reset, watchdog; and a host, the unix port too: a process start is a boot)."""
+    import sys
+
     try:
         import machine
-    except ImportError:
-        return False
-    cause = getattr(machine, "reset_cause", None)
-    if cause is None:
-        return None
+
+        cause = machine.reset_cause
+    except (ImportError, AttributeError):
+        return None if sys.platform in ("esp32", "rp2") else False
     return cause() == getattr(machine, "DEEPSLEEP_RESET", -1)

@@ -38,11 +38,6 @@ _STALL_MS = const(1_000)  # the policy had nothing to do at its own wake-up time
 _REBASE_AT_MS = const(1 << 29)  # 6.2 days: then
 _REBASE_MS = const(1 << 28)  # every ms is taken back by 3.1 days
 
-# A sync() ends with a correction, or when the policy gives up for now with one of these.
-_GIVE_UP = ("backoff", "idle", "hold")
-# A sync() does not wait for a next request further away than this (the floors of R1).
-_SYNC_MAX_WAIT_MS = const(20_000)
-
 
 class Service:
     """One device's time service. Construct, then run() (forever, or until_ms), or sync()."""
@@ -183,102 +178,10 @@ class Service:
         ({"server", "error"} of every failed step).
         The policy's floors, holds and hourly cap still apply: this asks, it does not force.
         """
-        self.run(until_ms, self._sync_begin())
-        return self._sync_end()
+        from .summary import begin, end  # loaded by the first sync(): run() needs none of it
 
-    # Shared with aio.AsyncService: everything but the waiting. The summary is filled in by a
-    # listener of the sync's events (watch below); run()'s stop() ends the sync when it is
-    # over: a correction, the policy giving up for now, or a next request too far away.
-    def _sync_begin(self):
-        s = {
-            "ok": False,  # the policy decided on a correction
-            "error": None,  # the last failure's reason
-            "detail": None,  # a sentence about it
-            "offset_us": None,  # the correction, us
-            "server": None,  # whose measurement was used
-            "servers": [],  # who vouched for it
-            "clock_set": False,  # and the rtc applied it
-            "servers_tried": [],  # labels of the servers asked, in order
-            "kiss": None,  # the last KoD code
-            "failures": [],  # {"server", "error"} of every failed step
-        }
-        replies = []  # (server, offset_us) of every good reply
-        over = [False]  # the sync is over
-
-        def fail(error, detail, server=None):
-            s["error"], s["detail"] = error, detail
-            s["failures"].append({"server": server, "error": error})
-
-        def watch(e):
-            kind = e["event"]
-            server = e.get("server")
-            if kind == "send":
-                if server not in s["servers_tried"]:
-                    s["servers_tried"].append(server)
-            elif kind == "reply":
-                replies.append((server, e["offset_us"]))
-            elif kind == "step":
-                s["servers"] = e["servers"]
-            elif kind == "clock":
-                over[0] = s["ok"] = True
-                s["clock_set"] = e["applied"]
-                off = s["offset_us"] = e["offset_us"]
-                s["server"] = s["servers"][0] if s["servers"] else None
-                for r, o in replies:
-                    if o == off:
-                        s["server"] = r  # the measurement the policy picked
-                if not e["applied"]:
-                    s["error"], s["detail"] = "not-applied", e["detail"] or "no rtc to set"
-            elif kind == "timeout":
-                fail("timeout", "{}: no reply".format(server), server)
-            elif kind == "reject":
-                fail(e["reason"], "{}: reply rejected ({})".format(server, e["reason"]), server)
-            elif kind == "kod":
-                s["kiss"] = e["code"]
-                fail("kiss", "{}: Kiss-o'-Death {}".format(server, e["code"]), server)
-            elif kind == "resolve" and not e["ok"]:
-                fail("resolve", e.get("detail") or "cannot resolve {}".format(server), server)
-            elif kind == "disagree":  # falsetickers, or no majority at all
-                for r in e["servers"]:
-                    fail("disagree", "{}: disagrees with the other servers".format(r), r)
-            elif kind == "hold":
-                fail("hourly-cap", "request cap of {} an hour reached".format(e["cap"]))
-            elif kind == "idle":
-                fail("no-servers", e.get("reason") or "no servers configured")
-            if kind in _GIVE_UP:
-                over[0] = True
-
-        def stop():
-            if not over[0]:
-                due = self.policy.due_ms
-                if due is not None and due - self.loop_ms() > _SYNC_MAX_WAIT_MS:
-                    over[0] = True  # the next request is further away than a person should wait
-                    wait_s = (due - self.loop_ms()) // 1000
-                    fail("deferred", "next request allowed in {} s".format(wait_s))
-            return over[0]
-
-        self.watch = (watch, s)
-        self.subscribe(watch)
-        self.boot(startup_delay=False)
-        self.policy.sync_now(self.loop_ms())
-        if self.policy.due_ms is None:  # no servers: nothing to ask
-            over[0] = True
-            if s["error"] is None:
-                fail("no-servers", "no servers configured (rule 3: no built-in default)")
-        return stop
-
-    def _sync_end(self):
-        watch, s = self.watch
-        self.watch = None
-        self.policy.listeners.remove(watch)
-        self.keeper.save()
-        if s["ok"]:
-            if s["clock_set"]:
-                s["error"] = s["detail"] = None
-        elif s["error"] is None:
-            s["error"] = "unavailable"
-            s["detail"] = "no server could be asked now (Kiss-o'-Death hold or DNS backoff)"
-        return s
+        self.run(until_ms, begin(self))
+        return end(self)
 
     def _wait_ms(self, now, until_ms, stop):
         """ms to wait before the next poll (0 or less: poll now), or None: stop serving."""

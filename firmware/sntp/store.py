@@ -6,9 +6,9 @@
 # PATH is removed first, and load() falls back to PATH.tmp, complete by then, if PATH is gone
 # (the next save renames it into place before writing PATH.tmp again).
 #
-# load() never raises: a missing, unreadable, oversized, non-UTF-8, non-JSON file, or JSON
-# that is not an object, loads as None with one warning line (the service then starts afresh,
-# which is safe: the policy's start-up delay and floors hold without any state).
+# load() never raises: a missing file loads as None (a first boot); an unreadable, oversized,
+# non-UTF-8, non-JSON file, or JSON that is not an object, as {} (there was a boot before:
+# the policy counts it as a short one and waits longer); each with one warning line.
 import errno
 import json
 import os
@@ -19,7 +19,8 @@ MAX_BYTES = const(16_384)  # the state is a few hundred bytes; anything far larg
 
 
 class JsonStore:
-    """load() -> dict or None; save(dict) -> True or False. warn(text): one line per problem."""
+    """load() -> dict ({}: unreadable) or None (not there); save(dict) -> True or False.
+    warn(text): one line per problem."""
 
     def __init__(self, path, warn=None):
         self.path = path  # the file
@@ -28,7 +29,7 @@ class JsonStore:
         self.warning = None  # the last warning, for callers that do not pass warn
 
     def load(self):
-        """The stored object (a dict), or None with one warning. Never raises."""
+        """The stored object (a dict); {} or None (not found) with one warning. Never raises."""
         doc, why = read_json(self.path)
         if doc is not None:
             return doc
@@ -39,6 +40,7 @@ class JsonStore:
             self._warn("{}: not found, starting without saved state".format(self.path))
         else:
             self._warn("{}: {}, ignored (starting without saved state)".format(self.path, why))
+            return {}
         return None
 
     def save(self, doc):

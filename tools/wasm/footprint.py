@@ -124,7 +124,8 @@ def main():
         timeout_ms=1_000,
     )
     ok = svc.sync()["clock_set"]
-    svc.run(until_ms=svc.now_ms() + 600_000)  # any slew of that correction is done
+    # any slew of that correction done, and the uptime checkpoints of a boot (15 s to 16 min)
+    svc.run(until_ms=svc.now_ms() + 1_000_000)
     yield
     service_bytes = heap() - base
     wake = [idle(svc, clock)]  # the drift not known yet

@@ -1,0 +1,102 @@
+# The summary of a sync(), for Service.sync and aio.AsyncService.sync: everything but the
+# waiting. A listener of the sync's events fills it in; begin() returns the stop() that ends
+# the run when the sync is over (a correction, the policy giving up for now, or a next
+# request too far away), end() the summary. Imported by the first sync(): a board that only
+# runs the service never loads it.
+from .compat import const
+
+_GIVE_UP = ("backoff", "idle", "hold")  # a sync ends when the policy gives up for now
+_SYNC_MAX_WAIT_MS = const(20_000)  # and does not wait for a request further away (R1)
+
+
+def begin(svc):
+    s = {
+        "ok": False,  # the policy decided on a correction
+        "error": None,  # the last failure's reason
+        "detail": None,  # a sentence about it
+        "offset_us": None,  # the correction, us
+        "server": None,  # whose measurement was used
+        "servers": [],  # who vouched for it
+        "clock_set": False,  # and the rtc applied it
+        "servers_tried": [],  # labels of the servers asked, in order
+        "kiss": None,  # the last KoD code
+        "failures": [],  # {"server", "error"} of every failed step
+    }
+    replies = []  # (server, offset_us) of every good reply
+    over = [False]  # the sync is over
+
+    def fail(error, detail, server=None):
+        s["error"], s["detail"] = error, detail
+        s["failures"].append({"server": server, "error": error})
+
+    def watch(e):
+        kind = e["event"]
+        server = e.get("server")
+        if kind == "send":
+            if server not in s["servers_tried"]:
+                s["servers_tried"].append(server)
+        elif kind == "reply":
+            replies.append((server, e["offset_us"]))
+        elif kind == "step":
+            s["servers"] = e["servers"]
+        elif kind == "clock":
+            over[0] = s["ok"] = True
+            s["clock_set"] = e["applied"]
+            off = s["offset_us"] = e["offset_us"]
+            s["server"] = s["servers"][0] if s["servers"] else None
+            for r, o in replies:
+                if o == off:
+                    s["server"] = r  # the measurement the policy picked
+            if not e["applied"]:
+                s["error"], s["detail"] = "not-applied", e["detail"] or "no rtc to set"
+        elif kind == "timeout":
+            fail("timeout", "{}: no reply".format(server), server)
+        elif kind == "reject":
+            fail(e["reason"], "{}: reply rejected ({})".format(server, e["reason"]), server)
+        elif kind == "kod":
+            s["kiss"] = e["code"]
+            fail("kiss", "{}: Kiss-o'-Death {}".format(server, e["code"]), server)
+        elif kind == "resolve" and not e["ok"]:
+            fail("resolve", e.get("detail") or "cannot resolve {}".format(server), server)
+        elif kind == "disagree":  # falsetickers, or no majority at all
+            for r in e["servers"]:
+                fail("disagree", "{}: disagrees with the other servers".format(r), r)
+        elif kind == "hold":
+            fail("hourly-cap", "request cap of {} an hour reached".format(e["cap"]))
+        elif kind == "idle":
+            fail("no-servers", e.get("reason") or "no servers configured")
+        if kind in _GIVE_UP:
+            over[0] = True
+
+    def stop():
+        if not over[0]:
+            due = svc.policy.due_ms
+            if due is not None and due - svc.loop_ms() > _SYNC_MAX_WAIT_MS:
+                over[0] = True  # the next request is further away than a person should wait
+                wait_s = (due - svc.loop_ms()) // 1000
+                fail("deferred", "next request allowed in {} s".format(wait_s))
+        return over[0]
+
+    svc.watch = (watch, s)
+    svc.subscribe(watch)
+    svc.boot(startup_delay=False)
+    svc.policy.sync_now(svc.loop_ms())
+    if svc.policy.due_ms is None:  # no servers: nothing to ask
+        over[0] = True
+        if s["error"] is None:
+            fail("no-servers", "no servers configured (rule 3: no built-in default)")
+    return stop
+
+
+def end(svc):
+    watch, s = svc.watch
+    svc.watch = None
+    svc.policy.listeners.remove(watch)
+    svc.keeper.save()
+    if s["ok"]:
+        if s["clock_set"]:
+            s["error"] = s["detail"] = None
+    elif s["error"] is None:
+        s["error"] = "unavailable"
+        s["detail"] = "no server could be asked now (Kiss-o'-Death hold or DNS backoff)"
+    return s
