@@ -433,10 +433,11 @@ def test_bench_docs_writes_the_restart_table_or_says_why_not(tmp_path, capsys):
     readme = tmp_path / "README.md"
     readme.write_text(f"x\n{fleet.RESTARTS_BEGIN}{fleet.RESTARTS_END}\ny\n")
     assert fleet.update_docs(str(tmp_path), doc, None, ["sntp"], str(page), str(readme))
-    for p in (page, readme):
-        text = p.read_text()
-        assert "STALE" not in text and "| `crash-loop` | worst requests/device in any hour" in text
-        assert "7 (met)" in text and "20.0 (met)" in text and text.count(fleet.RESTARTS_END) == 1
+    text = page.read_text()  # docs/fleet.md: a row per figure, a column per client
+    assert "STALE" not in text and "| `crash-loop` | worst requests/device in any hour" in text
+    assert "7 (met)" in text and "20.0 (met)" in text and text.count(fleet.RESTARTS_END) == 1
+    text = readme.read_text()  # README.md: this client's figures in one row
+    assert "| crash loop: worst hour, day |" in text and "| this client | 7, 20.0 (met) |" in text
     assert readme.read_text().startswith("x\n") and readme.read_text().endswith("\ny\n")
     assert "](docs/fleet.md#restarts)" in readme.read_text() and "](#restarts)" in page.read_text()
     bare = tmp_path / "BARE.md"

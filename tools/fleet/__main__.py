@@ -121,19 +121,23 @@ RESTARTS_END = "<!-- /restarts -->"
 README_PATH = os.path.join(ROOT, "README.md")
 
 
-def restarts_block(doc, clients, link="docs/fleet.md#restarts"):
+def restarts_block(doc, clients, link="docs/fleet.md#restarts", short=False):
     """The restart scenarios' table (README.md and docs/fleet.md, between RESTARTS_BEGIN and
     RESTARTS_END), or None when the run had none of them. link: where the scenarios are
-    described, from the file it goes in."""
+    described, from the file it goes in; short: this client's figures in one row (README)."""
     figs = doc["figures"]
     if not any(n in figs.get(c, {}) for c in clients for n in RESTART_ORDER):
         return None
-    md = ["", rp.restarts_table(figs, clients), ""]
+    table = rp.restarts_compact(figs) if short else rp.restarts_table(figs, clients)
+    md = ["", table, ""]
     sizes = sorted({info["devices"] for info in doc.get("restart_runs", {}).values()})
     if sizes:
         md.append(
-            "Fleets of {} devices, from `make bench-docs`; what each scenario does: "
-            "[fleet.md]({}).".format(" or ".join(f"{n:,}" for n in sizes), link)
+            "Fleets of {} devices, from `make bench-docs`; {}: [fleet.md]({}).".format(
+                " or ".join(f"{n:,}" for n in sizes),
+                "the scenarios and the baselines' figures" if short else "the scenarios",
+                link,
+            )
         )
         md.append("")
     return "\n".join(md)
@@ -158,7 +162,7 @@ def update_docs(out, doc, footprint, clients, path=DOCS_PATH, readme=README_PATH
     table in it and in README.md (make bench-docs; make bench alone writes only results/).
     False when README.md has no restart markers (said in one line; the rest is written)."""
     ok = True
-    block = restarts_block(doc, clients)
+    block = restarts_block(doc, clients, short=True)
     if block is not None:
         replace_between(
             path, RESTARTS_BEGIN, RESTARTS_END, restarts_block(doc, clients, "#restarts")

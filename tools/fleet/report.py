@@ -410,6 +410,36 @@ def restarts_table(figs, clients):
     return "\n".join(lines)
 
 
+# (scenario, column title): the README's one-row table, its cells from RESTART_ROWS
+RESTART_COMPACT = [
+    ("crash-loop", "crash loop: worst hour, day"),
+    ("restore-cold", "cold restore: 1st hour, valid clock"),
+    ("restore-cold-liar", "with a liar: 1st hour, valid clock"),
+    ("deep-sleep", "deep sleep: req/day, p99 error, idle radio"),
+    ("rate-reboot", "RATE, reboots: in hold"),
+    ("rate-reboot-cold", "same, clock lost: in hold"),
+]
+
+
+def restarts_compact(figs):
+    """README.md's short form of restarts_table: one column per scenario, a row of targets
+    and a row of this client's figures (each cell met or missed)."""
+    s = figs.get("sntp", {})
+    cols = [(name, title) for name, title in RESTART_COMPACT if name in s]
+    head = ["", *[t for _, t in cols]]
+    tgt, mine = ["target"], ["this client"]
+    for name, _ in cols:
+        rows = [r for r in RESTART_ROWS if r[0] == name and r[4] is not None]
+        unit = [r[3].split("}")[1] for r in rows]
+        tgt.append(", ".join(f"<= {r[4]}{u}" if r[4] else "0" for r, u in zip(rows, unit)))
+        vals = [s[name].get(r[2]) for r in rows]
+        ok = all(v is not None and v <= r[4] for v, r in zip(vals, rows))
+        cell = ", ".join("-" if v is None else r[3].format(v) for v, r in zip(vals, rows))
+        mine.append(cell + (" (met)" if ok else " (**missed**)"))
+    lines = [head, ["---"] * len(head), tgt, mine]
+    return "\n".join("| " + " | ".join(x) + " |" for x in lines)
+
+
 def write_json(path, obj):
     with open(path, "w") as fh:
         json.dump(obj, fh, indent=1, sort_keys=True)
