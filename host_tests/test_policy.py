@@ -628,10 +628,34 @@ def test_a_wake_from_deep_sleep_decides_from_the_saved_due_time_alone():
     p = pol.Policy(cfg, Rng(1).below)
     p.start(0, now_s * 1_000_000, dict(st, next_due_unix_s=now_s - 5), True)
     assert p.due(0) == 0  # fell due while asleep: at once, no start-up spread
+    # a clock never set (1970) ran on through the sleep too: its differences still count
     p = pol.Policy(cfg, Rng(1).below)
-    p.start(0, 0, dict(st), True)  # a wake that lost its clock is a boot
-    assert p.due(0) >= REBOOT_MIN_MS and p.boots == 4 and p.short == 3
+    p.start(0, 100_000_000, dict(st, saved_ms=40_000, next_due_unix_s=130), True)
+    assert p.due(0) == 30_000 and p.boots == 3 and p.short == 2
+    p = pol.Policy(cfg, Rng(1).below)
+    p.start(0, 100_000_000, dict(st, saved_ms=40_000, next_due_unix_s=130), False)
+    assert p.due(0) >= REBOOT_MIN_MS and p.boots == 4 and p.short == 3  # a reset: a boot
     sent = [["10.0.0.1:123", (now_s - 60) * 1000, 0] for _ in range(HOURLY_CAP)]
     p = pol.Policy(cfg, Rng(1).below)
     p.start(0, now_s * 1_000_000, dict(st, next_due_unix_s=now_s - 5, sent=sent), True)
     assert p.due(0) == HOUR_MS - 60_000 + 1 + 250  # the hourly cap: not due before then
+
+
+def test_the_rotation_goes_on_across_reboots():
+    # a valid clock is set by one reply: each boot asks one server, the next one in turn (a
+    # rotation restarted at every boot would send every device's every request to 0.acme)
+    w = zone_world()
+    d = device(w, clock_error_us=0)
+    d.run(HOUR_MS)
+    asked = []
+    for k in range(1, 6):
+        for s in w.servers.values():
+            s.requests.clear()
+        looked = len(w.lookups)
+        d.reboot(k * HOUR_MS, ask_now=True)
+        d.run(k * HOUR_MS + 60_000)
+        asked.append(sorted(key[0] for key, s in w.servers.items() if s.requests))
+        assert len(w.lookups) - looked == 1  # the name it asks, not all four first
+    first = int(asked[0][0][-1])
+    turn = ["10.0.0.{}".format((first - 1 + i) % 4 + 1) for i in range(5)]
+    assert asked == [[a] for a in turn], asked

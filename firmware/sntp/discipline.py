@@ -246,7 +246,7 @@ class Keeper:
         self.store = store
         self.disc = Discipline(config.accuracy_ms) if rtc is not None and discipline else None
         self.last_us = None  # the disciplined time last handed out (time_us)
-        self.woke = False  # booted from a deep sleep with the clock valid
+        self.woke = False  # booted from a deep sleep
 
     def boot(self, now_ms, startup_delay=True, wake=False):
         """Load the saved state and schedule the first round (startup_delay=False: ask now).
@@ -256,7 +256,7 @@ class Keeper:
         p, d = self.policy, self.disc
         state = self.store.load() if self.store is not None else None
         wall = self.wall_us()
-        self.woke = wake and wall >= p.floor_us
+        self.woke = wake is True
         if d is not None:
             adj = d.load(
                 state.get("discipline") if isinstance(state, dict) else None,

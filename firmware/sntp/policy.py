@@ -364,8 +364,8 @@ class Policy:
         self.now_ms = self.boot_ms = now_ms
         self.mark_ms = now_ms + _MARK_FIRST_MS
         valid = wall_us >= self.floor_us
-        woke = wake and valid  # a wake that lost the clock is a boot like any other
-        short = self._load(state, now_ms, wall_us, wake is None)
+        woke = wake is True  # the RTC ran on: its differences hold, valid or not
+        short = self._load(state, now_ms, wall_us, wake is None, woke)
         if not woke:
             self.boots += 1
             self.short = min(self.short + 1, _SHORT_MAX) if short else 0
@@ -389,7 +389,7 @@ class Policy:
                 )
                 self.quiet_ms = self.sends_ms[-1] + wait
                 delay = max(delay, self.quiet_ms - now_ms)
-        if valid and self.next_due_unix_s is not None:
+        if (valid or woke) and self.next_due_unix_s is not None:
             until_due = self.next_due_unix_s * 1000 - wall_us // 1000
             if until_due < 0 and self.last_sync_unix_s is not None and not woke:
                 # fell due while off: a random time within one interval (R4)
@@ -428,7 +428,7 @@ class Policy:
             d = max(d, self.sends_ms[-_HOURLY_CAP] + _HOUR_MS)
         return max(0, d - now_ms)
 
-    def _load(self, st, now_ms, wall_us, unknown_cause):
+    def _load(self, st, now_ms, wall_us, unknown_cause, woke=False):
         """Restore the persisted state; True when the boot before this one was short (or
         cannot be told: an unreadable state, an older one, an unknown reset cause)."""
         w = ["reset cause unknown, counted as a short boot"] if unknown_cause else []
@@ -441,6 +441,7 @@ class Policy:
         self.fails = _int_in(st, "fails", 0, 64, 0, w)
         self.boots = _int_in(st, "boots", 1, 1 << 30, 1, w)  # a state: booted before
         self.short = _int_in(st, "short", 0, _SHORT_MAX, 1, w)
+        self.rr = _int_in(st, "rr", 0, MAX_SOURCES - 1, 0, w)  # the rotation goes on
         up = st.get("up")
         short = bool(unknown_cause or st.get("open") is not False or w)  # died mid-exchange
         if type(up) is not int or up < 0:
@@ -454,7 +455,9 @@ class Policy:
         self.next_due_unix_s = _opt_int(st.get("next_due_unix_s"))
         valid = wall_us >= self.floor_us
         at = st.get("saved_ms")
-        wall_ok = valid and type(at) is int and at * 1000 >= self.floor_us  # then and now
+        # the clock counts the time between the save and now: valid then and now, or it ran on
+        # through a deep sleep (a never-set clock too)
+        wall_ok = type(at) is int and (woke or valid and at * 1000 >= self.floor_us)
         sent = st.get("sent")
         if not isinstance(sent, list):
             sent = []
@@ -551,6 +554,7 @@ class Policy:
             "fails": self.fails,
             "boots": self.boots,
             "short": self.short,
+            "rr": self.rr,
             "up": now - self.boot_ms,  # this boot's uptime: was it short (the guard)
             "open": self.awaiting,  # a request in flight: the boot died in it, if the last
             "interval_s": self.interval_s,
@@ -656,7 +660,10 @@ class Policy:
                     if not dry:
                         if src.addrs:
                             src.want_resolve = True  # the addresses it has are all denied
-                        self.rr = (self.rr + i + 1) % n
+                        # a first lookup: asked next, once resolved (not the next name:
+                        # a boot would look up every name before its first query); a
+                        # lookup after failures: the next name is asked first
+                        self.rr = (self.rr + i + (1 if src.addrs else 0)) % n
                     return src, None
                 if j is None:
                     continue  # DNS backoff and nothing usable: skip it this round
