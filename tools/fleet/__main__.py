@@ -131,10 +131,12 @@ def restarts_block(doc, clients, link="docs/fleet.md#restarts", short=False):
     table = rp.restarts_compact(figs) if short else rp.restarts_table(figs, clients)
     md = ["", table, ""]
     sizes = sorted({info["devices"] for info in doc.get("restart_runs", {}).values()})
+    cold = figs.get("sntp", {}).get("restore-cold", {}).get("devices")
     if sizes:
         md.append(
-            "Fleets of {} devices, from `make bench-docs`; {}: [fleet.md]({}).".format(
+            "Fleets of {} devices{}, from `make bench-docs`; {}: [fleet.md]({}).".format(
                 " or ".join(f"{n:,}" for n in sizes),
+                f" (the cold restore: {cold:,}, with the main fleet)" if cold else "",
                 "the scenarios and the baselines' figures" if short else "the scenarios",
                 link,
             )
