@@ -304,11 +304,7 @@ class CrashLoop(Scenario):
     def life(self, dev, t_ms, world):
         """A crash: a reset (not a wake) with the clock lost, booting at once; the first
         boot at or after the loop's end runs on (time to a valid clock counted from it)."""
-        if dev.on:
-            dev.power_off(t_ms)
-        dev.on = True
-        world.stats.boots += 1
-        nt = dev.boot(t_ms, lose_clock=True, wake=False)
+        nt = reset(dev, t_ms, world, lose_clock=True)
         if t_ms >= EVENT_MS + self.LOOP_MS:
             dev.life_t = None
             world.track_first_sync = True
@@ -316,6 +312,15 @@ class CrashLoop(Scenario):
             dev.first_sync_pending = False
             dev.life_t = t_ms + self.PERIOD_MS
         return nt
+
+
+def reset(dev, t_ms, world, lose_clock):
+    """A reset (not a wake): off if it was on, counted, booted at once; its next wake-up."""
+    if dev.on:
+        dev.power_off(t_ms)
+    dev.on = True
+    world.stats.boots += 1
+    return dev.boot(t_ms, lose_clock=lose_clock, wake=False)
 
 
 class DeepSleep(Scenario):
@@ -403,11 +408,7 @@ class RateReboot(Scenario):
         return max(t_ms, EVENT_MS + rng.randrange(self.REBOOT_MS))
 
     def life(self, dev, t_ms, world):
-        if dev.on:
-            dev.power_off(t_ms)
-        dev.on = True
-        world.stats.boots += 1
-        nt = dev.boot(t_ms, lose_clock=self.lose, wake=False)
+        nt = reset(dev, t_ms, world, lose_clock=self.lose)
         dev.first_sync_pending = False
         dev.life_t = t_ms + self.REBOOT_MS
         return nt
