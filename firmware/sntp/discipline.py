@@ -70,7 +70,7 @@ class Discipline:
     # ---- persistence ---------------------------------------------------------------------
     def load(self, st, wall_us=None):
         """Restore from a persisted dict; absurd or broken fields are dropped, never applied.
-        wall_us: a wake from deep sleep, the RTC valid and kept through it: the last sync's
+        wall_us: a wake from deep sleep, the RTC kept running through it: the last sync's
         time is restored too, and the drift for the time slept is returned (us to add)."""
         if not isinstance(st, dict) or st.get("v") != _STATE_VERSION:
             return

@@ -296,8 +296,8 @@ class Policy:
         self.peers = {}  # address key -> Peer
         self.denied_wall = {}  # key text -> Unix s until which it is denied (persisted)
         self.listeners = []  # callables(event dict)
-        self.sends_ms = []  # send times within the last hour (R2)
-        self.sent_wall = []  # [key text, Unix ms, ms] of the last _HOURLY_CAP sends (persisted)
+        # [key text, Unix ms, ms] of the last _HOURLY_CAP sends, oldest first (R1, R2; persisted)
+        self.sent = []
         self.interval_s = config.poll_min_s  # current poll interval, s
         self.cap_s = None  # the clock discipline's longest safe interval, s (None: unknown)
         self.fails = 0  # consecutive failed rounds (persisted before each round)
@@ -342,8 +342,7 @@ class Policy:
         self.boot_ms = back(self.boot_ms)
         self.mark_ms = back(self.mark_ms)
         self.quiet_ms = back(self.quiet_ms)
-        self.sends_ms = [back(t) for t in self.sends_ms]
-        for x in self.sent_wall:
+        for x in self.sent:
             x[2] = back(x[2])
         for p in self.peers.values():
             p.last_send_ms = back(p.last_send_ms)
@@ -383,11 +382,11 @@ class Policy:
                 delay = max(delay, _REBOOT_MIN_MS + self.rand_below(_REBOOT_MIN_MS))
             if self.fails > 0:
                 delay = max(delay, self._backoff_ms(valid))
-            if self.short and self.sends_ms:  # the crash-loop guard, from the last request
+            if self.short and self.sent:  # the crash-loop guard, from the last request
                 wait = self._jitter(
                     min(_MARK_FIRST_MS << min(self.short, _CRASH_SHIFT_TOP), _HOUR_MS)
                 )
-                self.quiet_ms = self.sends_ms[-1] + wait
+                self.quiet_ms = self.sent[-1][2] + wait
                 delay = max(delay, self.quiet_ms - now_ms)
         if (valid or woke) and self.next_due_unix_s is not None:
             until_due = self.next_due_unix_s * 1000 - wall_us // 1000
@@ -424,8 +423,8 @@ class Policy:
         d = self.due_ms
         if d is None:
             return None
-        if len(self.sends_ms) >= _HOURLY_CAP:
-            d = max(d, self.sends_ms[-_HOURLY_CAP] + _HOUR_MS)
+        if len(self.sent) >= _HOURLY_CAP:
+            d = max(d, self.sent[0][2] + _HOUR_MS)
         return max(0, d - now_ms)
 
     def _load(self, st, now_ms, wall_us, unknown_cause, woke=False):
@@ -478,12 +477,11 @@ class Policy:
                 # times moved by a whole correction at once, which the discipline may
                 # still be slewing in: the floor must not come short
                 sent_ms = now_ms - ago + 1 + _SLEW_SLACK_MS
-                self.sends_ms.append(sent_ms)
-                self.sent_wall.append([item[0], item[1], sent_ms])
+                self.sent.append([item[0], item[1], sent_ms])
                 peer = self._peer_by_text(item[0])
                 if peer.last_send_ms is None or peer.last_send_ms < sent_ms:
                     peer.last_send_ms = sent_ms
-        self.sends_ms.sort()
+        self.sent.sort(key=lambda x: x[2])
         denied = st.get("denied")
         if isinstance(denied, dict):
             for k, until in denied.items():
@@ -561,7 +559,7 @@ class Policy:
             "last_sync_unix_s": self.last_sync_unix_s,
             "next_due_unix_s": self.next_due_unix_s,
             "denied": dict(self.denied_wall),
-            "sent": [[x[0], x[1], now - x[2]] for x in self.sent_wall],
+            "sent": [[x[0], x[1], now - x[2]] for x in self.sent],
         }
 
     def _peer_by_text(self, text):
@@ -599,11 +597,10 @@ class Policy:
             self.tried, self.samples = [], []
             self.fails += 1  # R4: counted before the round, undone by success
             self.dirty = True
-        # R2: the hourly ceiling, whatever else happens
-        while self.sends_ms and now_ms - self.sends_ms[0] >= _HOUR_MS:
-            self.sends_ms.pop(0)
-        if len(self.sends_ms) >= _HOURLY_CAP:
-            self.due_ms = self.sends_ms[0] + _HOUR_MS
+        # R2: the hourly ceiling, whatever else happens (sent holds the last _HOURLY_CAP)
+        sent = self.sent
+        if len(sent) >= _HOURLY_CAP and now_ms - sent[0][2] < _HOUR_MS:
+            self.due_ms = sent[0][2] + _HOUR_MS
             self.emit("hold", reason="hourly cap", cap=_HOURLY_CAP, wait_ms=self.due_ms - now_ms)
             return None
         src, wait_ms = self._pick(now_ms)
@@ -620,10 +617,9 @@ class Policy:
         if peer.last_send_ms is not None:
             peer.gap_ms = now_ms - peer.last_send_ms
         peer.last_send_ms = now_ms
-        self.sends_ms.append(now_ms)
-        self.sent_wall.append([key_text(addr.key), wall_us // 1000, now_ms])
-        if len(self.sent_wall) > _HOURLY_CAP:
-            self.sent_wall.pop(0)
+        sent.append([key_text(addr.key), wall_us // 1000, now_ms])
+        if len(sent) > _HOURLY_CAP:
+            sent.pop(0)
         self.dirty = True  # a restart must know this send (R1, R2)
         self.tried.append(src)
         self.awaiting = True
@@ -812,7 +808,7 @@ class Policy:
         self.tried = None
         for k in self.denied_wall:  # holds are wall deadlines: they move with the clock
             self.denied_wall[k] += offset // 1_000_000
-        for item in self.sent_wall:
+        for item in self.sent:
             item[1] += offset // 1000
         self.last_sync_unix_s = (wall_us + offset) // 1_000_000
         self.last_offset_us = offset
