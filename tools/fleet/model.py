@@ -184,8 +184,7 @@ class Stats:
         self.hour_window = None  # (from_ms, until_ms): requests counted in hour_sent
         self.hour_sent = 0  # requests sent within hour_window (a restore's first hour)
         self.track_sends = False  # each device's sends in the window kept (worst hour)
-        self.worst_hour = 0  # the most requests one device sent in any 3600 s of the window
-        self.worst_hours = []  # per device: its worst hour
+        self.worst_hours = []  # per device: the most requests it sent in any 3600 s of the window
         self.in_rate_hold = 0  # requests to an address within the RATE hold it set (rule 5)
         self.in_rate_min = 0  # of those, within the first 10 min after the kissed request
         self.boots = 0  # restarts made by the scenario (life events that booted a device)
@@ -322,7 +321,6 @@ class Stats:
         for k in self.kods:
             self.kods[k] += o.kods[k]
         self.after_deny_max = max(self.after_deny_max, o.after_deny_max)
-        self.worst_hour = max(self.worst_hour, o.worst_hour)
         self.worst_hours += o.worst_hours
         self.rate_ratios += o.rate_ratios
         self.first_sync_ms += o.first_sync_ms
@@ -593,9 +591,7 @@ class World:
                     st.deny_devices += 1
                     st.after_deny_max = max(st.after_deny_max, count)
         if dev.sends:
-            worst = worst_hour(dev.sends)
-            st.worst_hours.append(worst)
-            st.worst_hour = max(st.worst_hour, worst)
+            st.worst_hours.append(worst_hour(dev.sends))
             dev.sends = None
         elif st.track_sends:
             st.worst_hours.append(0)
