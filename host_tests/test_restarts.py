@@ -2,7 +2,7 @@
 # state file kept between runs, and (--no-rtc) its clock back in 1970 at each boot, as on a
 # board without a battery-backed clock. Servers are tools/refserver.py on 127.0.0.1.
 #   - a restart loop asks once, then the crash-loop guard defers (k-th short boot: 15 s x 2**k)
-#   - the hourly cap and a RATE hold hold with the clock in 1970
+#   - the 15 s floor, the hourly cap and a RATE hold hold with the clock in 1970
 #   - a cold start asks two servers, not four
 #   - a deep-sleep wake (--wake) decides from the state alone: no network until due
 import json
@@ -38,6 +38,18 @@ def test_a_restart_loop_without_a_clock_asks_once_then_backs_off(servers, tmp_pa
         assert 15 * 2**k - 10 <= w <= 15 * 2**k * 5 // 4, waits
     st = read_state(path)["policy"]
     assert st["short"] == 3 and st["boots"] == 4 and len(st["sent"]) == 1, st
+
+
+def test_the_15_s_floor_holds_across_a_restart_with_the_clock_in_1970(servers, tmp_path):
+    srv = servers()
+    path = state_file(tmp_path)
+    p, j = sync_json(RUNTIME, "blocking", "--server", addr(srv), "--state", path, "--no-rtc")
+    assert j["clock_set"], j
+    edit(path, up=900_000)  # that boot ran long: no crash-loop guard, only the floor
+    p, j = sync_json(RUNTIME, "blocking", "--server", addr(srv), "--state", path, "--no-rtc")
+    assert j["clock_set"], j  # sync waits out a floor (under 20 s), then asks
+    (t1, _, _), (t2, _, _) = srv.requests
+    assert t2 - t1 >= 15_000_000_000, (t2 - t1) / 1e9  # on the server's clock
 
 
 def test_the_hourly_cap_holds_with_the_clock_in_1970(servers, tmp_path):
