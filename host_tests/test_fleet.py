@@ -434,7 +434,9 @@ def test_bench_docs_writes_the_restart_table_or_says_why_not(tmp_path, capsys):
     assert "STALE" not in text and "| `crash-loop` | worst requests/device in any hour" in text
     assert "7 (met)" in text and "20.0 (met)" in text and text.count(fleet.RESTARTS_END) == 1
     text = readme.read_text()  # README.md: this client's figures in one row
-    assert "| crash loop: worst hour, day |" in text and "| this client | 7, 20.0 (met) |" in text
+    assert "| crash loop: worst hour, day, valid clock after |" in text, text
+    assert "| target | <= 12, <= 30, - |" in text  # the valid clock has no target
+    assert "| this client | 7, 20.0, 31 s (met) |" in text, text
     assert readme.read_text().startswith("x\n") and readme.read_text().endswith("\ny\n")
     assert "](docs/fleet.md#restarts)" in readme.read_text() and "](#restarts)" in page.read_text()
     bare = tmp_path / "BARE.md"
