@@ -17,7 +17,7 @@
 # to max_interval_s(), with jitter); a round that cannot settle backs off (R4).
 #
 # Rules of this file (what holds whatever the events):
-#  R1 Never two requests to one address less than MIN_GAP_MS apart (rule 1); a RATE kiss
+#  R1 Never two requests to one address less than _MIN_GAP_MS apart (rule 1); a RATE kiss
 #     widens that address's gap (rule 5); DENY/RSTR stop it for _DENY_HOLD_S. Both holds
 #     are kept across reboots; a RATE hold as the ms left at the last save, which a clock
 #     valid then and at boot counts down, and which otherwise starts again at boot.
@@ -46,14 +46,14 @@ from . import exchange
 from .compat import const
 from .exchange import BUILD_UNIX_S
 
-MIN_GAP_MS = const(15_000)  # R1: RFC 4330 section 10 MUST (public: tools/sntp says it)
+_MIN_GAP_MS = const(15_000)  # R1: RFC 4330 section 10 MUST
 _HOURLY_CAP = const(12)  # R2: requests in any 3600 s (a round is at most 4)
 _HOUR_MS = const(3_600_000)
 _JITTER_DIV = const(4)  # R3: a wait is lengthened by a uniform [0, 1/4)
 # Start-up (rule 12): an invalid clock (before the build date) wants time soon, but a fleet
 # restored from a power cut must spread out: the first request after 0-60 s (RFC 4330: 1-5
 # min; lwIP's 0-5 s is too short). A valid clock can wait 0-30 min. A reboot waits at least
-# 15 s, so that it cannot bring a second request within MIN_GAP_MS of one sent before it.
+# 15 s, so that it cannot bring a second request within _MIN_GAP_MS of one sent before it.
 _STARTUP_INVALID_MS = const(60_000)
 _STARTUP_VALID_MS = const(1_800_000)
 _REBOOT_MIN_MS = const(15_000)
@@ -75,9 +75,9 @@ _SLEW_SLACK_MS = const(250)
 # 30 minutes (rule 14); other servers may be polled from 64 s. 4 h at most until the
 # clock discipline knows the drift; 36 h at most in any case.
 _POOL_POLL_MIN_S = const(1_800)
-LOCAL_POLL_MIN_S = const(64)
+_LOCAL_POLL_MIN_S = const(64)
 _DEFAULT_POLL_MAX_S = const(14_400)
-POLL_MAX_LIMIT_S = const(131_072)
+_POLL_MAX_LIMIT_S = const(131_072)
 # Kiss-o'-Death (rule 5). RATE: that address's gap becomes at least twice the poll interval
 # and at least 10 min (chrony waits 4 polls, >= 256 s; ntpsec >= 9 x 64 s), doubled by each
 # further RATE, never above 2**13 s from that alone (RFC 8633 5.4); and at least twice the
@@ -87,7 +87,7 @@ POLL_MAX_LIMIT_S = const(131_072)
 _RATE_MIN_MS = const(600_000)
 _RATE_MAX_MS = const(8_192_000)
 _RATE_HOLD_MS = const(86_400_000)
-_RATE_GAP_TOP = const(262_144_000)  # 2 x POLL_MAX_LIMIT_S: the widest gap a RATE can set
+_RATE_GAP_TOP = const(262_144_000)  # 2 x _POLL_MAX_LIMIT_S: the widest gap a RATE can set
 _DENY_HOLD_S = const(86_400)
 # R5: an offset above 1 s, or any offset while the clock is invalid, needs two servers that
 # agree within _AGREE_TOLERANCE_US plus half their two round trips.
@@ -266,11 +266,11 @@ class Config:
             except ValueError as e:
                 w.append("factory_server: {}, ignored".format(e.args[0]))
         pool = any(h.endswith(_POOL_SUFFIX) for h, _ in c.servers)
-        lo = _POOL_POLL_MIN_S if pool else LOCAL_POLL_MIN_S
-        c.poll_min_s = _int_in(d, "poll_min_s", lo, POLL_MAX_LIMIT_S, max(lo, 1024), w)
+        lo = _POOL_POLL_MIN_S if pool else _LOCAL_POLL_MIN_S
+        c.poll_min_s = _int_in(d, "poll_min_s", lo, _POLL_MAX_LIMIT_S, max(lo, 1024), w)
         lo = c.poll_min_s
         c.poll_max_s = _int_in(
-            d, "poll_max_s", lo, POLL_MAX_LIMIT_S, max(lo, _DEFAULT_POLL_MAX_S), w
+            d, "poll_max_s", lo, _POLL_MAX_LIMIT_S, max(lo, _DEFAULT_POLL_MAX_S), w
         )
         c.poll_max_explicit = d.get("poll_max_s") is not None
         # 1 ms is below what SNTP over the Internet can hold; a minute is no target at all
@@ -401,7 +401,7 @@ class Policy:
             if self.fails > 0:
                 longest = max(longest, _BACKOFF_MAX_MS)
             longest = max(longest + longest // _JITTER_DIV, _STARTUP_VALID_MS)
-            delay = max(delay, min(until_due, longest, POLL_MAX_LIMIT_S * 1000))
+            delay = max(delay, min(until_due, longest, _POLL_MAX_LIMIT_S * 1000))
         self._schedule(
             now_ms, max(0, delay), wall_us, "start", clock_valid=valid, short=self.short
         )
@@ -448,7 +448,7 @@ class Policy:
             short = True
         elif up < _LONG_BOOT_MS:
             short = True
-        top = c.poll_max_s if c.poll_max_explicit else POLL_MAX_LIMIT_S
+        top = c.poll_max_s if c.poll_max_explicit else _POLL_MAX_LIMIT_S
         self.interval_s = _int_in(st, "interval_s", c.poll_min_s, top, c.poll_min_s, w)
         self.last_sync_unix_s = _opt_int(st.get("last_sync_unix_s"))
         self.next_due_unix_s = _opt_int(st.get("next_due_unix_s"))
@@ -666,12 +666,12 @@ class Policy:
             if not dry:
                 src.idx = j
             peer = self._peer(src.addrs[j].key)
-            gap = MIN_GAP_MS
+            gap = _MIN_GAP_MS
             if peer.rate_until_ms > now_ms:
                 gap = max(gap, peer.rate_gap_ms)
             if peer.last_send_ms is not None and now_ms - peer.last_send_ms < gap:
                 left = gap - (now_ms - peer.last_send_ms)
-                if left <= MIN_GAP_MS + _SLEW_SLACK_MS:  # only the hard floor: worth waiting
+                if left <= _MIN_GAP_MS + _SLEW_SLACK_MS:  # only the hard floor: worth waiting
                     short_wait = left if short_wait is None else min(short_wait, left)
                 continue
             if not dry:
@@ -753,7 +753,7 @@ class Policy:
             if peer.rate_until_ms > now_ms:  # a further RATE: never shorter than the last
                 peer.rate_gap_ms = max(gap, peer.rate_gap_ms)
             else:  # the first: the gap this address saw, doubled (not compounded after)
-                peer.rate_gap_ms = max(gap, 2 * min(peer.gap_ms, POLL_MAX_LIMIT_S * 1000))
+                peer.rate_gap_ms = max(gap, 2 * min(peer.gap_ms, _POLL_MAX_LIMIT_S * 1000))
             peer.rate_until_ms = now_ms + peer.rate_gap_ms + _RATE_HOLD_MS
             self.dirty = True  # kept across reboots (R1)
             fields["gap_ms"] = peer.rate_gap_ms
@@ -832,11 +832,11 @@ class Policy:
 
     def max_interval_s(self):
         """The interval's ceiling: poll_max_s, or what the clock discipline allows (up to
-        POLL_MAX_LIMIT_S when the drift is well known) unless poll_max_s was configured."""
+        _POLL_MAX_LIMIT_S when the drift is well known) unless poll_max_s was configured."""
         c = self.config
         if self.cap_s is None:
             return c.poll_max_s
-        top = c.poll_max_s if c.poll_max_explicit else POLL_MAX_LIMIT_S
+        top = c.poll_max_s if c.poll_max_explicit else _POLL_MAX_LIMIT_S
         return max(c.poll_min_s, min(self.cap_s, top))
 
     def set_interval_cap(self, cap_s, now_ms):
