@@ -260,7 +260,7 @@ def sensor(days, wake_ms=600_000, awake_ms=5_000, seed=4, base_ppb=20_000):
     for t in range(wake_ms, days * DAY_MS, wake_ms):
         d.reboot(t, wake=True)
         errors.append((t, d.clock_error_us))
-        due = d.keeper.due(t)
+        due = d.policy.due(t)
         assert due is not None
         if due == 0:
             before = len(all_requests(w))

@@ -227,7 +227,7 @@ class Device:
         k = self.keeper
         next_sample = self.t_ms + sample_ms if sample_ms else None
         while True:
-            due = k.next_ms()  # the policy's due time, or an uptime checkpoint
+            due = k.policy.next_ms()  # the policy's due time, or an uptime checkpoint
             if (
                 next_sample is not None
                 and next_sample < until_ms
@@ -244,7 +244,7 @@ class Device:
             self.advance(now)
             action = k.poll(now)
             if action is None:
-                if k.next_ms() == now:
+                if k.policy.next_ms() == now:
                     raise RuntimeError("policy stalled at {} ms".format(now))
                 continue
             if action[0] == "resolve":

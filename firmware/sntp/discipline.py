@@ -283,16 +283,6 @@ class Keeper:
                 if why:
                     self.policy.emit("clock", applied=False, offset_us=adj, how="tick", detail=why)
 
-    def due(self, now_ms):
-        """After boot(): ms until a request may be due (0: now), None: none is scheduled.
-        A board that wakes from deep sleep brings its network up only when this is 0."""
-        return self.policy.due(now_ms)
-
-    def next_ms(self):
-        """When a driver must call poll() next (None: never): the policy's due time, or an
-        uptime checkpoint (saved, so that the next boot knows how long this one ran)."""
-        return self.policy.next_ms()
-
     def wait_ms(self, now_ms):
         """How long a driver may sleep: until the policy's next wake-up, at most a minute
         (the drift correction is applied a minute at a time), a second while slewing."""

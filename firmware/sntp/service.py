@@ -118,7 +118,7 @@ class Service:
         """ms until a request is due (0: now; None: none scheduled), from the saved state
         alone: a board woken from deep sleep brings its network up only when this is 0."""
         self.boot()
-        return self.keeper.due(self.loop_ms())
+        return self.policy.due(self.loop_ms())
 
     def save(self):
         """Persist the state now: call it before a deep sleep (the drift is applied from

@@ -80,13 +80,13 @@ class SntpClient(Device):
 
     def next_ms(self):
         """When the keeper wants poll() next, in the fleet's time (None: never)."""
-        n = self.keeper.next_ms()
+        n = self.keeper.policy.next_ms()
         return None if n is None else n + self.mono0
 
     def due(self, t_ms):
         """After boot: 0 when a request is due now (bring the radio up), else ms until one
         is (None: nothing scheduled)."""
-        return self.keeper.due(t_ms - self.mono0)
+        return self.keeper.policy.due(t_ms - self.mono0)
 
     def power_off(self, t_ms):
         """Everything not persisted is lost; the keeper saved after every action."""
