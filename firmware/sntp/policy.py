@@ -282,6 +282,14 @@ def _opt_int(v):
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+def _ints(xs):
+    """True when every item is an int (not a bool, not a float)."""
+    for x in xs:
+        if type(x) is not int:
+            return False
+    return True
+
+
 class Policy:
     """The scheduler. One instance per device; no module-level state (a fleet can run many)."""
 
@@ -465,9 +473,7 @@ class Policy:
         # wall clock when it was valid then and is now and says longer
         for item in sent[-_HOURLY_CAP:]:
             ok = isinstance(item, list) and 1 < len(item) < 4 and isinstance(item[0], str)
-            for x in item[1:] if ok else ():
-                ok = ok and type(x) is int
-            if not ok:
+            if not (ok and _ints(item[1:])):
                 continue
             ago = item[2] if len(item) == 3 and item[2] >= 0 else 0  # older: just sent
             if wall_ok:
@@ -504,9 +510,7 @@ class Policy:
         for k, v in rate.items():
             if not isinstance(k, str):
                 continue
-            ok = isinstance(v, list) and len(v) == 3
-            for x in v if ok else ():
-                ok = ok and type(x) is int  # not a bool, not a float
+            ok = isinstance(v, list) and len(v) == 3 and _ints(v)
             if ok:
                 gap, hold, until = v
                 ok = (
