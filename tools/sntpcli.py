@@ -731,18 +731,11 @@ def _not_due(due_ms):
         if due_ms is None
         else "next request in {} s".format((due_ms + 999) // 1000)
     )
-    return {
-        "ok": False,
-        "error": "not-due",
-        "detail": detail,
-        "kiss": None,
-        "offset_us": None,
-        "server": None,
-        "servers": [],
-        "clock_set": False,
-        "servers_tried": [],
-        "failures": [],
-    }
+    from sntp.summary import blank
+
+    s = blank()
+    s["error"], s["detail"] = "not-due", detail
+    return s
 
 
 def _sync(s, opts, rtc, out, err):

@@ -9,8 +9,9 @@ _GIVE_UP = ("backoff", "idle", "hold")  # a sync ends when the policy gives up f
 _SYNC_MAX_WAIT_MS = const(20_000)  # and does not wait for a request further away (R1)
 
 
-def begin(svc):
-    s = {
+def blank():
+    """A summary of a sync that asked nothing (yet)."""
+    return {
         "ok": False,  # the policy decided on a correction
         "error": None,  # the last failure's reason
         "detail": None,  # a sentence about it
@@ -22,6 +23,10 @@ def begin(svc):
         "kiss": None,  # the last KoD code
         "failures": [],  # {"server", "error"} of every failed step
     }
+
+
+def begin(svc):
+    s = blank()
     replies = []  # (server, offset_us) of every good reply
     over = [False]  # the sync is over
 
