@@ -573,15 +573,24 @@ def readme_lines(res):
 def write_readme(res, path=None):
     """Replace what stands between the footprint markers of README.md."""
     path = path or os.path.join(ROOT, "README.md")
-    with open(path) as f:
-        text = f.read()
     a, b = README_MARKS
-    i, j = text.find(a), text.find(b)
-    if i < 0 or j < i:
+    if not replace_between(path, a, b, "\n".join(readme_lines(res)) + "\n"):
         raise SystemExit("footprint: README.md has no {} ... {} markers".format(a.strip(), b))
-    text = text[: i + len(a)] + "\n".join(readme_lines(res)) + "\n" + text[j:]
-    with open(path, "w") as f:
-        f.write(text)
+
+
+def replace_between(path, begin, end, block):
+    """Put block between the markers begin and end in the file at path (README.md, and
+    docs/fleet.md for tools/fleet). False (and the file untouched) when either marker is
+    missing or they are in the wrong order."""
+    with open(path) as fh:
+        text = fh.read()
+    if begin not in text or end not in text or text.index(begin) > text.index(end):
+        return False
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    with open(path, "w") as fh:
+        fh.write(head + begin + block + end + tail)
+    return True
 
 
 if __name__ == "__main__":

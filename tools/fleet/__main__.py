@@ -5,6 +5,8 @@ import os
 import sys
 import time
 
+from footprint import replace_between  # tools/footprint.py
+
 from . import ROOT
 from . import report as rp
 from .clients import CLIENTS
@@ -145,20 +147,6 @@ def restarts_block(doc, clients, link="docs/fleet.md#restarts", short=False):
     return "\n".join(md)
 
 
-def replace_between(path, begin, end, block):
-    """Put block between the markers begin and end in the file at path. False (and the file
-    untouched) when either marker is missing."""
-    with open(path) as fh:
-        text = fh.read()
-    if begin not in text or end not in text or text.index(begin) > text.index(end):
-        return False
-    head, rest = text.split(begin, 1)
-    tail = rest.split(end, 1)[1]
-    with open(path, "w") as fh:
-        fh.write(head + begin + block + end + tail)
-    return True
-
-
 def update_docs(out, doc, footprint, clients, path=DOCS_PATH, readme=README_PATH):
     """docs/fleet.md's headline table, targets and plot, between its markers, and the restart
     table in it and in README.md (make bench-docs; make bench alone writes only results/).
@@ -188,15 +176,8 @@ def update_docs(out, doc, footprint, clients, path=DOCS_PATH, readme=README_PATH
 def _update_fleet_md(out, doc, footprint, clients, path):
     import shutil
 
-    with open(path) as fh:
-        text = fh.read()
-    if DOCS_BEGIN not in text or DOCS_END not in text:
-        sys.stderr.write(f"{path} has no fleet-bench markers: not updated\n")
-        return
     src, dst = DOCS_PLOT
-    if os.path.exists(os.path.join(out, src)):
-        shutil.copyfile(os.path.join(out, src), os.path.join(os.path.dirname(path), dst))
-    md = [DOCS_BEGIN, "", rp.headline(doc["figures"], clients), ""]
+    md = ["", rp.headline(doc["figures"], clients), ""]
     md.append("Targets (this client), as `make bench` printed them:")
     md.append("")
     md += target_lines(doc["targets"], {True: "met", False: "**missed**", None: "not measured"})
@@ -217,11 +198,12 @@ def _update_fleet_md(out, doc, footprint, clients, path):
 
         md += ["", "Device footprint (`make footprint`, unix-port MicroPython):", ""]
         md += fp.table(footprint)
-    md += ["", f"![server load, 6-hour outage, all clients]({dst})", "", DOCS_END]
-    head, rest = text.split(DOCS_BEGIN, 1)
-    tail = rest.split(DOCS_END, 1)[1]
-    with open(path, "w") as fh:
-        fh.write(head + "\n".join(md) + tail)
+    md += ["", f"![server load, 6-hour outage, all clients]({dst})", ""]
+    if not replace_between(path, DOCS_BEGIN, DOCS_END, "\n".join(["", *md, ""])):
+        sys.stderr.write(f"{path} has no fleet-bench markers: not updated\n")
+        return
+    if os.path.exists(os.path.join(out, src)):
+        shutil.copyfile(os.path.join(out, src), os.path.join(os.path.dirname(path), dst))
     print(f"{os.path.relpath(path, ROOT)} updated (and {dst} beside it)")
 
 
