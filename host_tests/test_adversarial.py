@@ -406,3 +406,47 @@ def test_the_forged_origins_are_guesses_not_the_nonce():
     nonce = b"\x01\x02\x03\x04\x05\x06\x07\x08"
     origins = Attacker(1).origins(nonce, START + 123_456, START + 7_000_000)
     assert nonce not in origins and len(origins) == 77
+
+
+# ---- liars that stay under a second: the clock's own error bound out-votes them -----------
+# A lone liar 400 ms off, or one whose clock walks away 60 ms a day, is under the 1 s a
+# server could once move a valid clock by alone. Now a lone reply counts only within the
+# clock's own error bound (policy R5): the liar moves neither the clock nor the drift
+# estimate beyond what a run with four honest servers shows.
+class Walker(sim.Server):
+    """A server whose clock walks away from true time at walk_us_per_day, from the start."""
+
+    def __init__(self, t0_us, walk_us_per_day):
+        super().__init__()
+        self.t0_us = t0_us
+        self.walk = walk_us_per_day
+
+    def reply(self, req, true_us):
+        self.offset_us = (true_us - self.t0_us) * self.walk // (86_400 * 1_000_000)
+        return super().reply(req, true_us)
+
+
+def run_with(liar, days=12):
+    """A 20 ppm crystal with its daily swing, the discipline on, four servers (liar: the
+    third, or None); returns the |clock error| samples after the first day, and the device."""
+    osc = sim.Oscillator(20_000, 2_000, rand=Rng(7).below)
+    w = zone_world(modes={2: liar} if liar is not None else None)
+    d = sim.Device(
+        w, {"zone": "acme"}, clock_error_us=0, rand=Rng(3).below, oscillator=osc, discipline=True
+    )
+    d.boot(0)
+    d.run(days * DAY_MS, sample_ms=600_000)
+    return sorted(abs(e) for t, e in d.errors if t >= DAY_MS), d
+
+
+def test_a_lone_liar_under_a_second_moves_neither_the_clock_nor_the_rate():
+    honest_errs, h = run_with(None)
+    for liar in (sim.Server(offset_us=400_000), Walker(T0, 60_000)):
+        errs, d = run_with(liar)
+        assert errs[-1] <= max(honest_errs[-1], 100_000), (errs[-1], honest_errs[-1])
+        # the rate the clock learned is the honest run's, to within the crystal's wander
+        assert abs(d.disc.drift_ppb - h.disc.drift_ppb) <= 2_000, (
+            d.disc.drift_ppb,
+            h.disc.drift_ppb,
+        )
+        assert of(d.events, "disagree") or not liar.requests  # reported when it was asked

@@ -135,6 +135,11 @@ def test_an_offset_outside_the_bound_still_needs_a_majority():
     p.sync_now(0)
     a = p.poll(0, wall)
     assert p.result(a[1], a[2], Reply(2_000_000), 50, wall) is None  # no bound: 1 s rule
+    p, wall = four_server_policy()
+    p.sync_now(0)
+    a = p.poll(0, wall)
+    # under a second, but outside the bound: a majority (once, a lone reply under 1 s did)
+    assert p.result(a[1], a[2], Reply(400_000), 50, wall, expect_us=100_000) is None
 
 
 def test_health_before_and_after_a_sync_and_as_time_goes_on():

@@ -4,7 +4,8 @@
 # of hours and days, RATE and DENY kisses (scheduled, and 3% of replies at random), DNS
 # failures, a server that leaves the pool, a reboot every 2-6 days (one in five without an
 # RTC: the clock reads 1970 again), three crash loops (60 boots, 10 or 40 s apart), and twice
-# a state file lost or cut in half. The policy's and the discipline's state are persisted
+# a state file lost or cut in half, and liars under a second (one 400 ms off for ten days,
+# one whose clock walks away 60 ms a day for two weeks). The policy's and the discipline's state are persisted
 # across each reboot as service.py does (one JSON text, the discipline's inside the policy's).
 #
 # Asserted over the whole year:
@@ -180,6 +181,15 @@ class Year:
         if blind or (blind is None and len(servers) == 4):
             self.blind.append((start, start + length))
 
+    def lie(self, start, days, i, offset_us):
+        """Server i's clock is offset_us(k) off on the k-th day from start, for days."""
+        for k in range(days + 1):
+
+            def fn(k=k):
+                self.server(i).offset_us = offset_us(k) if k < days else 0
+
+            self.at(start + k * DAY_MS, fn)
+
     def dns_outage(self, start, length, names=(0, 1, 2, 3)):
         saved = {}
 
@@ -225,6 +235,10 @@ class Year:
             self.w.servers[(self.addr[3], 123)] = Flaky(Rng(self.seed + 14))
 
         self.at(270 * day, leave_pool)
+        # liars under a second: server 2 is 400 ms off for ten days; then server 0's clock
+        # walks away 60 ms a day for two weeks (to 840 ms), and is put right
+        self.lie(210 * day, 10, 2, lambda k: 400_000)
+        self.lie(280 * day, 15, 0, lambda k: 60_000 * k)
 
         def deny_for_good():  # server 1 denies us from here on (its DNS still names it)
             self.server(1).mode = "kod"

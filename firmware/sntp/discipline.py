@@ -384,7 +384,13 @@ class Discipline:
         the time on it (linear: a crystal's error is mostly a rate), the sleep clock's k
         times the root of the time asleep (its noise, drawn anew each sleep, adds up as a
         random walk; a rate error shows in k at longer intervals, which k then shortens)."""
-        b = (self.sigma_ppb() // 100) * (awake_ms // 1000) // 10  # 0.1 ppm x s / 10: us
+        u = self.sigma_ppb()
+        if len(self.samples) < 3 and self.sleep:
+            # a board that sleeps between all its syncs never measures its awake clock
+            # alone: the sleep clock's measurements took the awake seconds' error in with
+            # theirs (k holds it), so they count here at the wander floor only
+            u = _WANDER_FLOOR_PPB
+        b = (u // 100) * (awake_ms // 1000) // 10  # 0.1 ppm x s / 10: us
         k = self.sleep_k()
         if k is None:
             return b + (_ASSUMED_SLEEP_PPB // 100) * (slept_ms // 1000) // 10
@@ -609,7 +615,11 @@ class Keeper:
     def result(self, src, addr, r, now_ms):
         """The outcome of a query: the Correction it led to (applied already), or None."""
         d = self.disc
-        expect = d.bound_us(now_ms) if d is not None else None
+        expect = None  # no discipline: nothing set (or stepped whole); the 1 s rule
+        if d is not None:  # no sync since a power-on: the clock ran undisciplined; the budget
+            expect = d.bound_us(now_ms)
+            if expect is None:
+                expect = d.accuracy_ms * 1000
         corr = self.policy.result(src, addr, r, now_ms, self.wall_us(), expect)  # before it moves
         if corr is not None:
             self._apply(corr, now_ms)

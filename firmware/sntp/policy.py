@@ -790,10 +790,11 @@ class Policy:
             return None
         latest = samples[-1]
         valid = wall_us >= self.floor_us
-        # an offset the clock's own error bound predicted is no surprise: one server will do
+        # an offset within the clock's own error bound is no surprise: one server will do;
+        # one outside it needs a majority (so a liar moves the clock only within the bound)
         agree_us = _AGREE_ABOVE_US
         if self.expect_us is not None:
-            agree_us = max(agree_us, self.expect_us + latest.delay_us // 2)
+            agree_us = self.expect_us + latest.delay_us // 2
         if len(self.sources) == 1 or (valid and abs(latest.offset_us) <= agree_us):
             chosen = [latest]
         else:
