@@ -71,6 +71,8 @@ def figures(name, st, info=None):
     f["err_samples"] = st.err_samples
     f["err_max_ms"] = st.err_max_us / 1000 if st.err_samples else None
     p99 = Stats.quantile_us(st.err_hist, 0.99)
+    if st.exact is not None:  # exact, not the histogram's bin edge
+        p99 = Stats.exact_quantile(st.exact[0], 0.99)
     f["err_p99_ms"] = p99 / 1000 if p99 is not None else None
     f["err_presync_max_ms"] = st.presync_max_us / 1000 if st.presync_max_us else None
     fs = sorted(x for x in st.first_sync_ms if x >= 0)
@@ -92,11 +94,41 @@ def figures(name, st, info=None):
     f["in_rate_min"] = st.in_rate_min if sc.name.startswith("rate-") else None
     f["boots"] = st.boots
     f["wakes"] = st.wakes
-    f["radio_wakes"] = st.radio_wakes if sc.name == "deep-sleep" else None
-    f["radio_idle"] = st.radio_idle if sc.name == "deep-sleep" else None
+    sleeper = sc.name.startswith("deep-sleep")
+    f["radio_wakes"] = st.radio_wakes if sleeper else None
+    f["radio_idle"] = st.radio_idle if sleeper else None
+    med = Stats.quantile_us(st.err_hist, 0.5)
+    if st.exact is not None:
+        med = Stats.exact_quantile(st.exact[0], 0.5)
+    f["err_median_ms"] = med / 1000 if med is not None else None
+    # the client's own error bound at the same instants (None: the client keeps none)
+    f.update(bound_figures(st, f["err_median_ms"]))
     if info:
         f["run"] = info
     return f
+
+
+def bound_figures(st, err_median_ms):
+    """bound_coverage (the fraction of sampled instants at which the client's own bound was
+    at least the true |error|; a bound it could not give counts as not covered),
+    bound_median_ms, and its ratio to the median true error; None for a client that keeps
+    no bound (the baselines, or firmware without Keeper.bound_us)."""
+    n = st.bound_samples
+    if not n:
+        return dict.fromkeys(
+            ("bound_samples", "bound_none", "bound_coverage", "bound_median_ms", "bound_ratio")
+        )
+    med = Stats.quantile_us(st.bound_hist, 0.5)
+    if st.exact is not None:
+        med = Stats.exact_quantile(st.exact[1], 0.5)
+    med_ms = med / 1000 if med is not None else None
+    return {
+        "bound_samples": n,
+        "bound_none": st.bound_none,
+        "bound_coverage": st.bound_covered / n,
+        "bound_median_ms": med_ms,
+        "bound_ratio": med_ms / err_median_ms if med_ms is not None and err_median_ms else None,
+    }
 
 
 # ---- targets ---------------------------------------------------------------------------------
