@@ -46,14 +46,15 @@ class Scenario:
         if days is not None:
             self.days = days
 
-    def runs(self, client):
+    @classmethod
+    def runs(cls, client):
         """Whether make bench runs client in this scenario: the fleet's clients everywhere
         but where skipped; the deep-sleep baselines and the oracles only where asked."""
         from .clients import SLEEPERS
 
-        if client in self.skip:
+        if client in cls.skip:
             return False
-        return self.sleep_clients or client not in SLEEPERS
+        return cls.sleep_clients or client not in SLEEPERS
 
     def equip(self, dev, seed):
         """Give a new device what this scenario adds to it (a sleep clock); seed: the run's."""
