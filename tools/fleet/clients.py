@@ -472,7 +472,9 @@ class Oracle(Baseline):
     def outcome(self, t_ms, sidx, outcome, up, down, sent):
         if outcome is OK:
             self.set_clock(t_ms, 0)
-            self.next_sync_ms = t_ms + DAY_MS // self.K
+            # on a grid of DAY_MS / K from its first sync, so that a late wake does not
+            # lengthen the next interval: K a day (while it wakes more often than that)
+            self.next_sync_ms = max(self.next_sync_ms, t_ms - DAY_MS // self.K) + DAY_MS // self.K
         return None
 
 
