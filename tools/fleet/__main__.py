@@ -164,8 +164,16 @@ def restarts_block(doc, clients, link="docs/fleet.md#restarts", short=False):
     sizes = sorted({info["devices"] for info in doc.get("restart_runs", {}).values()})
     cold = figs.get("sntp", {}).get("restore-cold", {}).get("devices")
     if sizes:
+        crystal = ""
+        if "deep-sleep" in figs.get("sntp", {}):
+            crystal = (
+                "`deep-sleep` keeps time asleep on the crystal it runs on awake: its figures "
+                "hold only for a board that sleeps on a 32 kHz crystal (a stock ESP32 sleeps on "
+                "an RC oscillator{}). ".format(": the rows by sleep clock" if sleep else "")
+            )
         md.append(
-            "Fleets of {} devices{}, from `make bench-docs`; {}: [fleet.md]({}).".format(
+            "{}Fleets of {} devices{}, from `make bench-docs`; {}: [fleet.md]({}).".format(
+                crystal,
                 " or ".join(f"{n:,}" for n in sizes),
                 f" (the cold restore: {cold:,}, with the main fleet)" if cold else "",
                 "the scenarios and the baselines' figures" if short else "the scenarios",

@@ -636,7 +636,7 @@ RESTART_COMPACT = [
     ("crash-loop", "crash loop: worst hour, day, valid clock after"),
     ("restore-cold", "cold restore: 1st hour, valid clock"),
     ("restore-cold-liar", "with a liar: 1st hour, valid clock"),
-    ("deep-sleep", "deep sleep: idle radio", "radio_idle"),  # the rest: sleep_compact
+    ("deep-sleep", "deep sleep, crystal asleep: req/day, p99 error, idle radio"),
     ("rate-reboot", "RATE, reboots: in hold"),
     ("rate-reboot-cold", "same, clock lost: in hold"),
 ]
@@ -646,11 +646,11 @@ def restarts_compact(figs):
     """README.md's short form of restarts_table: one column per scenario, a row of targets
     and a row of this client's figures (each cell met or missed)."""
     s = figs.get("sntp", {})
-    cols = [(c[0], c[1], c[2] if len(c) > 2 else None) for c in RESTART_COMPACT if c[0] in s]
-    head = ["", *[t for _, t, _ in cols]]
+    cols = [(name, title) for name, title in RESTART_COMPACT if name in s]
+    head = ["", *[t for _, t in cols]]
     tgt, mine = ["target"], ["this client"]
-    for name, _, only in cols:
-        rows = [r for r in RESTART_ROWS if r[0] == name and only in (None, r[2])]
+    for name, _ in cols:
+        rows = [r for r in RESTART_ROWS if r[0] == name]  # a figure without a target too
         unit = [r[3].split("}")[1] for r in rows]
         tgt.append(
             ", ".join(
@@ -742,36 +742,38 @@ def oracle_table(figs):
 
 
 def sleep_compact(figs):
-    """README.md's deep-sleep table: a row per sleep clock, this client's figures against
-    its targets (SLEEP_RUNS; deep-sleep's from RESTART_ROWS) and the oracle's traffic."""
-    rows = _sleep_rows(figs)
-    if not rows:
+    """README.md's deep-sleep table: one row per sleep clock (its budgets in one cell each,
+    '; ' between them), this client's figures against the targets of SLEEP_RUNS, and the
+    oracle's requests a day at this client's p99."""
+    s = figs.get("sntp", {})
+    by_clock = {}
+    for key, name, acc, most, top in SLEEP_RUNS:
+        if key in s:
+            by_clock.setdefault(name, []).append((key, acc, most, top))
+    if not by_clock:
         return None
     head = [
-        "deep sleep on",
+        "deep sleep (5-60 min) on",
         "accuracy",
         "target",
         "this client: req/day, p99",
-        "oracle at that p99",
+        "the oracle's req/day at that p99",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    limits = {k: (most, top) for k, _n, _a, most, top in SLEEP_RUNS}
-    limits["deep-sleep"] = (2, ACCURACY_MS)
-    for key, f in rows:
-        most, top = limits[key]
-        v, p = f["requests_per_device_day"], f["err_p99_ms"]
-        ok = v <= most and (top is None or p is not None and p <= top)
-        tgt = f"<= {most}/day" + ("" if top is None else f", <= {top:,} ms")
-        need = oracle_needs(figs, key, p)
-        oracle = "-" if need is None else oracle_text(need, v).split(" (")[0] + "/day"
-        row = [
-            SLEEP_LABELS[key].split(" (")[0],
-            f"{f['accuracy_ms']:,} ms",
-            tgt,
-            _req_p99(f) + (" (met)" if ok else " (**missed**)"),
-            oracle,
-        ]
-        lines.append("| " + " | ".join(row) + " |")
+    for name, runs in by_clock.items():
+        cells = [[], [], [], []]
+        for key, acc, most, top in runs:
+            f = s[key]
+            v, p = f["requests_per_device_day"], f["err_p99_ms"]
+            ok = v <= most and (top is None or p is not None and p <= top)
+            need = oracle_needs(figs, key, p)
+            cells[0].append(f"{acc:,} ms")
+            cells[1].append(f"<= {most}/day" + ("" if top is None else f", <= {top:,} ms"))
+            cells[2].append(_req_p99(f) + (" (met)" if ok else " (**missed**)"))
+            cells[3].append("-" if need is None else oracle_text(need, v).split(" (")[0])
+        lines.append(
+            "| " + " | ".join([SLEEP_LABELS[name]] + ["; ".join(c) for c in cells]) + " |"
+        )
     return "\n".join(lines)
 
 
