@@ -506,9 +506,8 @@ def test_the_sleep_clock_moves_the_wall_clock_only_asleep():
 
 def _sleeping(noise_ppb, days=3):
     """The rc scenario with its per-sleep noise set to noise_ppb."""
-    from fleet.scenarios import DeepSleepRc
 
-    class Sc(DeepSleepRc):
+    class Sc(SCENARIOS["deep-sleep-rc"]):
         NOISE_PPB = noise_ppb
 
         @property

@@ -448,45 +448,40 @@ class SleepClockSensor(DeepSleep):
         return dev.sleep_clock.rng.randint(lo, hi)
 
 
-_SLEEP_SENTENCE = (
-    "Battery sensors as in `deep-sleep`, but each sleep lasts 5-60 min and each wake 2-30 s "
-    "(uniform, drawn per device), and time asleep is kept by {}: per device a constant "
-    "offset uniform in +/-{}, a smooth daily temperature swing of +/-{} (a sinusoid, its "
-    "phase per device) and a noise uniform in +/-{} drawn at each fall asleep; awake, the "
-    "crystal as everywhere else. Ten days; figures from day 3."
-)
+def _sleep_kind(name, clock, offset_ppb, swing_ppb, noise_ppb):
+    """A SleepClockSensor scenario for one board kind (the figures: docs/fleet.md), a
+    module-level class (a shard can be pickled)."""
 
+    def ppm(ppb):
+        return f"{ppb / 1000:,g} ppm"
 
-class DeepSleepXtal(SleepClockSensor):
-    name = "deep-sleep-xtal"
-    title = "Deep-sleep sensor, 32 kHz crystal"
-    OFFSET_PPB = 20_000
-    SWING_PPB = XTAL_SWING_PPB
-    NOISE_PPB = XTAL_NOISE_PPB
-    sentence = _SLEEP_SENTENCE.format(
-        "a 32 kHz crystal",
-        "20 ppm",
-        f"{XTAL_SWING_PPB / 1000:g} ppm",
-        f"{XTAL_NOISE_PPB / 1000:g} ppm",
+    sentence = (
+        "Battery sensors as in `deep-sleep`, but each sleep lasts 5-60 min and each wake 2-30 s "
+        f"(uniform, drawn per device), and time asleep is kept by a {clock}: per device a "
+        f"constant offset uniform in +/-{ppm(offset_ppb)}, a smooth daily temperature swing of "
+        f"+/-{ppm(swing_ppb)} (a sinusoid, its phase per device) and a noise uniform in "
+        f"+/-{ppm(noise_ppb)} drawn at each fall asleep; awake, the crystal as everywhere "
+        "else. Ten days; figures from day 3."
     )
+    attrs = {
+        "name": name,
+        "title": f"Deep-sleep sensor, sleeping on a {clock}",
+        "sentence": sentence,
+        "OFFSET_PPB": offset_ppb,
+        "SWING_PPB": swing_ppb,
+        "NOISE_PPB": noise_ppb,
+        "__module__": __name__,
+    }
+    cls = type("".join(w.capitalize() for w in name.split("-")), (SleepClockSensor,), attrs)
+    globals()[cls.__name__] = cls
+    return cls
 
 
-class DeepSleepRc(SleepClockSensor):
-    name = "deep-sleep-rc"
-    title = "Deep-sleep sensor, calibrated RC sleep clock"
-    OFFSET_PPB = 1_000_000
-    SWING_PPB = 200_000
-    NOISE_PPB = 50_000
-    sentence = _SLEEP_SENTENCE.format("the RC oscillator", "1,000 ppm", "200 ppm", "50 ppm")
-
-
-class DeepSleepRcPoor(SleepClockSensor):
-    name = "deep-sleep-rc-poor"
-    title = "Deep-sleep sensor, poor RC sleep clock"
-    OFFSET_PPB = 5_000_000
-    SWING_PPB = 500_000
-    NOISE_PPB = 300_000
-    sentence = _SLEEP_SENTENCE.format("a poor RC oscillator", "5,000 ppm", "500 ppm", "300 ppm")
+SLEEP_CLOCKS = (
+    _sleep_kind("deep-sleep-xtal", "32 kHz crystal", 20_000, XTAL_SWING_PPB, XTAL_NOISE_PPB),
+    _sleep_kind("deep-sleep-rc", "calibrated RC oscillator", 1_000_000, 200_000, 50_000),
+    _sleep_kind("deep-sleep-rc-poor", "poor RC oscillator", 5_000_000, 500_000, 300_000),
+)
 
 
 class RateReboot(Scenario):
@@ -534,5 +529,4 @@ class RateRebootCold(RateReboot):
 
 ALL = (Steady, RestoreWarm, RestoreCold, Outage, KissOfDeath, DnsOutage, LeavesPool)
 RESTARTS = (RestoreColdLiar, CrashLoop, DeepSleep, RateReboot, RateRebootCold)
-SLEEP_CLOCKS = (DeepSleepXtal, DeepSleepRc, DeepSleepRcPoor)
 SCENARIOS = {s.name: s for s in ALL + RESTARTS + SLEEP_CLOCKS}
