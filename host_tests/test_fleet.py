@@ -568,6 +568,11 @@ def test_the_bound_is_judged_at_every_sampled_instant(monkeypatch):
     assert f["bound_coverage"] < 0.05
     f = run(lambda self, t: None)
     assert f["bound_coverage"] == 0 and f["bound_none"] == f["bound_samples"] > 0
+    # and at the steady scenarios' ten-minute samples (the engine's, not a wake's)
+    steady = SCENARIOS["steady"](3)
+    st = engine.Shard(steady, "sntp", 3, 0, 3).run()
+    f = report.figures("steady", st)
+    assert f["bound_samples"] == f["err_samples"] > 0 and f["bound_coverage"] == 0
     monkeypatch.undo()  # the firmware without Keeper.bound_us: no bound, never one made up
     f = report.figures(sc.name, engine.Shard(sc, "sntp", 3, 0, 3).run())
     if not hasattr(__import__("sntp.discipline").discipline.Keeper, "bound_us"):
