@@ -215,6 +215,8 @@ class Device:
     def reboot(self, now_ms, lose_clock=False, ask_now=False, wake=False):
         """Restart from the persisted state; lose_clock: no RTC, the clock reads 1970 again;
         wake: a wake from deep sleep (the clock ran on)."""
+        if wake and self.keeper is not None:
+            self.keeper.sleep(self.t_ms)  # a board saves just before its deep sleep
         self.keeper = None  # it was off: the crystal ran alone, no discipline ticks
         self.advance(now_ms)
         if lose_clock:

@@ -33,6 +33,26 @@
 #
 # Units: drift in ppb (parts per billion), positive when the local clock runs SLOW (the
 # offset, server minus local, grows positive), so the correction added is +drift * elapsed.
+# Two clocks. A board that deep-sleeps keeps time asleep on another oscillator (a stock
+# ESP32: the RTC's ~150 kHz RC, thousands of ppm off and moving with temperature; with an
+# external 32 kHz crystal, tens of ppm). The awake clock is learned as above, from intervals
+# with no sleep in them; the sleep clock from the intervals with sleep, each its own
+# measurements (the sleep time and the us applied for it since the last sync are counted),
+# so the figures hold at any duty cycle. A sleep rate up to _MAX_SLEEP_PPB is a measurement.
+# It moves with the room's temperature over the day, so it is not rejected for moving: it is
+# tracked with a daily harmonic, level + a cos + b sin of the time of day, fitted (least
+# squares, integers) over the measurements of the last _FIT_SPAN_MIN once they are at least
+# _FIT_MIN and spread over the day; before that, the median of the last three. What is a bad
+# reply and what is a moving clock the servers decide (policy R5), not a ppm window.
+#
+# Error bound. At any instant: the last sync's root distance and half its round trip (what
+# no poll rate fixes), plus each clock's uncertainty times the time spent on it since (the
+# uncertainty being the largest recent realized error, with a floor that is the wander
+# allowance). The next request is due when it would reach accuracy_ms (interval_cap_s(),
+# left_ms()); health() publishes it.
+#
+# Units: drift in ppb (parts per billion), positive when the local clock runs SLOW (the
+# offset, server minus local, grows positive), so the correction added is +drift * elapsed.
 from .compat import const
 from .policy import Policy
 
@@ -49,6 +69,16 @@ _DEFAULT_ACCURACY_MS = const(100)
 _STATE_VERSION = const(1)
 _MAX_SLEEP_MS = const(60_000)  # a driver wakes at least once a minute
 _SLEW_TICK_MS = const(1_000)  # and every second while a slew is in progress
+# The sleep clock. An ESP32's RC sleep clock runs 1,000 to over 5,000 ppm off per device
+# (users' measurements; the vendor names no figure): up to 5 % is a measurement.
+_MAX_SLEEP_PPB = const(50_000_000)
+_SLEEP_SAMPLES = const(12)  # measurements kept for the daily fit
+_FIT_MIN = const(5)  # the fit needs this many, within _FIT_SPAN_MIN of the latest
+_FIT_SPAN_MIN = const(4_320)  # 3 days
+_DAY_MIN = const(1_440)
+_Q = const(4_096)  # sin and cos scaled by this
+_SHORT_MIN = const(120)  # over a shorter span the daily curve is taken at its middle
+_MS_TOP = const(1 << 29)  # time counts stop here (6.2 days): small ints on 32-bit ports
 
 
 class Discipline:
@@ -56,33 +86,76 @@ class Discipline:
 
     def __init__(self, accuracy_ms=_DEFAULT_ACCURACY_MS):
         self.accuracy_ms = accuracy_ms  # ms
-        self.drift_ppb = 0  # current frequency estimate, ppb, + = local clock slow
-        self.samples = []  # the last _DRIFT_SAMPLES frequency measurements, ppb
+        self.drift_ppb = 0  # the awake clock's frequency estimate, ppb, + = local clock slow
+        self.samples = []  # its last _DRIFT_SAMPLES frequency measurements, ppb
         self.errors = []  # |measurement - estimate applied| of the last _DRIFT_SAMPLES, ppb
+        self.sleep = []  # sleep-clock measurements [from, to (Unix min), ppb], oldest first
+        self.sleep_errors = []  # their realized errors, ppb, the last _DRIFT_SAMPLES
+        self.awake_ms = 0  # ms on the awake clock since the last sync (to _MS_TOP)
+        self.slept_ms = 0  # ms asleep since the last sync (to _MS_TOP)
+        self.slept_us = 0  # us applied for those sleeps, signed
+        self.duty = 0  # share of the last sync interval spent asleep, in 1/1024
         self.pending_us = 0  # slew still to apply, signed us
         self.ref_unix_us = None  # wall time of the last correction (start of the base)
         self.tick_ms = None  # monotonic ms of the last tick()
         self.frac = 0  # drift correction not yet whole us, in ppb*ms (< 10**6)
         self.rejected = 0  # measurements rejected as outliers
         self.delay_us = None  # round trip of the last sync, us (None: unknown)
+        self.root_us = 0  # the server's root distance at the last sync, us
         self.last = None  # the last correction: kind, offset_us, measured_ppb
+        self.warning = None  # what load() dropped, one sentence
+        self.warned_ms = 0  # the accuracy last said to be all the poll floor allows (0: none)
 
     # ---- persistence ---------------------------------------------------------------------
     def load(self, st, wall_us=None):
-        """Restore from a persisted dict; absurd or broken fields are dropped, never applied.
-        wall_us: a wake from deep sleep, the RTC kept running through it: the last sync's
-        time is restored too, and the drift for the time slept is returned (us to add)."""
+        """Restore from a persisted dict; absurd or broken fields are dropped (warning says
+        so), never applied. wall_us: a wake from deep sleep, the RTC kept running through
+        it: the last sync's time is restored too, and the sleep clock's drift for the time
+        slept is returned (us to add)."""
+        if st is None:
+            return 0
         if not isinstance(st, dict) or st.get("v") != _STATE_VERSION:
-            return
+            self.warning = "clock state unreadable or of another version, dropped"
+            return 0
+        bad = []
         d = st.get("drift_ppb")
         if _is_int(d) and -_MAX_DRIFT_PPB <= d <= _MAX_DRIFT_PPB:
             self.drift_ppb = d
+        elif d is not None:
+            bad.append("drift_ppb")
         s = _recent_ints(st.get("samples"), -_MAX_DRIFT_PPB, _MAX_DRIFT_PPB)
         if s is not None:
             self.samples = s
         e = _recent_ints(st.get("errors"), 0, 2 * _MAX_DRIFT_PPB)
         if e is not None:
             self.errors = e
+        sl = st.get("sleep")
+        if isinstance(sl, list):
+            for m in sl[-_SLEEP_SAMPLES:]:
+                if (
+                    isinstance(m, list)
+                    and len(m) == 3
+                    and _ints(m)
+                    and 0 <= m[0] < m[1]
+                    and abs(m[2]) <= _MAX_SLEEP_PPB
+                ):
+                    self.sleep.append(m)
+                else:
+                    bad.append("sleep")
+        e = _recent_ints(st.get("sleep_errors"), 0, 2 * _MAX_SLEEP_PPB)
+        if e is not None:
+            self.sleep_errors = e
+        for k in ("awake_ms", "slept_ms", "duty", "root_us", "warned_ms"):
+            v = st.get(k)
+            if _is_int(v) and 0 <= v <= _MS_TOP:
+                setattr(self, k, v)
+            elif v is not None:
+                bad.append(k)
+        v = st.get("slept_us")
+        if _is_int(v) and abs(v) <= _MS_TOP * 1000:
+            self.slept_us = v
+        if bad:
+            self.warning = "clock state: {} absurd, dropped".format(" ".join(bad))
         # ref_unix_us is restored only on a wake: after a power cut the clock ran
         # undisciplined (or was lost), so the next offset is no measure of this estimate
         r = st.get("delay_us")
@@ -93,7 +166,7 @@ class Discipline:
             return 0
         if _is_int(ref) and ref <= at:
             self.ref_unix_us = ref
-        return self.drift_ppb * (wall_us - at) // 1_000_000_000  # slept: not ticked
+        return self.slept(at, wall_us)
 
     def state(self, wall_us=None):
         return {
@@ -103,19 +176,47 @@ class Discipline:
             "drift_ppb": self.drift_ppb,
             "samples": list(self.samples),
             "errors": list(self.errors),
+            "sleep": self.sleep,
+            "sleep_errors": self.sleep_errors,
+            "awake_ms": self.awake_ms,
+            "slept_ms": self.slept_ms,
+            "slept_us": self.slept_us,
+            "duty": self.duty,
+            "root_us": self.root_us,
+            "warned_ms": self.warned_ms,
             "delay_us": self.delay_us,
         }
 
+    def slept(self, from_us, to_us):
+        """A deep sleep from from_us to to_us (wall): the us to add for it, by the sleep
+        clock's estimate over that span (the awake clock's until the sleep clock has one)."""
+        ms = (to_us - from_us) // 1000
+        ppb = self.drift_ppb
+        if self.sleep:
+            ppb = self.sleep_ppb(from_us // 60_000_000, to_us // 60_000_000)
+        adj = ppb * ms // 1_000_000
+        self.slept_ms = min(_MS_TOP, self.slept_ms + ms)
+        self.slept_us += adj
+        return adj
+
     # ---- corrections ---------------------------------------------------------------------
-    def correction(self, offset_us, wall_us, clock_valid, delay_us=None):
+    def correction(self, offset_us, wall_us, clock_valid, delay_us=None, root_us=None):
         """A Correction from the policy. Returns us to add to the clock now (a step, or 0).
 
         The rest (a slew) comes out of tick(). wall_us: the clock now, Unix us; delay_us:
-        the round trip of the measurement (None: unknown).
+        the round trip of the measurement (None: unknown); root_us: the server's root
+        distance.
         """
         if _is_int(delay_us) and delay_us >= 0:
             self.delay_us = delay_us
-        measured = self._measure(offset_us, wall_us, clock_valid)
+        self.root_us = root_us if _is_int(root_us) and 0 <= root_us < _MS_TOP else 0
+        if self.slept_ms:
+            measured = self._measure_sleep(offset_us, wall_us, clock_valid)
+        else:
+            measured = self._measure(offset_us, wall_us, clock_valid)
+        total = self.awake_ms + self.slept_ms
+        self.duty = self.slept_ms * 1024 // total if total else 0
+        self.awake_ms = self.slept_ms = self.slept_us = 0
         if not clock_valid or abs(offset_us) > _STEP_THRESHOLD_US:
             step, self.pending_us = offset_us, 0
             kind = "step"
@@ -127,13 +228,19 @@ class Discipline:
         self.last = {"kind": kind, "offset_us": offset_us, "measured_ppb": measured}
         return step
 
-    def _measure(self, offset_us, wall_us, clock_valid):
-        """Update the frequency estimate from this offset; returns the measurement or None."""
+    def _base_us(self, wall_us, clock_valid):
         ref = self.ref_unix_us
         if not clock_valid or ref is None:
             return None
         base_us = wall_us - ref
         if base_us < _MIN_BASE_S * 1_000_000 or base_us > _MAX_BASE_S * 1_000_000:
+            return None
+        return base_us
+
+    def _measure(self, offset_us, wall_us, clock_valid):
+        """Update the frequency estimate from this offset; returns the measurement or None."""
+        base_us = self._base_us(wall_us, clock_valid)
+        if base_us is None:
             return None
         residual_ppb = (offset_us - self.pending_us) * 1_000_000_000 // base_us
         f = self.drift_ppb + residual_ppb
@@ -148,6 +255,24 @@ class Discipline:
         self.drift_ppb = _median(self.samples)
         return f
 
+    def _measure_sleep(self, offset_us, wall_us, clock_valid):
+        """The interval had deep sleep in it: what is left of the offset is the sleep
+        clock's (its error times a sleep time dwarfs the awake clock's): a measurement of
+        its rate over the sleeps since the last sync."""
+        ms = self.slept_ms
+        if self._base_us(wall_us, clock_valid) is None or ms < _MIN_BASE_S * 1000:
+            return None
+        r = offset_us - self.pending_us
+        f = (self.slept_us + r) * 1_000_000 // ms
+        if abs(f) > _MAX_SLEEP_PPB:
+            self.rejected += 1
+            return None
+        _push(self.sleep_errors, abs(r) * 1_000_000 // ms)
+        self.sleep.append([self.ref_unix_us // 60_000_000, wall_us // 60_000_000 + 1, f])
+        if len(self.sleep) > _SLEEP_SAMPLES:
+            self.sleep.pop(0)
+        return f
+
     def tick(self, now_ms):
         """us to add to the clock for the time since the last tick: drift and slew."""
         if self.tick_ms is None:
@@ -157,6 +282,8 @@ class Discipline:
         if dt_ms <= 0:
             return 0
         self.tick_ms = now_ms
+        if self.awake_ms < _MS_TOP:
+            self.awake_ms += dt_ms
         # drift: drift_ppb * dt, kept exact with a remainder in ppb*ms (rounded toward zero),
         # in parts that stay small ints on 32-bit ports (20 ppm * 60 s is past 2**30)
         q = self.drift_ppb * (dt_ms // 1000)  # ppb*s
@@ -188,14 +315,114 @@ class Discipline:
             sigma = max(self.errors)
         return max(_WANDER_FLOOR_PPB, sigma)
 
+    def sleep_sigma_ppb(self):
+        """The sleep clock's: its largest recent realized error, with floors."""
+        e = self.sleep_errors
+        if len(e) < 2:
+            return max(_ASSUMED_PPB, max(e) if e else 0)
+        return max(_WANDER_FLOOR_PPB, max(e))
+
+    def sleep_ppb(self, t0, t1):
+        """The sleep clock's predicted mean rate over [t0, t1] (Unix minutes): the daily fit
+        when there is one, else the median of the last three measurements."""
+        s = self.sleep
+        last = s[-1][1]
+        pts = [m for m in s if last - m[1] < _FIT_SPAN_MIN]
+        if len(pts) >= _FIT_MIN:
+            # least squares for y = (k0 * Q + ka * c + kb * s) / det (Cramer's rule)
+            n = len(pts)
+            sc = ss = scc = scs = sss = y0 = yc = ys = 0
+            for m in pts:
+                c, sn = _cs(m[0], m[1])
+                y = m[2]
+                sc += c
+                ss += sn
+                scc += c * c
+                scs += c * sn
+                sss += sn * sn
+                y0 += y
+                yc += y * c
+                ys += y * sn
+            a00, a01, a02 = n * _Q * _Q, _Q * sc, _Q * ss
+            a11, a12, a22 = scc, scs, sss
+            b0, b1, b2 = _Q * y0, yc, ys
+            det = _det(a00, a01, a02, a01, a11, a12, a02, a12, a22)
+            # the phases must cover the day: a well-spread set has det ~ n**3 * Q**6 / 4
+            if det * 64 >= n * n * n * _Q**6:
+                k0 = _det(b0, a01, a02, b1, a11, a12, b2, a12, a22)
+                ka = _det(a00, b0, a02, a01, b1, a12, a02, b2, a22)
+                kb = _det(a00, a01, b0, a01, a11, b1, a02, a12, b2)
+                c, sn = _cs(t0, t1)
+                return (k0 * _Q + ka * c + kb * sn) // det
+        return _median([m[2] for m in s[-3:]])
+
+    def bound_us(self, now_ms):
+        """How wrong the clock may be now: the last sync's root distance and half its round
+        trip, plus each clock's uncertainty times the time on it since; None: no sync to
+        count from. Small ints for any plausible figure (an idle board may ask)."""
+        if self.ref_unix_us is None:
+            return None
+        aw = self.awake_ms
+        if self.tick_ms is not None and now_ms > self.tick_ms:
+            aw += now_ms - self.tick_ms
+        # uncertainty in 0.1 ppm times seconds, / 10: us
+        b = (self.sigma_ppb() // 100) * (aw // 1000) // 10
+        b += (self.sleep_sigma_ppb() // 100) * (self.slept_ms // 1000) // 10
+        return self.root_us + (self.delay_us or 0) // 2 + b
+
+    def growth_ppb(self):
+        """How fast the bound grows per unit of wall time, at the last interval's duty."""
+        sl = self.duty
+        return (self.sigma_ppb() * (1024 - sl) + self.sleep_sigma_ppb() * sl) // 1024
+
     def interval_cap_s(self):
         """The longest poll interval that keeps the predicted error within the budget left
-        after the asymmetry reserve (half the last round trip, at most half the budget)."""
+        after the asymmetry reserve (half the last round trip, at most half the budget). The
+        server's root distance counts in the bound, not here: it is the server's own claim
+        of its worst case, and no poll rate changes it."""
         budget_us = self.accuracy_ms * 1000
         reserve_us = budget_us // 2
         if self.delay_us is not None and self.delay_us // 2 < reserve_us:
             reserve_us = self.delay_us // 2
-        return (budget_us - reserve_us) * 1000 // self.sigma_ppb()  # us / (ppb * 1e-9) = s
+        return (budget_us - reserve_us) * 1000 // self.growth_ppb()  # us / (ppb * 1e-9) = s
+
+    def left_ms(self, now_ms):
+        """ms until the bound reaches accuracy_ms at the present duty (0: it has), or None."""
+        b = self.bound_us(now_ms)
+        if b is None:
+            return None
+        left_us = self.accuracy_ms * 1000 - b + self.root_us  # as interval_cap_s()
+        if left_us <= 0:
+            return 0
+        return min(_MS_TOP, left_us * 1_000_000 // self.growth_ppb())
+
+
+def _sin(x):
+    """sin(2 pi x / _DAY_MIN) * _Q, x in minutes (Bhaskara's approximation, within 0.2 %)."""
+    x %= _DAY_MIN
+    h = _DAY_MIN // 2
+    neg = x >= h
+    if neg:
+        x -= h
+    p = x * (h - x)
+    v = 16 * p * _Q // (5 * h * h - 4 * p)
+    return -v if neg else v
+
+
+def _cs(t0, t1):
+    """The mean of cos and sin of the time of day over [t0, t1] (minutes), scaled by _Q."""
+    q = _DAY_MIN // 4
+    if t1 - t0 < _SHORT_MIN:
+        m = (t0 + t1) // 2
+        return _sin(m + q), _sin(m)
+    # the mean of cos over the span is (sin(t1) - sin(t0)) / (w (t1 - t0)), w = 2 pi / day
+    k = _DAY_MIN * 113  # 2 pi ~ 710 / 113
+    d = 710 * (t1 - t0)
+    return (_sin(t1) - _sin(t0)) * k // d, (_sin(t0 + q) - _sin(t1 + q)) * k // d
+
+
+def _det(a, b, c, d, e, f, g, h, i):
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
 
 
 def _median(xs):
@@ -219,6 +446,13 @@ def _recent_ints(v, lo, hi):
     if not isinstance(v, list):
         return None
     return [x for x in v if _is_int(x) and lo <= x <= hi][-_DRIFT_SAMPLES:]
+
+
+def _ints(xs):
+    for x in xs:
+        if not _is_int(x):
+            return False
+    return True
 
 
 def _is_int(v):
@@ -265,11 +499,15 @@ class Keeper:
             d.tick(now_ms)
             if adj:
                 self._adjust(adj)
-            if d.samples:  # a known drift lifts the interval's default ceiling at once
+            if d.samples or d.sleep:  # a known drift lifts the interval's default ceiling
                 p.set_interval_cap(d.interval_cap_s(), now_ms)
         p.start(now_ms, self.wall_us(), state, wake)
-        for w in p.config.warnings:
+        for w in p.config.warnings + ([d.warning] if d is not None and d.warning else []):
             p.emit("config", warning=w)
+        if d is not None and self.woke:  # asked when the error bound says, not before
+            left = d.left_ms(now_ms)
+            if left is not None:
+                p.hurry(now_ms, left, self.wall_us())
         if not startup_delay:
             p.sync_now(now_ms)
         self.save()
@@ -304,7 +542,9 @@ class Keeper:
 
     def result(self, src, addr, r, now_ms):
         """The outcome of a query: the Correction it led to (applied already), or None."""
-        corr = self.policy.result(src, addr, r, now_ms, self.wall_us())  # before it moves
+        d = self.disc
+        expect = d.bound_us(now_ms) if d is not None else None
+        corr = self.policy.result(src, addr, r, now_ms, self.wall_us(), expect)  # before it moves
         if corr is not None:
             self._apply(corr, now_ms)
         self.save()
@@ -318,7 +558,9 @@ class Keeper:
             step, kind = corr.offset_us, "step"
             if d is not None:
                 wall = self.wall_us()
-                step = d.correction(corr.offset_us, wall, wall >= p.floor_us, corr.delay_us)
+                step = d.correction(
+                    corr.offset_us, wall, wall >= p.floor_us, corr.delay_us, corr.root_us
+                )
                 kind = d.last["kind"]
                 if self.woke:  # asleep again soon: no time to slew
                     step += d.pending_us
@@ -333,6 +575,7 @@ class Keeper:
                     d.pending_us = 0
                 cap = d.interval_cap_s()
                 p.set_interval_cap(cap, now_ms)
+                self._budget(cap)
                 p.dirty = True  # the discipline's state is saved with the policy's
                 p.emit(
                     "drift",
@@ -343,6 +586,64 @@ class Keeper:
                     interval_s=p.interval_s,
                 )
         p.emit("clock", applied=applied, offset_us=corr.offset_us, how=kind, detail=why)
+
+    def _budget(self, cap_s):
+        """Say once (and again when the figure doubles or halves) when accuracy_ms cannot be
+        held at the poll floor, with the accuracy that can: no traffic chases it."""
+        d, c = self.disc, self.policy.config
+        if cap_s >= c.poll_min_s:
+            d.warned_ms = 0
+            return
+        can_ms = (d.delay_us or 0) // 2000 + d.root_us // 1000
+        can_ms += d.growth_ppb() * c.poll_min_s // 1_000_000 + 1
+        w = d.warned_ms
+        if w and w // 2 < can_ms < 2 * w:
+            return
+        d.warned_ms = can_ms
+        self.policy.emit(
+            "budget",
+            warning="accuracy_ms {} cannot be held polling every {} s at most: about {} ms "
+            "can".format(c.accuracy_ms, c.poll_min_s, can_ms),
+            accuracy_ms=can_ms,
+        )
+
+    def bound_us(self, now_ms):
+        """How wrong the clock may be now, us (None: it cannot say: no discipline, or no
+        sync since a power-on)."""
+        return self.disc.bound_us(now_ms) if self.disc is not None else None
+
+    def health(self, now_ms):
+        """A small dict for fleet telemetry (docs/health.md); builds nothing but the dict."""
+        p, d = self.policy, self.disc
+        b = self.bound_us(now_ms)
+        since = None
+        if d is not None and d.ref_unix_us is not None:
+            since = (d.awake_ms + d.slept_ms) // 1000
+            if d.tick_ms is not None and now_ms > d.tick_ms:
+                since += (now_ms - d.tick_ms) // 1000
+        sends = 0
+        for s in p.sources:
+            sends += s.sends
+        ok = p.last_sync_unix_s is not None and self.wall_us() >= p.floor_us
+        off = p.last_offset_us
+        return {
+            "set": ok,
+            "since_s": since,
+            "bound_ms": None if b is None else b // 1000,
+            "offset_ms": None if off is None else off // 1000,
+            "server": p.asked,
+            "requests": sends,
+            "kods": p.kods,
+            "failed": p.failed,
+            "trusted": ok and b is not None and b <= p.config.accuracy_ms * 1000,
+        }
+
+    def sleep(self, now_ms):
+        """Just before a deep sleep: the drift up to now, then the state saved (the wake
+        applies the sleep clock's drift from here)."""
+        self.tick(now_ms)
+        self.policy.dirty = True
+        self.save()
 
     def _adjust(self, us):
         """None when the rtc moved the clock by us, else why not (a board RTC refuses with

@@ -112,21 +112,23 @@ _NO_REPLY = (exchange.TIMEOUT, exchange.BAD_ORIGIN, exchange.SHORT, exchange.WRO
 class Correction:
     """Move the clock by offset_us (positive: forward), as servers vouched."""
 
-    def __init__(self, offset_us, servers, delay_us):
+    def __init__(self, offset_us, servers, delay_us, root_us=0):
         self.offset_us = offset_us  # signed us
         self.servers = servers  # the source labels that vouched for it
         self.delay_us = delay_us  # round trip of the measurement used, us
+        self.root_us = root_us  # its server's root distance, us
 
 
 class Sample:
     """A good reply of the round in progress."""
 
-    def __init__(self, t_ms, src, key, offset_us, delay_us):
+    def __init__(self, t_ms, src, key, offset_us, delay_us, root_us=0):
         self.t_ms = t_ms  # when it came
         self.src = src  # Source
         self.key = key  # (ip, port) it came from
         self.offset_us = offset_us
         self.delay_us = delay_us  # round trip
+        self.root_us = root_us  # the server's root distance
 
 
 class Source:
@@ -324,6 +326,9 @@ class Policy:
         self.next_due_unix_s = None  # wall time of due_ms, persisted
         self.dirty = False  # persisted state changed: the driver should save state()
         self.kods = 0  # KoDs received, all kinds
+        self.failed = 0  # rounds failed since this boot
+        self.asked = None  # the label of the server asked last
+        self.expect_us = None  # the clock's own error bound at this reply (None: unknown)
         self.now_ms = 0  # the last time we were told
         self.base_ms = 0  # what rebase() took off every ms: events count from the start
 
@@ -628,6 +633,7 @@ class Policy:
         self.tried.append(src)
         self.awaiting = True
         src.sends += 1
+        self.asked = src.label
         self.emit("send", server=src.label, address=key_text(addr.key))
         return ("query", src, addr)
 
@@ -707,9 +713,11 @@ class Policy:
         src.dns_next_ms = now_ms + _RERESOLVE_MIN_MS  # rule 16: at most hourly from here
         self.emit("resolve", server=label, ok=True, addresses=[key_text(a.key) for a in src.addrs])
 
-    def result(self, src, addr, r, now_ms, wall_us):
-        """The outcome of a query action. Returns a Correction to apply, or None."""
+    def result(self, src, addr, r, now_ms, wall_us, expect_us=None):
+        """The outcome of a query action. Returns a Correction to apply, or None.
+        expect_us: how wrong the clock may be by its own error bound (None: unknown)."""
         self.now_ms = now_ms
+        self.expect_us = expect_us
         self.awaiting = False
         key = addr.key
         label = src.label
@@ -726,7 +734,9 @@ class Policy:
             )
             if self.tried is None:
                 return None
-            self.samples.append(Sample(now_ms, src, key, r.offset_us, r.delay_us))
+            self.samples.append(
+                Sample(now_ms, src, key, r.offset_us, r.delay_us, r.root_distance_us or 0)
+            )
             return self._decide(now_ms, wall_us)
         if r.error == exchange.KISS:
             self._kiss(src, key, r.kiss, now_ms, wall_us)
@@ -780,7 +790,11 @@ class Policy:
             return None
         latest = samples[-1]
         valid = wall_us >= self.floor_us
-        if len(self.sources) == 1 or (valid and abs(latest.offset_us) <= _AGREE_ABOVE_US):
+        # an offset the clock's own error bound predicted is no surprise: one server will do
+        agree_us = _AGREE_ABOVE_US
+        if self.expect_us is not None:
+            agree_us = max(agree_us, self.expect_us + latest.delay_us // 2)
+        if len(self.sources) == 1 or (valid and abs(latest.offset_us) <= agree_us):
             chosen = [latest]
         else:
             chosen = _majority(samples)
@@ -824,7 +838,7 @@ class Policy:
             self.rr = 0
             self.emit("config", note="first sync done: factory server no longer used")
         self._schedule(now_ms, self.interval_s * 1000, wall_us + offset, "poll")
-        return Correction(offset, servers, pick.delay_us)
+        return Correction(offset, servers, pick.delay_us, pick.root_us)
 
     def _disagree(self, samples, **fields):
         self.emit(
@@ -854,8 +868,25 @@ class Policy:
                 if self.due_ms - now_ms > top * 1000:
                     self.due_ms = now_ms + self._jitter(top * 1000)
 
+    def hurry(self, now_ms, within_ms, wall_us):
+        """The clock's error bound reaches its budget within within_ms: the next round is
+        due then if it was later, but never sooner than poll_min_s after the last sync
+        (rule 14), and within every floor, cap and hold as ever."""
+        d = self.due_ms
+        if self.tried is not None or d is None or d - now_ms <= within_ms:
+            return
+        t = within_ms - self.rand_below(within_ms // _JITTER_DIV + 1)  # R3: a little early
+        if self.last_sync_unix_s is not None:
+            t = max(t, (self.last_sync_unix_s + self.config.poll_min_s) * 1000 - wall_us // 1000)
+        if t < d - now_ms:
+            self.due_ms = now_ms + t
+            self.next_due_unix_s = (wall_us // 1000 + t) // 1000
+            self.dirty = True
+            self.emit("bound", wait_ms=t, interval_s=self.interval_s)
+
     def _round_failed(self, now_ms, wall_us):
         self.tried = None
+        self.failed += 1
         valid = wall_us >= self.floor_us
         self._schedule(now_ms, self._backoff_ms(valid), wall_us, "backoff", fails=self.fails)
         return None

@@ -123,8 +123,12 @@ class Service:
     def save(self):
         """Persist the state now: call it before a deep sleep (the drift is applied from
         the last save on at the wake)."""
-        self.policy.dirty = True
-        self.keeper.save()
+        self.keeper.sleep(self.loop_ms())
+
+    def health(self):
+        """For telemetry: set, since_s, bound_ms, offset_ms, server, requests, kods, failed,
+        trusted (docs/health.md). Cheap: an idle board can publish it as often as it likes."""
+        return self.keeper.health(self.loop_ms())
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self, until_ms=None, stop=None):
