@@ -94,6 +94,15 @@ class SntpClient(Device):
         self.keeper = None
         self.inflight = None
 
+    def before_sleep(self, t_ms):
+        """The application's last act before machine.deepsleep(): Service.save(), i.e.
+        Keeper.sleep (the drift up to now, the state saved: the wake counts the sleep from
+        here), as docs/design.md shows it; a firmware without it only had its saves."""
+        self.advance(t_ms)
+        sleep = getattr(self.keeper, "sleep", None)
+        if sleep is not None:
+            sleep(t_ms - self.mono0)
+
     def sample(self, t_ms):
         self.advance(t_ms)
         return self.clock_error_us

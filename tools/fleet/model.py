@@ -477,6 +477,9 @@ class Device:
             self.clock_error_us -= self.lag_us(self.t_ms, t_ms)
             self.t_ms = t_ms
 
+    def before_sleep(self, t_ms):
+        """What the application does just before a deep sleep (SntpClient: Service.save())."""
+
     def fall_asleep(self, t_ms):
         """Deep sleep from t_ms (after power_off): the wall clock moves by the sleep clock
         from now on, with this sleep's noise."""

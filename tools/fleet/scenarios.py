@@ -373,6 +373,7 @@ class DeepSleep(Scenario):
         if dev.on:  # the awake time is over: deep sleep (everything not saved is lost)
             if dev.radio and inside and dev.sent_n == dev.sent_at_wake:
                 st.radio_idle += 1
+            dev.before_sleep(t_ms)  # svc.save(), then machine.deepsleep()
             dev.power_off(t_ms)
             dev.on = False
             dev.fall_asleep(t_ms)
