@@ -577,6 +577,8 @@ def test_the_bound_is_judged_at_every_sampled_instant(monkeypatch):
     f = report.figures(sc.name, engine.Shard(sc, "sntp", 3, 0, 3).run())
     if not hasattr(__import__("sntp.discipline").discipline.Keeper, "bound_us"):
         assert f["bound_coverage"] is None and f["bound_median_ms"] is None
+    else:  # the firmware's own bound, read at every sample
+        assert f["bound_samples"] == f["err_samples"] and f["bound_median_ms"] is not None
 
 
 def test_oracle_needs_interpolates_its_curve():
