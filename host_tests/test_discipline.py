@@ -190,6 +190,11 @@ def test_interval_cap_follows_the_uncertainty():
     assert disc.interval_cap_s() == 2_500  # 20 ppm spread
 
 
+def near(a, b):
+    """Within 1 %: the bound counts the uncertainty in 0.1 ppm steps."""
+    return abs(a - b) <= b // 100
+
+
 def test_interval_cap_follows_the_estimates_realized_errors_and_the_path():
     disc = dsc.Discipline(accuracy_ms=100)
     # 5 ppm slow, then each hour's offset shows the applied estimate 1.5 ppm off, one way
@@ -201,14 +206,14 @@ def test_interval_cap_follows_the_estimates_realized_errors_and_the_path():
     assert max(disc.samples) - min(disc.samples) > 2_000
     assert disc.sigma_ppb() == max(disc.errors)
     sigma = disc.sigma_ppb()
-    assert disc.interval_cap_s() == 50_000 * 1000 // sigma  # half the budget: delay unknown
+    assert near(disc.interval_cap_s(), 50_000 * 1000 // sigma)  # half the budget: delay unknown
     # a 30 ms round trip bounds the asymmetry to 15 ms: the rest of the budget is for drift
     disc.correction(0, disc.ref_unix_us + 3_600_000_000, True, delay_us=30_000)
     assert disc.delay_us == 30_000
-    assert disc.interval_cap_s() == (100_000 - 15_000) * 1000 // disc.sigma_ppb()
+    assert near(disc.interval_cap_s(), (100_000 - 15_000) * 1000 // disc.sigma_ppb())
     # a long path keeps the reserve at half the budget, never more
     disc.correction(0, disc.ref_unix_us + 3_600_000_000, True, delay_us=400_000)
-    assert disc.interval_cap_s() == 50_000 * 1000 // disc.sigma_ppb()
+    assert near(disc.interval_cap_s(), 50_000 * 1000 // disc.sigma_ppb())
     # what is persisted comes back (errors and delay), garbage does not
     again = dsc.Discipline()
     again.load(disc.state())

@@ -28,7 +28,7 @@ def rc_rate_ppb(t_us, base_ppb=3_000_000, swing_ppb=200_000):
 def sleeper(days, sync_every_min=180, sleep_min=20, rate=rc_rate_ppb, fit=True):
     """A board that sleeps sleep_min at a time and wakes for 10 s; every sync_every_min its
     sync finds the offset the sleeps left (a perfect server). Returns the discipline and the
-    (time, offset found) of every sync."""
+    (time, offset found, error bound just before) of every sync."""
     d = Discipline(1_000)
     t = T0_US
     err_us = 0  # how far behind the clock is (the offset a sync finds)
@@ -45,7 +45,7 @@ def sleeper(days, sync_every_min=180, sleep_min=20, rate=rc_rate_ppb, fit=True):
         t += s + 10_000_000
         d.tick((t - T0_US) // 1000)
         if t - last >= sync_every_min * MIN_US:
-            found.append((t, err_us))
+            found.append((t, err_us, d.bound_us((t - T0_US) // 1000)))
             d.correction(err_us, t - err_us, True, 1_000, 0)
             err_us, last = 0, t
     return d, found
@@ -62,25 +62,26 @@ def test_an_rc_sleep_clock_thousands_of_ppm_off_is_a_measurement_not_garbage():
 
 def test_the_daily_swing_of_an_rc_sleep_clock_is_tracked_by_its_trend():
     d, found = sleeper(4)
-    late = [abs(e) for t, e in found if t >= T0_US + 3 * DAY_MIN * MIN_US]
+    late = [abs(e) for t, e, b in found if t >= T0_US + 3 * DAY_MIN * MIN_US]
     # +/- 200 ppm over the day: a level alone is up to ~1 s wrong after 3 h (below); the
     # daily fit follows the curve to within 100 ms
     assert late and max(late) <= 100_000, late
     d, found = sleeper(4, fit=False)
-    late = [abs(e) for t, e in found if t >= T0_US + 3 * DAY_MIN * MIN_US]
+    late = [abs(e) for t, e, b in found if t >= T0_US + 3 * DAY_MIN * MIN_US]
     assert max(late) >= 300_000, late  # what the trend saves
 
 
 def test_the_bound_covers_the_error_and_grows_with_the_time_on_each_clock():
     d, found = sleeper(2)
-    now_ms = 1_000
+    now_ms = (found[-1][0] - T0_US) // 1000
+    d.correction(0, found[-1][0], True, 1_000, 2_000)  # a sync: the bound starts again
     b0 = d.bound_us(now_ms)
-    assert b0 is not None and b0 >= 500  # half the last round trip at least
+    assert b0 == 2_000 + 500  # the root distance and half the round trip
     d.slept(T0_US, T0_US + 60 * MIN_US)  # an hour asleep
     b1 = d.bound_us(now_ms)
-    assert b1 - b0 >= d.sleep_sigma_ppb() * 3_600 // 1_000_000 - 1
-    # the bound at each sync held the offset the sync found, once the clock was learned
-    d, found = sleeper(3)
+    assert b1 - b0 >= d.sleep_k() * 60 - 1  # k us per root second: sqrt(3,600 s) = 60
+    # the bound just before each sync held the offset the sync found
+    assert all(abs(e) <= b for t, e, b in found), [(e, b) for t, e, b in found if abs(e) > b]
     assert Discipline().bound_us(0) is None  # no sync: it cannot say
 
 

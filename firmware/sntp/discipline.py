@@ -72,7 +72,9 @@ _SLEW_TICK_MS = const(1_000)  # and every second while a slew is in progress
 # The sleep clock. An ESP32's RC sleep clock runs 1,000 to over 5,000 ppm off per device
 # (users' measurements; the vendor names no figure): up to 5 % is a measurement.
 _MAX_SLEEP_PPB = const(50_000_000)
+_ASSUMED_SLEEP_PPB = const(5_000_000)  # not measured yet: it may be an RC, 5,000 ppm
 _SLEEP_SAMPLES = const(12)  # measurements kept for the daily fit
+_SLEEP_ERRORS = const(8)  # realized errors kept for its k: the largest of 8 ~ 1.4 sigma
 _FIT_MIN = const(5)  # the fit needs this many, within _FIT_SPAN_MIN of the latest
 _FIT_SPAN_MIN = const(4_320)  # 3 days
 _DAY_MIN = const(1_440)
@@ -90,7 +92,9 @@ class Discipline:
         self.samples = []  # its last _DRIFT_SAMPLES frequency measurements, ppb
         self.errors = []  # |measurement - estimate applied| of the last _DRIFT_SAMPLES, ppb
         self.sleep = []  # sleep-clock measurements [from, to (Unix min), ppb], oldest first
-        self.sleep_errors = []  # their realized errors, ppb, the last _DRIFT_SAMPLES
+        # the sleep clock's realized errors: |offset| / sqrt(s asleep), us per root second,
+        # the last _SLEEP_ERRORS (its cycle-to-cycle noise adds up as a random walk)
+        self.sleep_errors = []
         self.awake_ms = 0  # ms on the awake clock since the last sync (to _MS_TOP)
         self.slept_ms = 0  # ms asleep since the last sync (to _MS_TOP)
         self.slept_us = 0  # us applied for those sleeps, signed
@@ -142,9 +146,9 @@ class Discipline:
                     self.sleep.append(m)
                 else:
                     bad.append("sleep")
-        e = _recent_ints(st.get("sleep_errors"), 0, 2 * _MAX_SLEEP_PPB)
-        if e is not None:
-            self.sleep_errors = e
+        e = st.get("sleep_errors")
+        if isinstance(e, list):
+            self.sleep_errors = [x for x in e if _is_int(x) and 0 <= x < _MS_TOP][-_SLEEP_ERRORS:]
         for k in ("awake_ms", "slept_ms", "duty", "root_us", "warned_ms"):
             v = st.get(k)
             if _is_int(v) and 0 <= v <= _MS_TOP:
@@ -267,7 +271,9 @@ class Discipline:
         if abs(f) > _MAX_SLEEP_PPB:
             self.rejected += 1
             return None
-        _push(self.sleep_errors, abs(r) * 1_000_000 // ms)
+        self.sleep_errors.append(abs(r) // _isqrt(ms // 1000))
+        if len(self.sleep_errors) > _SLEEP_ERRORS:
+            self.sleep_errors.pop(0)
         self.sleep.append([self.ref_unix_us // 60_000_000, wall_us // 60_000_000 + 1, f])
         if len(self.sleep) > _SLEEP_SAMPLES:
             self.sleep.pop(0)
@@ -315,16 +321,18 @@ class Discipline:
             sigma = max(self.errors)
         return max(_WANDER_FLOOR_PPB, sigma)
 
-    def sleep_sigma_ppb(self):
-        """The sleep clock's: its largest recent realized error, with floors."""
+    def sleep_k(self):
+        """How fast the sleep clock's error grows, us per root second asleep: twice its
+        largest recent realized error (a random walk's p99 is 2.6 sigma; the largest of
+        eight is about 1.4 sigma); None: not measured yet."""
         e = self.sleep_errors
-        if len(e) < 2:
-            return max(_ASSUMED_PPB, max(e) if e else 0)
-        return max(_WANDER_FLOOR_PPB, max(e))
+        return max(e) * 2 + 1 if e else None
 
-    def sleep_ppb(self, t0, t1):
+    def sleep_ppb(self, t0, t1, swing=False):
         """The sleep clock's predicted mean rate over [t0, t1] (Unix minutes): the daily fit
-        when there is one, else the median of the last three measurements."""
+        when there is one, else the median of the last three measurements. swing: instead,
+        how far the rate moves from its mean over the day (the fit's amplitude, else half the
+        spread of the last measurements), ppb."""
         s = self.sleep
         last = s[-1][1]
         pts = [m for m in s if last - m[1] < _FIT_SPAN_MIN]
@@ -352,49 +360,107 @@ class Discipline:
                 k0 = _det(b0, a01, a02, b1, a11, a12, b2, a12, a22)
                 ka = _det(a00, b0, a02, a01, b1, a12, a02, b2, a22)
                 kb = _det(a00, a01, b0, a01, a11, b1, a02, a12, b2)
+                if swing:
+                    return max(abs(ka), abs(kb)) * _Q // det
                 c, sn = _cs(t0, t1)
                 return (k0 * _Q + ka * c + kb * sn) // det
+        if swing:
+            return 0  # no fit: no daily curve to follow yet
         return _median([m[2] for m in s[-3:]])
 
     def bound_us(self, now_ms):
         """How wrong the clock may be now: the last sync's root distance and half its round
-        trip, plus each clock's uncertainty times the time on it since; None: no sync to
-        count from. Small ints for any plausible figure (an idle board may ask)."""
+        trip, plus what each clock may have gained or lost since; None: no sync to count
+        from. Small ints for any plausible figure (an idle board may ask)."""
         if self.ref_unix_us is None:
             return None
         aw = self.awake_ms
         if self.tick_ms is not None and now_ms > self.tick_ms:
             aw += now_ms - self.tick_ms
-        # uncertainty in 0.1 ppm times seconds, / 10: us
-        b = (self.sigma_ppb() // 100) * (aw // 1000) // 10
-        b += (self.sleep_sigma_ppb() // 100) * (self.slept_ms // 1000) // 10
-        return self.root_us + (self.delay_us or 0) // 2 + b
+        return self.root_us + (self.delay_us or 0) // 2 + self._grow_us(aw, self.slept_ms)
 
-    def growth_ppb(self):
-        """How fast the bound grows per unit of wall time, at the last interval's duty."""
+    def _grow_us(self, awake_ms, slept_ms):
+        """What the clocks may have gained or lost, us: the awake clock's uncertainty times
+        the time on it (linear: a crystal's error is mostly a rate), the sleep clock's k
+        times the root of the time asleep (its noise, drawn anew each sleep, adds up as a
+        random walk; a rate error shows in k at longer intervals, which k then shortens)."""
+        b = (self.sigma_ppb() // 100) * (awake_ms // 1000) // 10  # 0.1 ppm x s / 10: us
+        k = self.sleep_k()
+        if k is None:
+            return b + (_ASSUMED_SLEEP_PPB // 100) * (slept_ms // 1000) // 10
+        return b + k * _isqrt(slept_ms // 1000)
+
+    def _reach_s(self, budget_us, awake_ms=0, slept_ms=0):
+        """Seconds from (awake_ms, slept_ms) on until _grow_us reaches budget_us, at the last
+        interval's share of sleep (bisection: it only grows)."""
+        lo, hi = 0, 1 << 22  # 48 days: beyond any interval
         sl = self.duty
-        return (self.sigma_ppb() * (1024 - sl) + self.sleep_sigma_ppb() * sl) // 1024
+        while lo < hi:
+            t = (lo + hi + 1) // 2
+            a = awake_ms + t * (1024 - sl) * 1000 // 1024
+            if (
+                self._grow_us(min(a, _MS_TOP), min(slept_ms + t * sl * 1000 // 1024, _MS_TOP))
+                <= budget_us
+            ):
+                lo = t
+            else:
+                hi = t - 1
+        return lo
+
+    def _reserve_us(self):
+        """The part of the budget no poll rate can fix: half the last round trip, at most
+        half the budget. The server's root distance counts in the bound, not here: it is
+        the server's own claim of its worst case, and no poll rate changes it."""
+        r = self.accuracy_ms * 500
+        if self.delay_us is not None and self.delay_us // 2 < r:
+            r = self.delay_us // 2
+        return r
 
     def interval_cap_s(self):
         """The longest poll interval that keeps the predicted error within the budget left
-        after the asymmetry reserve (half the last round trip, at most half the budget). The
-        server's root distance counts in the bound, not here: it is the server's own claim
-        of its worst case, and no poll rate changes it."""
-        budget_us = self.accuracy_ms * 1000
-        reserve_us = budget_us // 2
-        if self.delay_us is not None and self.delay_us // 2 < reserve_us:
-            reserve_us = self.delay_us // 2
-        return (budget_us - reserve_us) * 1000 // self.growth_ppb()  # us / (ppb * 1e-9) = s
+        after the reserve; and while the sleep clock's daily swing is more than the budget
+        can absorb (the fit's amplitude x day / pi, what a level alone gets wrong over half a
+        day), at most a quarter day, so that its
+        measurements follow the curve (longer intervals average the swing away: the fit
+        loses it, and the error mid-interval is large while the one found at the end is not)."""
+        budget = self.accuracy_ms * 1000 - self._reserve_us()
+        cap = self._reach_s(budget)
+        s = self.sleep
+        # a level alone gets a swing of amplitude A wrong by up to A x day / pi: 27,502 s
+        if s and self.sleep_ppb(s[-1][0], s[-1][1], True) * 27_502 // 1000 > budget:
+            cap = min(cap, _DAY_MIN * 15)  # a quarter day, s
+        return cap
+
+    def can_ms(self, interval_s):
+        """The accuracy that polling every interval_s holds, ms."""
+        sl = self.duty
+        g = self._grow_us(interval_s * (1024 - sl) * 1000 // 1024, interval_s * sl * 1000 // 1024)
+        return (self._reserve_us() + g) // 1000 + 1
 
     def left_ms(self, now_ms):
-        """ms until the bound reaches accuracy_ms at the present duty (0: it has), or None."""
-        b = self.bound_us(now_ms)
-        if b is None:
+        """ms until the bound reaches accuracy_ms at the last interval's duty (0: it has),
+        or None: no sync to count from."""
+        if self.ref_unix_us is None:
             return None
-        left_us = self.accuracy_ms * 1000 - b + self.root_us  # as interval_cap_s()
-        if left_us <= 0:
+        aw = self.awake_ms
+        if self.tick_ms is not None and now_ms > self.tick_ms:
+            aw += now_ms - self.tick_ms
+        left = self.accuracy_ms * 1000 - self._reserve_us()
+        if self._grow_us(aw, self.slept_ms) >= left:
             return 0
-        return min(_MS_TOP, left_us * 1_000_000 // self.growth_ppb())
+        return min(_MS_TOP, self._reach_s(left, aw, self.slept_ms) * 1000)
+
+
+def _isqrt(n):
+    """The integer square root of n >= 0 (Newton)."""
+    if n <= 0:
+        return 0
+    x = n
+    y = (x + 1) // 2
+    while y < x:
+        x = y
+        y = (x + n // x) // 2
+    return x
 
 
 def _sin(x):
@@ -594,8 +660,7 @@ class Keeper:
         if cap_s >= c.poll_min_s:
             d.warned_ms = 0
             return
-        can_ms = (d.delay_us or 0) // 2000 + d.root_us // 1000
-        can_ms += d.growth_ppb() * c.poll_min_s // 1_000_000 + 1
+        can_ms = d.can_ms(c.poll_min_s)
         w = d.warned_ms
         if w and w // 2 < can_ms < 2 * w:
             return
