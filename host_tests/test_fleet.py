@@ -450,3 +450,213 @@ def test_bench_docs_writes_the_restart_table_or_says_why_not(tmp_path, capsys):
     page.write_text(page.read_text() + f"{fleet.RESTARTS_BEGIN}{fleet.RESTARTS_END}\n")
     fleet.update_docs(str(tmp_path), doc, None, ["sntp"], str(page), str(readme))
     assert "HEADLINE" in page.read_text() and "(met)" in page.read_text()
+
+
+# ---- deep sleep on real sleep clocks: the sleep clock, the oracle, the bound, the CLI --------
+
+
+def test_sleep_clock_integral_is_the_integral_of_its_rate():
+    # the closed form (offset + the daily sinusoid's integral + this sleep's noise) against a
+    # numeric integral of rate_ppb (midpoint, 10 s steps), over odd intervals of several days
+    import math
+
+    from fleet.model import SleepClock
+
+    clock = SleepClock(3_100_000, 500_000, 1.3, 300_000, random.Random(4))
+    r = random.Random(7)
+    t = lag = 0
+    numeric = 0.0
+    while t < 3 * DAY_MS:
+        clock.new_sleep()
+        t2 = t + r.randrange(1, 4 * HOUR_MS)
+        lag += clock.lag_us(t, t2)
+        step = 10_000
+        a = t
+        while a < t2:
+            b = min(t2, a + step)
+            numeric += clock.rate_ppb((a + b) / 2) * (b - a) / 1_000_000
+            a = b
+        assert abs(lag - numeric) <= 2, (t2, lag, numeric)  # us, over seconds of drift
+        t = t2
+    assert abs(lag) > 100_000_000  # it drifted: 3,100 ppm is minutes over 3 days
+    # a whole day of the swing alone integrates to zero; a quarter from its zero to +A / w
+    swing = SleepClock(0, 200_000, 0.0, 0, random.Random(1))
+    assert swing.lag_us(0, DAY_MS) == 0
+    expect = 200_000 * DAY_MS / (2 * math.pi) / 1_000_000
+    assert abs(swing.lag_us(DAY_MS, DAY_MS + DAY_MS // 4) - expect) <= 1
+
+
+def _still_crystal():
+    return FastOscillator(0, 0, walk_ppb=0)
+
+
+def test_the_sleep_clock_moves_the_wall_clock_only_asleep():
+    from fleet.model import Device, SleepClock
+
+    dev = Device(None, 0, _still_crystal(), 0, 10_000, 10_000)
+    dev.sleep_clock = SleepClock(1_000_000, 0, 0.0, 0, random.Random(1))  # 1,000 ppm slow
+    dev.drift_to(HOUR_MS)  # awake on a perfect crystal: nothing
+    assert dev.clock_error_us == 0
+    dev.fall_asleep(HOUR_MS)
+    dev.wake_up(2 * HOUR_MS)  # an hour asleep at 1,000 ppm: 3.6 s behind
+    assert dev.clock_error_us == -3_600_000
+    dev.drift_to(3 * HOUR_MS)  # awake again: the crystal, not the sleep clock
+    assert dev.clock_error_us == -3_600_000
+
+
+def _sleeping(noise_ppb, days=3):
+    """The rc scenario with its per-sleep noise set to noise_ppb."""
+
+    class Sc(SCENARIOS["deep-sleep-rc"]):
+        NOISE_PPB = noise_ppb
+
+        @property
+        def window(self):
+            return (DAY_MS, self.duration_ms)
+
+    return Sc(days)
+
+
+def _oracle_errors(sc, client="oracle-8", n=6):
+    st = engine.Shard(sc, client, n, 0, n).run()
+    return st, sorted(st.exact[0])
+
+
+def test_the_oracle_misses_only_the_cycle_noise():
+    # with no noise the oracle, which knows the offset, the swing and the crystal, keeps its
+    # clock to within the rounding of a us per sleep; with the rc noise (+/-50 ppm) its error
+    # is that noise summed over the sleeps since its last sync: hundreds of ms
+    st, errs = _oracle_errors(_sleeping(0))
+    assert st.err_samples > 6 * 2 * 30 and errs[-1] <= 100, errs[-1]  # us
+    st, errs = _oracle_errors(_sleeping(50_000))
+    assert errs[-1] > 100_000 and errs[len(errs) // 2] > 10_000, (errs[-1], errs[len(errs) // 2])
+    # and the noise is all it misses: the same fleet of ntptime-every-6th-wake clocks (no
+    # knowledge of the clock) is far worse
+    _, base = _oracle_errors(_sleeping(50_000), "ntptime-wake-6")
+    assert base[len(base) // 2] > 10 * errs[len(errs) // 2]
+
+
+def test_the_oracle_syncs_at_its_rate_and_the_baselines_at_their_wakes():
+    from fleet import report
+
+    sc = _sleeping(50_000)
+    f = {c: report.figures(sc.name, engine.Shard(sc, c, 6, 0, 6).run()) for c in
+         ("oracle-4", "oracle-24", "ntptime-wake", "ntptime-wake-6")}  # fmt: skip
+    assert 3.5 <= f["oracle-4"]["requests_per_device_day"] <= 4.5
+    assert 22 <= f["oracle-24"]["requests_per_device_day"] <= 25
+    every = f["ntptime-wake"]["requests_per_device_day"]
+    assert 35 <= every <= 50  # a wake every 5-60 min asleep + 2-30 s awake: ~44 a day
+    assert abs(f["ntptime-wake-6"]["requests_per_device_day"] - every / 6) < 0.7
+    assert f["oracle-24"]["err_p99_ms"] < f["oracle-4"]["err_p99_ms"]
+
+
+def test_the_bound_is_judged_at_every_sampled_instant(monkeypatch):
+    # a keeper's bound_us (the firmware's, once it has one) is read at each wake's sample:
+    # covered when >= the true |error|; None (it cannot say) counts as not covered
+    from fleet import clients, report
+
+    sc = _sleeping(50_000, days=2)
+
+    def run(bound):
+        monkeypatch.setattr(clients.SntpClient, "bound_us", bound)
+        return report.figures(sc.name, engine.Shard(sc, "sntp", 3, 0, 3).run())
+
+    f = run(lambda self, t: 2 * abs(self.clock_error_us) + 1_000)
+    assert f["bound_samples"] == f["err_samples"] > 0 and f["bound_coverage"] == 1
+    assert 1.9 <= f["bound_ratio"] <= 2.3
+    f = run(lambda self, t: abs(self.clock_error_us) // 2)
+    assert f["bound_coverage"] < 0.05
+    f = run(lambda self, t: None)
+    assert f["bound_coverage"] == 0 and f["bound_none"] == f["bound_samples"] > 0
+    # and at the steady scenarios' ten-minute samples (the engine's, not a wake's)
+    steady = SCENARIOS["steady"](3)
+    st = engine.Shard(steady, "sntp", 3, 0, 3).run()
+    f = report.figures("steady", st)
+    assert f["bound_samples"] == f["err_samples"] > 0 and f["bound_coverage"] == 0
+    monkeypatch.undo()  # the firmware without Keeper.bound_us: no bound, never one made up
+    f = report.figures(sc.name, engine.Shard(sc, "sntp", 3, 0, 3).run())
+    if not hasattr(__import__("sntp.discipline").discipline.Keeper, "bound_us"):
+        assert f["bound_coverage"] is None and f["bound_median_ms"] is None
+    else:  # the firmware's own bound, read at every sample
+        assert f["bound_samples"] == f["err_samples"] and f["bound_median_ms"] is not None
+
+
+def test_oracle_needs_interpolates_its_curve():
+    from fleet import report
+
+    def o(r, p99):
+        return {"x": {"requests_per_device_day": r, "err_p99_ms": p99}}
+
+    figs = {"oracle-4": o(4, 400), "oracle-24": o(24, 400 / 6**0.5), "oracle-1": o(1, 800)}
+    assert report.oracle_needs(figs, "x", 400) == {"requests": 4}
+    assert abs(report.oracle_needs(figs, "x", 283)["requests"] - 8) < 0.1  # log-log: 1/sqrt
+    assert report.oracle_needs(figs, "x", 900) == {"below": 1}
+    assert report.oracle_needs(figs, "x", 100) == {"above": 24}
+    assert report.oracle_needs(figs, "y", 100) is None
+
+
+def test_the_sleep_targets_are_judged_against_the_oracle():
+    from fleet import report
+
+    def fig(r, p99, acc):
+        return {"requests_per_device_day": r, "err_p99_ms": p99, "err_max_ms": p99,
+                "devices": 9, "err_samples": 99, "accuracy_ms": acc}  # fmt: skip
+
+    oracle = {f"oracle-{k}": {"deep-sleep-rc": fig(k, 900 / k**0.5, 0)} for k in (1, 4, 24)}
+    good = {"sntp": {"deep-sleep-rc": fig(5, 900 / 4**0.5, 1000)}, **oracle}  # 1.25x the oracle
+    bad = {"sntp": {"deep-sleep-rc": fig(9, 900 / 4**0.5, 1000)}, **oracle}  # 2.25x, over 8/day
+    for figs, met in ((good, True), (bad, False)):
+        got = {t["target"]: t["met"] for t in report.sleep_targets(figs)}
+        within = "deep-sleep-rc at 1,000 ms: requests/day within 1.5x the oracle's at the same p99"
+        assert got == {
+            "deep-sleep-rc at 1,000 ms: <= 8 requests/device/day and p99 <= 1,000 ms": met,
+            within: met,
+        }, got
+    row = "| calibrated RC | 1,000 ms | <= 8/day, <= 1,000 ms | 5.00/day, 450 ms (met) | 4.00 |"
+    assert row in report.sleep_compact(good)
+    assert "(**missed**)" in report.sleep_compact(bad)
+
+
+def test_fleet_run_takes_the_accuracy_and_prints_the_new_figures(capsys):
+    import json
+
+    import pytest
+    from fleet import __main__ as fleet
+
+    sh = engine.Shard(SCENARIOS["deep-sleep-xtal"](1), "sntp", 2, 0, 2, accuracy_ms=2_500)
+    assert sh.devs[0].config.accuracy_ms == 2_500  # what the client is configured with
+    assert (
+        engine.Shard(SCENARIOS["deep-sleep-xtal"](1), "sntp", 2, 0, 2).devs[0].config.accuracy_ms
+        == 100
+    )
+    argv = ["run", "--scenario", "deep-sleep-rc", "--devices", "3", "--procs", "1"]
+    fleet.main(argv + ["--days", "deep-sleep-rc=2", "--accuracy-ms", "1000"])
+    f = json.loads(capsys.readouterr().out)["deep-sleep-rc"]
+    for k in ("requests_per_device_day", "err_p99_ms", "err_median_ms", "bound_coverage",
+              "bound_median_ms", "bound_ratio"):  # fmt: skip
+        assert k in f, k
+    assert f["accuracy_ms"] == 1000 and f["err_samples"] > 0
+    for bad in ("0", "60001", "1e3"):
+        with pytest.raises(SystemExit) as e:
+            fleet.main(argv + ["--accuracy-ms", bad])
+        assert e.value.code == 2
+    assert "--accuracy-ms" in capsys.readouterr().err
+
+
+def test_the_readme_block_has_a_row_per_sleep_clock_and_says_where_deep_sleep_holds():
+    from fleet import __main__ as fleet
+
+    def fig(r, p99, acc=100):
+        return {"requests_per_device_day": r, "err_p99_ms": p99, "err_max_ms": p99,
+                "radio_idle": 0, "devices": 9, "err_samples": 99, "accuracy_ms": acc}  # fmt: skip
+
+    figs = {"sntp": {"deep-sleep": fig(1.8, 79), "deep-sleep-xtal": fig(1.4, 59),
+                     "deep-sleep-rc": fig(15, 17_000, 1000)}}  # fmt: skip
+    doc = {"figures": figs, "restart_runs": {"sntp": {"devices": 250}}}
+    block = fleet.restarts_block(doc, ["sntp"], short=True)
+    assert "| 32 kHz crystal | 100 ms | <= 2/day, <= 100 ms | 1.40/day, 59 ms (met) |" in block
+    assert "| calibrated RC | 1,000 ms |" in block and "17,000 ms (**missed**)" in block
+    assert "hold only for a board that sleeps on a 32 kHz crystal" in block
+    assert "1.80, 79 ms, 0 (met)" in block  # deep-sleep's own figures, in the restart table
+    del figs["sntp"]["deep-sleep"]  # no deep-sleep: no word about it
+    assert "32 kHz crystal (a stock" not in fleet.restarts_block(doc, ["sntp"], short=True)

@@ -10,12 +10,15 @@ from footprint import replace_between  # tools/footprint.py
 from . import ROOT
 from . import report as rp
 from .clients import CLIENTS
-from .scenarios import RESTARTS, SCENARIOS
+from .scenarios import RESTARTS, SCENARIOS, SLEEP_CLOCKS
 
 ORDER = ["steady", "restore-warm", "restore-cold", "outage", "kod", "dns-outage", "leaves-pool"]
 # per-device restarts, run with a smaller fleet (--restart-devices): every device reboots
 RESTART_ORDER = [sc.name for sc in RESTARTS]
 RESTART_SPLIT_FROM = 100  # a boot costs far more than a wake-up: small fleets use every core
+# deep sleep on real sleep clocks, run at the budgets of report.SLEEP_RUNS (--sleep-devices)
+SLEEP_ORDER = [sc.name for sc in SLEEP_CLOCKS]
+ALL_ORDER = ORDER + RESTART_ORDER + SLEEP_ORDER
 
 
 def _days(items):
@@ -30,9 +33,15 @@ def cmd_run(a):
     from . import engine
 
     stats, info = engine.run(
-        a.scenario, a.client, a.devices, seed=a.seed, procs=a.procs, days=_days(a.days)
+        a.scenario,
+        a.client,
+        a.devices,
+        seed=a.seed,
+        procs=a.procs,
+        days=_days(a.days),
+        accuracy_ms=a.accuracy_ms,
     )
-    out = {name: rp.figures(name, st, info) for name, st in stats.items()}
+    out = {name: rp.figures(name, st, info, a.accuracy_ms) for name, st in stats.items()}
     print(json.dumps(out, indent=1, sort_keys=True))
 
 
@@ -48,20 +57,29 @@ def cmd_bench(a):
     runs = {}
     stats = {}
     clients = a.clients or CLIENTS
-    scenarios = a.scenarios or ORDER + RESTART_ORDER
+    scenarios = a.scenarios or ALL_ORDER
     main_s = [s for s in scenarios if s in ORDER]
     restart_s = [s for s in scenarios if s in RESTART_ORDER]
+    sleep_s = [s for s in scenarios if s in SLEEP_ORDER]
     restart_runs = {}
     for client in clients:
-        groups = []
-        if main_s:
+        groups = []  # (scenario names, devices, runs, accuracy_ms, figure key suffix)
+        mine = [s for s in main_s if SCENARIOS[s].runs(client)]
+        if mine:
             n = a.devices if client == "sntp" else a.baseline_devices
-            groups.append((main_s, n, runs))
-        mine = [s for s in restart_s if client not in SCENARIOS[s].skip]
+            groups.append((mine, n, runs, None, ""))
+        mine = [s for s in restart_s if SCENARIOS[s].runs(client)]
         if mine:
             n = a.restart_devices if client == "sntp" else a.restart_baseline_devices
-            groups.append((mine, n, restart_runs))
-        for names, n, into in groups:
+            groups.append((mine, n, restart_runs, None, ""))
+        mine = [s for s in sleep_s if SCENARIOS[s].runs(client)]
+        if mine and client == "sntp":  # each at the budgets it is judged at
+            for key, name, acc, *_ in rp.SLEEP_RUNS:
+                if name in mine:
+                    groups.append(([name], a.sleep_devices, restart_runs, acc, key))
+        elif mine:  # the baselines and the oracle: no budget to give
+            groups.append((mine, a.restart_baseline_devices, restart_runs, None, ""))
+        for names, n, into, acc, key in groups:
             restarts = into is restart_runs
             st, info = engine.run(
                 names,
@@ -70,15 +88,15 @@ def cmd_bench(a):
                 seed=a.seed,
                 procs=a.procs,
                 days=_days(a.days),
-                label=f"{client} x{n:,}" + (" restarts" if restarts else ""),
+                label=f"{client} x{n:,}" + (f" {key}" if key else " restarts" if restarts else ""),
                 split_from=RESTART_SPLIT_FROM if restarts else 2_000,
+                accuracy_ms=acc,
             )
-            into[client] = info
-            figs.setdefault(client, {}).update(
-                {name: rp.figures(name, s) for name, s in st.items()}
-            )
+            into[f"{client} {key}" if key else client] = info
             for name, s in st.items():
-                stats.setdefault(name, {})[client] = s
+                k = key or name
+                figs.setdefault(client, {})[k] = rp.figures(name, s, accuracy_ms=acc)
+                stats.setdefault(k, {})[client] = s
             sys.stderr.write(
                 "    {:,} device-days in {:.0f} s: {:,.0f} device-days/s ({} processes)\n".format(
                     info["device_days"],
@@ -87,9 +105,11 @@ def cmd_bench(a):
                     info["processes"],
                 )
             )
-    for name in scenarios:
-        rp.plot_load(os.path.join(out, f"load-{name}.png"), name, stats[name])
-        rp.plot_error(os.path.join(out, f"error-{name}.png"), name, stats[name])
+    rp.alias_sleep_runs(figs)  # a budget of this client's: the others' figures of its scenario
+    for key, by_client in stats.items():
+        name = rp.base_name(key)
+        rp.plot_load(os.path.join(out, f"load-{key}.png"), name, by_client)
+        rp.plot_error(os.path.join(out, f"error-{key}.png"), name, by_client)
     footprint = None if a.no_footprint else load_footprint(out)
     tg = rp.targets(figs, footprint)
     speed = runs.get("sntp")
@@ -124,19 +144,36 @@ README_PATH = os.path.join(ROOT, "README.md")
 
 
 def restarts_block(doc, clients, link="docs/fleet.md#restarts", short=False):
-    """The restart scenarios' table (README.md and docs/fleet.md, between RESTARTS_BEGIN and
-    RESTARTS_END), or None when the run had none of them. link: where the scenarios are
-    described, from the file it goes in; short: this client's figures in one row (README)."""
+    """The restart and deep-sleep scenarios' tables (README.md and docs/fleet.md, between
+    RESTARTS_BEGIN and RESTARTS_END), or None when the run had none of them. link: where the
+    scenarios are described, from the file it goes in; short: this client's figures in one
+    row, and a row per sleep clock (README)."""
     figs = doc["figures"]
-    if not any(n in figs.get(c, {}) for c in clients for n in RESTART_ORDER):
+    names = RESTART_ORDER + rp.SLEEP_KEYS
+    if not any(n in figs.get(c, {}) for c in clients for n in names):
         return None
-    table = rp.restarts_compact(figs) if short else rp.restarts_table(figs, clients)
-    md = ["", table, ""]
+    md = [""]
+    if any(n in figs.get(c, {}) for c in clients for n in RESTART_ORDER):
+        md += [rp.restarts_compact(figs) if short else rp.restarts_table(figs, clients), ""]
+    sleep = rp.sleep_compact(figs) if short else rp.sleep_table(figs)
+    if sleep:
+        md += [sleep, ""]
+    oracle = None if short else rp.oracle_table(figs)
+    if oracle:
+        md += [oracle, ""]
     sizes = sorted({info["devices"] for info in doc.get("restart_runs", {}).values()})
     cold = figs.get("sntp", {}).get("restore-cold", {}).get("devices")
     if sizes:
+        crystal = ""
+        if "deep-sleep" in figs.get("sntp", {}):
+            crystal = (
+                "`deep-sleep` keeps time asleep on the crystal it runs on awake: its figures "
+                "hold only for a board that sleeps on a 32 kHz crystal (a stock ESP32 sleeps on "
+                "an RC oscillator{}). ".format(": the rows by sleep clock" if sleep else "")
+            )
         md.append(
-            "Fleets of {} devices{}, from `make bench-docs`; {}: [fleet.md]({}).".format(
+            "{}Fleets of {} devices{}, from `make bench-docs`; {}: [fleet.md]({}).".format(
+                crystal,
                 " or ".join(f"{n:,}" for n in sizes),
                 f" (the cold restore: {cold:,}, with the main fleet)" if cold else "",
                 "the scenarios and the baselines' figures" if short else "the scenarios",
@@ -166,9 +203,9 @@ def update_docs(out, doc, footprint, clients, path=DOCS_PATH, readme=README_PATH
             )
             ok = False
     figs = doc["figures"]
-    if not any(n in figs.get(c, {}) for c in clients for n in RESTART_ORDER) or any(
+    if not any(n in figs.get(c, {}) for c in clients for n in RESTART_ORDER + SLEEP_ORDER) or any(
         n in figs.get(c, {}) for c in clients for n in ORDER
-    ):  # a run of the restart scenarios alone leaves the headline as it was
+    ):  # a run of the restart (or sleep) scenarios alone leaves the headline as it was
         _update_fleet_md(out, doc, footprint, clients, path)
     return ok
 
@@ -222,6 +259,14 @@ def write_markdown(out, doc, footprint, clients, scenarios):
         md.append("")
         md.append(rp.restarts_table(figs, clients))
         md.append("")
+    if any(n in SLEEP_ORDER for n in scenarios) or "deep-sleep" in scenarios:
+        md.append("## Deep sleep by sleep clock, with the oracle")
+        md.append("")
+        md.append(rp.sleep_table(figs))
+        md.append("")
+        oracle = rp.oracle_table(figs)
+        if oracle:
+            md += [oracle, ""]
     md.append("## Targets (this client)")
     md.append("")
     md += target_lines(tg, {True: "met", False: "MISSED", None: "not measured"})
@@ -270,7 +315,7 @@ def cmd_report(a):
     footprint = load_footprint(a.out)
     doc["targets"] = rp.targets(doc["figures"], footprint)
     clients = [c for c in CLIENTS if c in doc["figures"]]
-    scenarios = [s for s in ORDER + RESTART_ORDER if any(s in doc["figures"][c] for c in clients)]
+    scenarios = [s for s in ALL_ORDER if any(s in doc["figures"][c] for c in clients)]
     rp.write_json(os.path.join(a.out, "fleet.json"), doc)
     write_markdown(a.out, doc, footprint, clients, scenarios)
     if a.docs and not update_docs(a.out, doc, footprint, clients):
@@ -295,6 +340,13 @@ def count(text):
     return int(text)
 
 
+def accuracy(text):
+    """--accuracy-ms: what config.json's accuracy_ms accepts (1-60000), else exit 2."""
+    if not text.isdigit() or not 1 <= int(text) <= 60_000:
+        raise argparse.ArgumentTypeError(f"a whole number of ms from 1 to 60000, not {text!r}")
+    return int(text)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="fleet", description="SNTP fleet simulator")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -313,8 +365,15 @@ def main(argv=None):
         default=250,
         help="fleet size of the restart scenarios, baselines",
     )
+    b.add_argument(
+        "--sleep-devices",
+        type=count,
+        default=250,
+        help="fleet size of the sleep-clock scenarios, this client (baselines: "
+        "--restart-baseline-devices)",
+    )
     b.add_argument("--clients", nargs="*", choices=CLIENTS)
-    b.add_argument("--scenarios", nargs="*", choices=ORDER + RESTART_ORDER)
+    b.add_argument("--scenarios", nargs="*", choices=ALL_ORDER)
     b.add_argument("--days", nargs="*", help="NAME=DAYS overrides")
     b.add_argument("--procs", type=count, default=os.cpu_count() or 2)
     b.add_argument("--seed", type=int, default=1)
@@ -325,8 +384,14 @@ def main(argv=None):
     b.add_argument("--docs", action="store_true", help="write the headline into docs/fleet.md")
     b.set_defaults(fn=cmd_bench)
     r = sub.add_parser("run", help="one client in one scenario; prints the figures as JSON")
-    r.add_argument("--scenario", default="steady", choices=ORDER + RESTART_ORDER)
+    r.add_argument("--scenario", default="steady", choices=ALL_ORDER)
     r.add_argument("--client", default="sntp", choices=CLIENTS)
+    r.add_argument(
+        "--accuracy-ms",
+        type=accuracy,
+        default=None,
+        help="this client's accuracy_ms (1-60000; default: the configuration's, 100)",
+    )
     r.add_argument("--devices", type=count, default=1000)
     r.add_argument("--days", nargs="*", help="NAME=DAYS overrides")
     r.add_argument("--procs", type=count, default=os.cpu_count() or 2)

@@ -18,7 +18,7 @@ import simdev as sim
 from sntp import exchange
 from sntp.discipline import Keeper
 
-from .model import DENY, MIN_MS, OK, RATE, Device
+from .model import DAY_MS, DENY, MIN_MS, NO_BOUND, OK, RATE, Device
 
 
 def reply_bytes(outcome, req, server_rx_us):
@@ -58,7 +58,7 @@ class SntpClient(Device):
     def advance(self, t_ms):
         """The crystal's error, then the discipline's ticks (as simdev.Device.advance)."""
         if t_ms > self.t_ms:
-            self.clock_error_us -= self.osc.lag_us(self.t_ms, t_ms)
+            self.clock_error_us -= self.lag_us(self.t_ms, t_ms)
             self.t_ms = t_ms
             if self.keeper is not None:
                 self.keeper.tick(t_ms - self.mono0)
@@ -94,9 +94,27 @@ class SntpClient(Device):
         self.keeper = None
         self.inflight = None
 
+    def before_sleep(self, t_ms):
+        """The application's last act before machine.deepsleep(): Service.save(), i.e.
+        Keeper.sleep (the drift up to now, the state saved: the wake counts the sleep from
+        here), as docs/design.md shows it; a firmware without it only had its saves."""
+        self.advance(t_ms)
+        sleep = getattr(self.keeper, "sleep", None)
+        if sleep is not None:
+            sleep(t_ms - self.mono0)
+
     def sample(self, t_ms):
         self.advance(t_ms)
         return self.clock_error_us
+
+    def bound_us(self, t_ms):
+        """The keeper's own error bound now (us, None when it cannot say), from
+        Keeper.bound_us on its monotonic clock; NO_BOUND while the firmware has none (the
+        simulator never makes one up)."""
+        f = getattr(self.keeper, "bound_us", None)
+        if f is None:
+            return NO_BOUND
+        return f(t_ms - self.mono0)
 
     def wake(self, t_ms):
         k = self.keeper
@@ -377,6 +395,111 @@ class FixedHourly(Baseline):
         return self._retry(t_ms)
 
 
+class NtptimeWake(NtptimeLoop):
+    """A deep-sleep sensor that calls micropython-lib's ntptime.settime() at every wake (EVERY
+    = 1) or at every EVERY-th (the count kept in RTC memory, which deep sleep keeps): one
+    lookup of pool.ntp.org, one request, the clock set from the whole seconds of the reply
+    (ntptime's way, as NtptimeLoop), no discipline, no retry (a failure raises; the
+    application logs it and sleeps again). The radio comes up only on the wakes that call
+    it; the first power-on calls it too (the clock reads 1970)."""
+
+    name = "ntptime-wake"
+    EVERY = 1
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.wake_n = 0  # wakes since power-on (RTC memory)
+        self.calls = False  # this wake calls ntptime
+
+    def start(self, t_ms):
+        self.wake_n += 1
+        self.calls = (self.wake_n - 1) % self.EVERY == 0
+        return t_ms if self.calls else None
+
+    def due(self, t_ms):
+        return 0 if self.calls else None
+
+    def send(self, t_ms):
+        sidx = self.lookup(self.HOST, t_ms)
+        return None if sidx is None else self.ask(sidx, t_ms)
+
+    def outcome(self, t_ms, sidx, outcome, up, down, sent):
+        if outcome is OK:
+            server_us = self.true_us(sent) + up
+            self.set_clock(t_ms, -(server_us % 1_000_000) - down)  # whole seconds
+        return None  # one call a wake, whatever came of it
+
+
+class NtptimeSixthWake(NtptimeWake):
+    """The same at every 6th wake: with this scenario's sleeps of 5-60 min (a cycle of about
+    33 min on average) that is about 7 calls a day, the traffic the RC sleep clock's target
+    allows (8 a day); on a sensor waking every 10 min it is the common hourly sync."""
+
+    name = "ntptime-wake-6"
+    EVERY = 6
+
+
+class Oracle(Baseline):
+    """The limit: a client that knows the device's sleep clock (its offset and daily swing,
+    model.SleepClock.known_ppb_ms) and its awake crystal exactly, so its clock moves only by
+    the noise of each sleep, which nobody can know; it corrects each wake for the sleep just
+    ended and needs no radio for it. It syncs perfectly (error 0 after a reply) at the first
+    wake at least DAY_MS / K after its last sync (a lost reply: again at the next wake), so
+    it sends about K requests a day. Run at several K (ORACLE_KS), its p99 against requests a
+    day is the curve a real client is held to (report.oracle_needs)."""
+
+    name = "oracle"
+    K = 8  # requests a day
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.next_sync_ms = 0  # the first wake at or after it syncs
+        self.calls = False  # this wake syncs
+
+    def drift_to(self, t_ms):
+        """The clock as the physics moves it, less all that the oracle knows: the crystal
+        awake, the offset and swing of the sleep clock asleep."""
+        if t_ms <= self.t_ms:
+            return
+        t0 = self.t_ms
+        lag = self.lag_us(t0, t_ms)
+        if self.asleep and self.sleep_clock is not None:
+            known = self.sleep_clock.known_ppb_ms(t0, t_ms) / 1_000_000
+            self.clock_error_us -= lag - round(known)
+        self.t_ms = t_ms
+
+    def start(self, t_ms):
+        self.calls = not self.synced or t_ms >= self.next_sync_ms
+        return t_ms if self.calls else None
+
+    def due(self, t_ms):
+        return 0 if self.calls else None
+
+    def send(self, t_ms):
+        return self.ask(self.rand(4), t_ms)
+
+    def outcome(self, t_ms, sidx, outcome, up, down, sent):
+        if outcome is OK:
+            self.set_clock(t_ms, 0)
+            # on a grid of DAY_MS / K from its first sync, so that a late wake does not
+            # lengthen the next interval: K a day (while it wakes more often than that)
+            self.next_sync_ms = max(self.next_sync_ms, t_ms - DAY_MS // self.K) + DAY_MS // self.K
+        return None
+
+
+ORACLE_KS = (1, 2, 4, 8, 12, 24, 48)  # requests a day: the oracle's curve
+
+
+def _oracle(k):
+    """Oracle at k requests a day, a module-level class (a shard can be pickled)."""
+    cls = type(f"Oracle{k}", (Oracle,), {"name": f"oracle-{k}", "K": k, "__module__": __name__})
+    globals()[cls.__name__] = cls
+    return cls
+
+
 BASELINES = {c.name: c for c in (CronWeekly, RetryEverySecond, NtptimeLoop, FixedHourly)}
-CLIENTS = ["sntp"] + list(BASELINES)
+# the deep-sleep scenarios' own clients (Scenario.sleep_clients)
+SLEEPERS = {c.name: c for c in (NtptimeWake, NtptimeSixthWake, *map(_oracle, ORACLE_KS))}
+MODELS = {**BASELINES, **SLEEPERS}
+CLIENTS = ["sntp"] + list(MODELS)
 _ = (RATE, DENY)

@@ -15,7 +15,7 @@ import zlib
 
 from sntp import policy as pol
 
-from .clients import BASELINES, SntpClient
+from .clients import MODELS, SntpClient
 from .model import DAY_MS, FastOscillator, Stats, World
 from .scenarios import EVENT_MS, SCENARIOS
 
@@ -36,7 +36,7 @@ def make_device(client, world, idx, prng, rand, config):
     down = prng.randrange(5_000, 60_001)
     if client == "sntp":
         return SntpClient(world, idx, osc, 0, up, down, config, rand)
-    return BASELINES[client](world, idx, osc, 0, up, down, rand)
+    return MODELS[client](world, idx, osc, 0, up, down, rand)
 
 
 class FastRand:
@@ -54,7 +54,7 @@ class FastRand:
 class Shard:
     """Devices [i0, i1) of a fleet of n_total with one client, in scenario sc."""
 
-    def __init__(self, sc, client, n_total, i0, i1, seed=1):
+    def __init__(self, sc, client, n_total, i0, i1, seed=1, accuracy_ms=None):
         self.sc = sc
         self.client = client
         self.seed, self.i0 = seed, i0
@@ -64,7 +64,10 @@ class Shard:
         self._stats_options(sc, self.stats)
         self.world = World(sc, self.rng, self.stats, loss=sc.loss)
         self.world.track_first_sync = sc.cut is None and sc.first_sync_from_start
-        config = pol.Config.from_dict(sc.sntp_config)
+        conf = dict(sc.sntp_config)
+        if accuracy_ms is not None:  # fleet run --accuracy-ms, make bench's per-scenario budgets
+            conf["accuracy_ms"] = accuracy_ms
+        config = pol.Config.from_dict(conf)
         self.rand = FastRand(self.rng).below
         self.devs = []
         self.heap = []
@@ -72,6 +75,7 @@ class Shard:
         life_rng = self._life_rng(seed, i0)
         for i in range(i0, i1):
             d = make_device(client, self.world, i, prng, self.rand, config)
+            sc.equip(d, seed)  # a sleep clock, from the device's own random source
             t_boot, valid = sc.boot(prng)
             d.lose_at_boot = not valid
             k = len(self.devs)
@@ -97,6 +101,8 @@ class Shard:
     def _stats_options(sc, st):
         st.hour_window = sc.hour_window
         st.track_sends = sc.track_sends
+        if sc.exact_errors:
+            st.keep_exact()
 
     def run_until(self, until_ms, progress=None):
         heap, devs, stats = self.heap, self.devs, self.stats
@@ -115,7 +121,7 @@ class Shard:
             if k < 0:
                 d = devs[-k - 1]
                 if d.on and d.synced:
-                    stats.error_sample(t, d.sample(t))
+                    stats.error_sample(t, d.sample(t), d.bound_us(t))
                 replace(heap, (t + SAMPLE_MS, k))
                 continue
             d = devs[k]
@@ -213,7 +219,7 @@ def _init(arr):
 
 def _run_job(job):
     """One shard: the common first week once, then each scenario from a copy of it."""
-    client, n_total, i0, i1, seed, names, days, slot = job
+    client, n_total, i0, i1, seed, names, days, slot, accuracy_ms = job
     t0 = time.process_time()
     scs = [SCENARIOS[name](days.get(name)) for name in names]
     plan = fork_plan(scs)
@@ -229,13 +235,13 @@ def _run_job(job):
     alone = [sc for sc in scs if not forkable(sc, plan)]
     forked = [sc for sc in scs if forkable(sc, plan)]
     for sc in alone:  # from scratch
-        sh = Shard(sc, client, n_total, i0, i1, seed)
+        sh = Shard(sc, client, n_total, i0, i1, seed, accuracy_ms)
         base_ms[0] = 0
         out[sc.name] = sh.run(progress)
         done_ms[0] += sc.duration_ms
         events += sh.events
     if forked:  # the common first week once, then each scenario from a copy of it
-        base = Shard(SCENARIOS["steady"](), client, n_total, i0, i1, seed)
+        base = Shard(SCENARIOS["steady"](), client, n_total, i0, i1, seed, accuracy_ms)
         base_ms[0] = done_ms[0]
         base.run_until(plan, lambda t: progress(t + base_ms[0]))
         base_ms[0] = 0
@@ -292,18 +298,31 @@ def shards(n, per=SHARD_MAX, procs=1, split_from=2_000):
 
 
 def run(
-    scenarios, client, n, seed=1, days=None, procs=2, label=None, quiet=False, split_from=2_000
+    scenarios,
+    client,
+    n,
+    seed=1,
+    days=None,
+    procs=2,
+    label=None,
+    quiet=False,
+    split_from=2_000,
+    accuracy_ms=None,
 ):
     """Run a fleet of n devices with one client through the scenarios (names). Returns
     ({scenario: Stats}, info). Shards over procs processes (from split_from devices on);
-    days: {name: days} overrides."""
+    days: {name: days} overrides; accuracy_ms: this client's budget (None: the scenario's
+    configuration, the default 100 ms)."""
     if isinstance(scenarios, str):
         scenarios = [scenarios]
     days = days or {}
     parts = shards(n, procs=procs, split_from=split_from)
     scs = [SCENARIOS[name](days.get(name)) for name in scenarios]
     total_ms = planned_ms(scs)
-    jobs = [(client, n, a, b, seed, list(scenarios), days, j) for j, (a, b) in enumerate(parts)]
+    jobs = [
+        (client, n, a, b, seed, list(scenarios), days, j, accuracy_ms)
+        for j, (a, b) in enumerate(parts)
+    ]
     start = time.time()
     label = label or "{} {}".format(client, ",".join(scenarios))
     results = []

@@ -67,6 +67,57 @@ class FastOscillator(sim.Oscillator):
         return whole
 
 
+class SleepClock:
+    """The clock a device keeps time on while it is in deep sleep (the RTC slow clock: on an
+    ESP32 the internal RC oscillator unless a 32 kHz crystal is fitted), separate from the
+    awake crystal (FastOscillator). Its rate in ppb (+: the clock runs slow, as
+    sim.Oscillator) is the sum of
+      offset_ppb  a per-device constant (the RC's error against the rate the chip calibrated
+                  awake, or a crystal's tolerance),
+      swing_ppb   the amplitude of a smooth daily temperature swing: a sinusoid of period
+                  DAY_MS and the device's own phase (rad),
+      noise_ppb   the amplitude of the cycle-to-cycle noise: one value drawn uniformly in
+                  +/- noise_ppb at each fall asleep (new_sleep) and constant through that
+                  sleep (self-heating by the radio, drafts: what nobody can predict).
+    rng: the device's own random source (its draws are the same whatever the client).
+    Floats: tools only; the integral is in closed form, its remainder kept (frac)."""
+
+    def __init__(self, offset_ppb, swing_ppb, phase, noise_ppb, rng):
+        self.offset_ppb = offset_ppb  # ppb
+        self.swing_ppb = swing_ppb  # ppb, amplitude of the daily sinusoid
+        self.phase = phase  # rad
+        self.noise_ppb = noise_ppb  # ppb, amplitude of the per-sleep noise
+        self.rng = rng  # random.Random of the device
+        self.cycle_ppb = 0.0  # this sleep's noise, ppb
+        self.frac = 0.0  # lag not yet whole us, ppb*ms
+
+    def new_sleep(self):
+        """The device falls asleep: this sleep's noise is drawn."""
+        n = self.noise_ppb
+        self.cycle_ppb = self.rng.uniform(-n, n) if n else 0.0
+
+    def rate_ppb(self, t_ms):
+        w = 2 * math.pi / DAY_MS
+        return self.offset_ppb + self.swing_ppb * math.sin(w * t_ms + self.phase) + self.cycle_ppb
+
+    def known_ppb_ms(self, t0_ms, t1_ms):
+        """The integral of offset + swing over [t0, t1] (ppb*ms): what an oracle knows."""
+        w = 2 * math.pi / DAY_MS
+        c0, c1 = math.cos(w * t0_ms + self.phase), math.cos(w * t1_ms + self.phase)
+        swing = self.swing_ppb / w * (c0 - c1)
+        return self.offset_ppb * (t1_ms - t0_ms) + swing
+
+    def lag_us(self, t0_ms, t1_ms):
+        """How many us the clock falls behind true time from t0 to t1 (negative: gains):
+        the integral of rate_ppb, whole us, the rest carried to the next call."""
+        if t1_ms <= t0_ms:
+            return 0
+        total = self.frac + self.known_ppb_ms(t0_ms, t1_ms) + self.cycle_ppb * (t1_ms - t0_ms)
+        whole = math.floor(total / 1_000_000)
+        self.frac = total - whole * 1_000_000
+        return whole
+
+
 class RateLimit:
     """A server's per-client rate limit with Kiss-o'-Death, after ntpd's `restrict ...
     limited kod` and `discard average A minimum M` (ntpd 4.2.8 ntp_monitor.c, ntp_monitor():
@@ -140,6 +191,7 @@ class Server:
 
 
 OK, RATE, DENY = "ok", "RATE", "DENY"
+NO_BOUND = "no bound"  # Device.bound_us of a client that keeps no error bound
 
 
 class Stats:
@@ -191,6 +243,12 @@ class Stats:
         self.wakes = 0  # deep-sleep wakes (boots with wake=True) in the window
         self.radio_wakes = 0  # of those, the ones that brought the radio up
         self.radio_idle = 0  # of those, the ones that sent no request
+        # the client's own error bound at the sampled instants in the window (Device.bound_us)
+        self.bound_samples = 0  # samples of a client that keeps a bound
+        self.bound_covered = 0  # of those, the bound >= the true |error|
+        self.bound_none = 0  # of those, the client could not say (None: not covered)
+        self.bound_hist = [0] * self.ERR_BINS  # the bounds it gave, as err_hist
+        self.exact = None  # (array of |error| us, array of bounds us) in the window, when kept
 
     # ---- recording ---------------------------------------------------------------------
     def arrival(self, sidx, t_ms):
@@ -251,9 +309,11 @@ class Stats:
         if self.window[0] <= t_ms < self.window[1]:
             self.dns_window += 1
 
-    def error_sample(self, t_ms, err_us):
+    def error_sample(self, t_ms, err_us, bound_us=NO_BOUND):
+        """A sampled |clock error| (and the client's bound at that instant, if it keeps one:
+        None, it could not say, counts as not covered)."""
         e = abs(err_us)
-        b = 0 if e < 1 else min(self.ERR_BINS - 1, int(math.log10(e) * self.ERR_PER_DECADE) + 1)
+        b = self.err_bin(e)
         h = t_ms // HOUR_MS
         if h < len(self.err_hour):
             self.err_hour[h][b] += 1
@@ -264,6 +324,24 @@ class Stats:
             self.err_samples += 1
             if e > self.err_max_us:
                 self.err_max_us = e
+            if self.exact is not None:
+                self.exact[0].append(e)
+                if bound_us is not NO_BOUND and bound_us is not None:
+                    self.exact[1].append(bound_us)
+            if bound_us is not NO_BOUND:
+                self.bound_samples += 1
+                if bound_us is None:
+                    self.bound_none += 1
+                else:
+                    self.bound_hist[self.err_bin(bound_us)] += 1
+                    if bound_us >= e:
+                        self.bound_covered += 1
+
+    @classmethod
+    def err_bin(cls, e_us):
+        if e_us < 1:
+            return 0
+        return min(cls.ERR_BINS - 1, int(math.log10(e_us) * cls.ERR_PER_DECADE) + 1)
 
     def presync(self, t_ms, err_us):
         if self.window[0] <= t_ms < self.window[1] and abs(err_us) > self.presync_max_us:
@@ -272,6 +350,19 @@ class Stats:
     @classmethod
     def bin_upper_us(cls, b):
         return 10 ** (b / cls.ERR_PER_DECADE)
+
+    def keep_exact(self):
+        """Keep every sampled |error| and bound of the window too (exact quantiles: the
+        deep-sleep scenarios, whose p99 is compared with the oracle's)."""
+        self.exact = (array("q"), array("q"))
+
+    @staticmethod
+    def exact_quantile(values, q):
+        """The q-quantile of values (nearest rank), or None when there are none."""
+        if not values:
+            return None
+        s = sorted(values)
+        return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
 
     @classmethod
     def quantile_us(cls, hist, q):
@@ -315,7 +406,8 @@ class Stats:
         for f in (
             "devices sent sent_window dns_window dead_arrivals lost after_rate rate_devices "
             "after_deny deny_devices err_samples never_synced hour_sent in_rate_hold "
-            "in_rate_min boots wakes radio_wakes radio_idle"
+            "in_rate_min boots wakes radio_wakes radio_idle bound_samples bound_covered "
+            "bound_none"
         ).split():
             setattr(self, f, getattr(self, f) + getattr(o, f))
         for k in self.kods:
@@ -325,6 +417,10 @@ class Stats:
         self.rate_ratios += o.rate_ratios
         self.first_sync_ms += o.first_sync_ms
         self.err_hist = [a + b for a, b in zip(self.err_hist, o.err_hist)]
+        self.bound_hist = [a + b for a, b in zip(self.bound_hist, o.bound_hist)]
+        if self.exact is not None and o.exact is not None:
+            self.exact[0].extend(o.exact[0])
+            self.exact[1].extend(o.exact[1])
         self.err_hour = [[a + b for a, b in zip(x, y)] for x, y in zip(self.err_hour, o.err_hour)]
         self.err_hour_max = [max(a, b) for a, b in zip(self.err_hour_max, o.err_hour_max)]
         self.err_max_us = max(self.err_max_us, o.err_max_us)
@@ -358,6 +454,9 @@ class Device:
         self.sent_n = 0  # requests sent, whole run
         self.sends = None  # send times in the window, when Stats.track_sends
         self.rate_hold = None  # {sidx: [kissed send ms, hold ms]}: the RATE holds it was set
+        self.sleep_clock = None  # SleepClock: its RTC in deep sleep (None: the awake crystal)
+        self.asleep = False  # in deep sleep now: the wall clock runs on sleep_clock
+        self.slept_from = None  # when the current (or last) deep sleep began, ms
 
     def true_us(self, t_ms):
         return self.world.t0_us + t_ms * 1000
@@ -365,11 +464,41 @@ class Device:
     def wall_us(self, t_ms):
         return self.world.t0_us + t_ms * 1000 + self.clock_error_us
 
+    def lag_us(self, t0_ms, t1_ms):
+        """How far the wall clock falls behind from t0 to t1 by the clock it runs on now: the
+        sleep clock while in deep sleep (a scenario's life() sets asleep), else the crystal."""
+        if self.asleep and self.sleep_clock is not None:
+            return self.sleep_clock.lag_us(t0_ms, t1_ms)
+        return self.osc.lag_us(t0_ms, t1_ms)
+
     def drift_to(self, t_ms):
-        """The crystal alone (powered off, or a client without discipline)."""
+        """The clock alone (powered off, or a client without discipline)."""
         if t_ms > self.t_ms:
-            self.clock_error_us -= self.osc.lag_us(self.t_ms, t_ms)
+            self.clock_error_us -= self.lag_us(self.t_ms, t_ms)
             self.t_ms = t_ms
+
+    def before_sleep(self, t_ms):
+        """What the application does just before a deep sleep (SntpClient: Service.save())."""
+
+    def fall_asleep(self, t_ms):
+        """Deep sleep from t_ms (after power_off): the wall clock moves by the sleep clock
+        from now on, with this sleep's noise."""
+        self.drift_to(t_ms)
+        if self.sleep_clock is not None:
+            self.sleep_clock.new_sleep()
+            self.asleep = True
+        self.slept_from = t_ms
+
+    def wake_up(self, t_ms):
+        """The end of a deep sleep (before boot): the sleep clock up to t_ms, then the
+        crystal again."""
+        self.drift_to(t_ms)
+        self.asleep = False
+
+    def bound_us(self, t_ms):
+        """The client's own bound on its clock error now (us; None: it cannot say), or
+        NO_BOUND when the client has no such notion (the baselines)."""
+        return NO_BOUND
 
     def synced_now(self, t_ms):
         self.synced = True

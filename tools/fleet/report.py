@@ -1,13 +1,48 @@
 # Figures from the counters, the fleet targets, the Markdown table, the JSON and the plots.
 import json
+import math
 import os
 
+from .clients import ORACLE_KS
 from .model import DAY_MS, MIN_MS, Stats
-from .scenarios import EVENT_MS, RESTARTS, SCENARIOS
+from .scenarios import EVENT_MS, RESTARTS, SCENARIOS, SLEEP_CLOCKS
 
 RESTART_NAMES = [sc.name for sc in RESTARTS]
+SLEEP_NAMES = [sc.name for sc in SLEEP_CLOCKS]
 
 ACCURACY_MS = 100  # this client's default accuracy target (policy.Config.accuracy_ms)
+
+# The sleep-clock scenarios as make bench runs this client in them: (figure key, scenario,
+# accuracy_ms, most requests/device/day, largest p99 ms or None), the targets of each.
+# deep-sleep-rc-poor at 1,000 ms is beyond any client (the oracle's curve says what it would
+# take): only its traffic is held, to the pool's 30-minute floor.
+SLEEP_RUNS = [
+    ("deep-sleep-xtal", "deep-sleep-xtal", 100, 2, 100),
+    ("deep-sleep-rc", "deep-sleep-rc", 1_000, 8, 1_000),
+    ("deep-sleep-rc-poor", "deep-sleep-rc-poor", 3_000, 12, 3_000),
+    ("deep-sleep-rc-poor@1000", "deep-sleep-rc-poor", 1_000, 48, None),
+]
+SLEEP_KEYS = [r[0] for r in SLEEP_RUNS]
+BOUND_COVERAGE = 0.99  # the bound covers the true |error| at >= 99 % of sampled instants
+BOUND_RATIO = 3  # and its median is at most 3x the median true |error|
+ORACLE_RATIO = 1.5  # this client's requests/day within 1.5x the oracle's at the same p99
+ORACLES = [f"oracle-{k}" for k in ORACLE_KS]
+
+
+def base_name(key):
+    """The scenario of a figure key ('deep-sleep-rc-poor@1000' -> 'deep-sleep-rc-poor')."""
+    return key.split("@")[0]
+
+
+def alias_sleep_runs(figs):
+    """This client runs some sleep-clock scenario at more than one budget (SLEEP_RUNS); the
+    other clients have none to give: their figures of the scenario stand for every key."""
+    for c, f in figs.items():
+        if c == "sntp":
+            continue
+        for key, name, *_ in SLEEP_RUNS:
+            if key != name and name in f:
+                f[key] = f[name]
 
 
 def _window_slices(st, frm, until):
@@ -34,7 +69,7 @@ def load_figures(st, frm, until):
     }
 
 
-def figures(name, st, info=None):
+def figures(name, st, info=None, accuracy_ms=None):
     sc = SCENARIOS[name]()
     sc_days = st.duration_ms // DAY_MS
     sc = SCENARIOS[name](sc_days)
@@ -42,6 +77,7 @@ def figures(name, st, info=None):
     n = st.devices
     wdays = (w1 - w0) / DAY_MS
     f = {"scenario": name, "devices": n, "days": sc_days}
+    f["accuracy_ms"] = accuracy_ms or ACCURACY_MS  # this client's budget (others: none)
     f["window_days"] = [w0 / DAY_MS, w1 / DAY_MS]
     f["requests_per_device_day"] = st.sent_window / n / wdays
     f["dns_per_device_day"] = st.dns_window / n / wdays
@@ -71,6 +107,8 @@ def figures(name, st, info=None):
     f["err_samples"] = st.err_samples
     f["err_max_ms"] = st.err_max_us / 1000 if st.err_samples else None
     p99 = Stats.quantile_us(st.err_hist, 0.99)
+    if st.exact is not None:  # exact, not the histogram's bin edge
+        p99 = Stats.exact_quantile(st.exact[0], 0.99)
     f["err_p99_ms"] = p99 / 1000 if p99 is not None else None
     f["err_presync_max_ms"] = st.presync_max_us / 1000 if st.presync_max_us else None
     fs = sorted(x for x in st.first_sync_ms if x >= 0)
@@ -92,11 +130,92 @@ def figures(name, st, info=None):
     f["in_rate_min"] = st.in_rate_min if sc.name.startswith("rate-") else None
     f["boots"] = st.boots
     f["wakes"] = st.wakes
-    f["radio_wakes"] = st.radio_wakes if sc.name == "deep-sleep" else None
-    f["radio_idle"] = st.radio_idle if sc.name == "deep-sleep" else None
+    sleeper = sc.name.startswith("deep-sleep")
+    f["radio_wakes"] = st.radio_wakes if sleeper else None
+    f["radio_idle"] = st.radio_idle if sleeper else None
+    med = Stats.quantile_us(st.err_hist, 0.5)
+    if st.exact is not None:
+        med = Stats.exact_quantile(st.exact[0], 0.5)
+    f["err_median_ms"] = med / 1000 if med is not None else None
+    # the client's own error bound at the same instants (None: the client keeps none)
+    f.update(bound_figures(st, f["err_median_ms"]))
     if info:
         f["run"] = info
     return f
+
+
+def bound_figures(st, err_median_ms):
+    """bound_coverage (the fraction of sampled instants at which the client's own bound was
+    at least the true |error|; a bound it could not give counts as not covered),
+    bound_median_ms, and its ratio to the median true error; None for a client that keeps
+    no bound (the baselines, or firmware without Keeper.bound_us)."""
+    n = st.bound_samples
+    if not n:
+        return dict.fromkeys(
+            ("bound_samples", "bound_none", "bound_coverage", "bound_median_ms", "bound_ratio")
+        )
+    med = Stats.quantile_us(st.bound_hist, 0.5)
+    if st.exact is not None:
+        med = Stats.exact_quantile(st.exact[1], 0.5)
+    med_ms = med / 1000 if med is not None else None
+    return {
+        "bound_samples": n,
+        "bound_none": st.bound_none,
+        "bound_coverage": st.bound_covered / n,
+        "bound_median_ms": med_ms,
+        "bound_ratio": med_ms / err_median_ms if med_ms is not None and err_median_ms else None,
+    }
+
+
+# ---- the oracle: the limit of the physics ------------------------------------------------------
+def oracle_curve(figs, key):
+    """[(requests/device/day, p99 ms)] of the oracle at each K it ran in key, fewest first."""
+    pts = []
+    for c in ORACLES:
+        f = figs.get(c, {}).get(key)
+        if f and f["err_p99_ms"] is not None:
+            pts.append((f["requests_per_device_day"], f["err_p99_ms"]))
+    return sorted(pts)
+
+
+def oracle_needs(figs, key, p99_ms):
+    """How many requests a day the oracle needs in key for a p99 of p99_ms, interpolated on
+    its curve (log-log between the two points around it: its error grows as a random walk).
+    {"requests": r} or, beyond the curve, {"below": r} (it needs fewer than its fewest, r)
+    or {"above": r} (more than its most); None without a curve or a p99."""
+    pts = oracle_curve(figs, key)
+    if not pts or p99_ms is None:
+        return None
+    if p99_ms >= pts[0][1]:
+        return {"below": pts[0][0]}
+    for (r0, e0), (r1, e1) in zip(pts, pts[1:]):
+        if e0 >= p99_ms >= e1:
+            if e0 == e1 or p99_ms <= 0:
+                return {"requests": r1}
+            x = math.log(e0 / p99_ms) / math.log(e0 / e1)
+            return {"requests": math.exp(math.log(r0) + x * math.log(r1 / r0))}
+    return {"above": pts[-1][0]}
+
+
+def oracle_text(need, mine):
+    """'7.3 (this client 1.1x)', '< 0.9 (this client > 8.9x)', '> 47 (...)', or '-'."""
+    if need is None:
+        return "-"
+    if "requests" in need:
+        r = need["requests"]
+        return f"{r:.2f} (this client {mine / r:.2f}x)" if r else f"{r:.2f}"
+    if "below" in need:
+        r = need["below"]
+        return f"< {r:.2f} (this client > {mine / r:.1f}x)"
+    return f"> {need['above']:.1f} (this client < {mine / need['above']:.2f}x)"
+
+
+def oracle_ratio(need, mine):
+    """This client's requests/day over the oracle's at the same p99; None when the oracle's
+    curve does not reach that p99 (beyond it: a bound, see oracle_text)."""
+    if need is None or "requests" not in need or not need["requests"]:
+        return None
+    return mine / need["requests"]
 
 
 # ---- targets ---------------------------------------------------------------------------------
@@ -160,9 +279,93 @@ def targets(figs, footprint=None):
                 f"{d:.2f} per device (max {k['after_deny_max']}) over {k['deny_devices']} devices",
             )
     out += restart_targets(s)
+    out += sleep_targets(figs)
+    out += bound_targets(s)
     if footprint:  # tools/footprint.py's own targets (docs/footprint.md)
         out += footprint.get("targets", [])
     return out
+
+
+def sleep_targets(figs):
+    """The sleep-clock scenarios' targets (SLEEP_RUNS) for this client, against the oracle's
+    curve from figs' oracle-K clients."""
+    s = figs.get("sntp", {})
+    out = []
+    for key, _name, acc, most, p99_top in SLEEP_RUNS:
+        f = s.get(key)
+        if not f:
+            continue
+        v, p99 = f["requests_per_device_day"], f["err_p99_ms"]
+        what = f"{key} at {acc:,} ms: <= {most} requests/device/day"
+        ok = v <= most
+        if p99_top is not None:
+            what += f" and p99 <= {p99_top:,} ms"
+            ok = ok and p99 is not None and p99 <= p99_top
+        p = "not synced" if p99 is None else f"p99 {p99:,.0f} ms, max {f['err_max_ms']:,.0f} ms"
+        out.append(
+            {
+                "target": what,
+                "met": ok,
+                "measured": f"{v:.2f} requests/device/day, {p} ({f['devices']:,} devices, "
+                f"{f['err_samples']:,} wakes)",
+            }
+        )
+        need = oracle_needs(figs, key, p99)
+        ratio = oracle_ratio(need, v)
+        if need is None:
+            met, text = None, "no oracle run"
+        else:
+            met = ratio is not None and ratio <= ORACLE_RATIO
+            if "above" in need:  # beyond the oracle's most: at least this close
+                met = v <= ORACLE_RATIO * need["above"] or None
+            elif "below" in need:  # the oracle needs fewer than its fewest: at least this far
+                met = False if v > ORACLE_RATIO * need["below"] else None
+            text = "the oracle needs " + oracle_text(need, v) + " requests/day for that p99"
+        out.append(
+            {
+                "target": f"{key} at {acc:,} ms: requests/day within {ORACLE_RATIO}x the "
+                "oracle's at the same p99",
+                "met": met,
+                "measured": text,
+            }
+        )
+    return out
+
+
+def bound_targets(s):
+    """The error bound's targets over every scenario of this client's figures s."""
+    have = {k: f for k, f in s.items() if f.get("err_samples")}
+    if not have:
+        return []
+    judged = {k: f for k, f in have.items() if f.get("bound_coverage") is not None}
+    what_cov = f"the error bound covers the true error at >= {BOUND_COVERAGE:.0%} of sampled "
+    what_cov += "instants, every scenario"
+    what_med = f"the error bound's median <= {BOUND_RATIO}x the median true error, every scenario"
+    if not judged:
+        none = "not measured: this firmware has no Keeper.bound_us"
+        return [
+            {"target": what_cov, "met": None, "measured": none},
+            {"target": what_med, "met": None, "measured": none},
+        ]
+    cov = sorted((f["bound_coverage"], k) for k, f in judged.items())
+    rat = sorted(
+        ((f["bound_ratio"] if f["bound_ratio"] is not None else math.inf), k)
+        for k, f in judged.items()
+    )
+    missing = sorted(set(have) - set(judged))
+    tail = f"; no bound in {', '.join(missing)}" if missing else ""
+    return [
+        {
+            "target": what_cov,
+            "met": cov[0][0] >= BOUND_COVERAGE and not missing,
+            "measured": "lowest " + ", ".join(f"{k} {c:.2%}" for c, k in cov[:3]) + tail,
+        },
+        {
+            "target": what_med,
+            "met": rat[-1][0] <= BOUND_RATIO and not missing,
+            "measured": "highest " + ", ".join(f"{k} {r:.2f}x" for r, k in rat[::-1][:3]) + tail,
+        },
+    ]
 
 
 def _s(v, unit=" s"):
@@ -290,6 +493,16 @@ RESTART_COLS = [
 ]
 
 
+SLEEP_COLS = RESTART_COLS[:4] + [
+    ("radio-on wakes", "radio_wakes"),
+    ("p99 |err| ms", "err_p99_ms"),
+    ("median |err| ms", "err_median_ms"),
+    ("max |err| ms", "err_max_ms"),
+    ("bound covers", "bound_coverage"),
+    ("median bound ms", "bound_median_ms"),
+]
+
+
 def _fmt(v):
     if v is None:
         return "-"
@@ -315,7 +528,9 @@ def markdown(figs, order, clients, runs=None):
         lines.append("")
         lines.append(sc.sentence)
         lines.append("")
-        cols = RESTART_COLS if name in RESTART_NAMES else COLS
+        cols = (
+            RESTART_COLS if name in RESTART_NAMES else SLEEP_COLS if name in SLEEP_NAMES else COLS
+        )
         lines.append("| " + " | ".join(c for c, _ in cols) + " |")
         lines.append("|" + "---|" * len(cols))
         for c in present:
@@ -421,7 +636,7 @@ RESTART_COMPACT = [
     ("crash-loop", "crash loop: worst hour, day, valid clock after"),
     ("restore-cold", "cold restore: 1st hour, valid clock"),
     ("restore-cold-liar", "with a liar: 1st hour, valid clock"),
-    ("deep-sleep", "deep sleep: req/day, p99 error, idle radio"),
+    ("deep-sleep", "deep sleep, crystal asleep: req/day, p99 error, idle radio"),
     ("rate-reboot", "RATE, reboots: in hold"),
     ("rate-reboot-cold", "same, clock lost: in hold"),
 ]
@@ -449,6 +664,117 @@ def restarts_compact(figs):
         mine.append(cell + (" (met)" if ok else " (**missed**)"))
     lines = [head, ["---"] * len(head), tgt, mine]
     return "\n".join("| " + " | ".join(x) + " |" for x in lines)
+
+
+# ---- deep sleep by sleep clock ---------------------------------------------------------------
+SLEEP_LABELS = {
+    "deep-sleep": "the awake crystal (`deep-sleep`: 10 min asleep, 5 s awake)",
+    "deep-sleep-xtal": "32 kHz crystal",
+    "deep-sleep-rc": "calibrated RC",
+    "deep-sleep-rc-poor": "poor RC",
+    "deep-sleep-rc-poor@1000": "poor RC",
+}
+
+
+def _req_p99(f):
+    if not f:
+        return "-"
+    p = f["err_p99_ms"]
+    return "{:.2f}/day, {}".format(
+        f["requests_per_device_day"], "-" if p is None else f"{p:,.0f} ms"
+    )
+
+
+def _bound(f):
+    if not f or f.get("bound_coverage") is None:
+        return "-"
+    r = f["bound_ratio"]
+    return "{:.1%}, {}".format(f["bound_coverage"], "-" if r is None else f"{r:.2f}x")
+
+
+def _sleep_rows(figs):
+    """[(key, this client's figures)] of the deep-sleep scenarios this client ran."""
+    s = figs.get("sntp", {})
+    return [(k, s[k]) for k in ["deep-sleep"] + SLEEP_KEYS if k in s]
+
+
+def sleep_table(figs):
+    """docs/fleet.md's deep-sleep table: one row per sleep clock (and budget); this client,
+    its bound, the ntptime baselines and the oracle at this client's p99."""
+    head = [
+        "sleep clock",
+        "accuracy_ms",
+        "this client",
+        "bound covers, median bound / median error",
+        "ntptime every wake",
+        "ntptime every 6th wake",
+        "oracle's requests/day at this client's p99",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, f in _sleep_rows(figs):
+        need = oracle_needs(figs, key, f["err_p99_ms"])
+        row = [
+            SLEEP_LABELS.get(key, key),
+            f"{f['accuracy_ms']:,}",
+            _req_p99(f),
+            _bound(f),
+            _req_p99(figs.get("ntptime-wake", {}).get(key)),
+            _req_p99(figs.get("ntptime-wake-6", {}).get(key)),
+            oracle_text(need, f["requests_per_device_day"]),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def oracle_table(figs):
+    """The oracle's curve: one row per K, one column per sleep-clock scenario."""
+    keys = [k for k in SLEEP_NAMES if any(k in figs.get(c, {}) for c in ORACLES)]
+    if not keys:
+        return None
+    head = ["oracle, K requests a day"] + [SLEEP_LABELS[k] for k in keys]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in ORACLES:
+        if not any(k in figs.get(c, {}) for k in keys):
+            continue
+        row = [c.split("-")[1]] + [_req_p99(figs[c].get(k)) for k in keys]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def sleep_compact(figs):
+    """README.md's deep-sleep table: one row per sleep clock (its budgets in one cell each,
+    '; ' between them), this client's figures against the targets of SLEEP_RUNS, and the
+    oracle's requests a day at this client's p99."""
+    s = figs.get("sntp", {})
+    by_clock = {}
+    for key, name, acc, most, top in SLEEP_RUNS:
+        if key in s:
+            by_clock.setdefault(name, []).append((key, acc, most, top))
+    if not by_clock:
+        return None
+    head = [
+        "deep sleep (5-60 min) on",
+        "accuracy",
+        "target",
+        "this client: req/day, p99",
+        "the oracle's req/day at that p99",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, runs in by_clock.items():
+        cells = [[], [], [], []]
+        for key, acc, most, top in runs:
+            f = s[key]
+            v, p = f["requests_per_device_day"], f["err_p99_ms"]
+            ok = v <= most and (top is None or p is not None and p <= top)
+            need = oracle_needs(figs, key, p)
+            cells[0].append(f"{acc:,} ms")
+            cells[1].append(f"<= {most}/day" + ("" if top is None else f", <= {top:,} ms"))
+            cells[2].append(_req_p99(f) + (" (met)" if ok else " (**missed**)"))
+            cells[3].append("-" if need is None else oracle_text(need, v).split(" (")[0])
+        lines.append(
+            "| " + " | ".join([SLEEP_LABELS[name]] + ["; ".join(c) for c in cells]) + " |"
+        )
+    return "\n".join(lines)
 
 
 def write_json(path, obj):

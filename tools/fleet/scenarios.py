@@ -11,7 +11,10 @@
 # Every scenario starts with a fleet of new devices switched on at random times during the
 # first day with invalid clocks (1970), and lets it settle for a week (WARM_DAYS) before the
 # event, so the event hits a fleet in its steady state.
-from .model import DAY_MS, HOUR_MS, MIN_MS, RateLimit, Server
+import math
+import random
+
+from .model import DAY_MS, HOUR_MS, MIN_MS, RateLimit, Server, SleepClock
 
 WARM_DAYS = 7
 EVENT_MS = WARM_DAYS * DAY_MS + 12 * HOUR_MS  # day 7, 12:00 (a Monday)
@@ -36,10 +39,25 @@ class Scenario:
     first_sync_from_start = True  # time to a first sync: of the boots from the start on
     skip = ()  # clients make bench leaves out of this scenario (too slow to simulate)
     dns_for = None  # (name, t_ms, rng, device index) -> answer: DNS that tells devices apart
+    sleep_clients = False  # the deep-sleep baselines and the oracle run here (clients.SLEEPERS)
+    exact_errors = False  # every sampled error kept: exact quantiles (Stats.keep_exact)
 
     def __init__(self, days=None):
         if days is not None:
             self.days = days
+
+    @classmethod
+    def runs(cls, client):
+        """Whether make bench runs client in this scenario: the fleet's clients everywhere
+        but where skipped; the deep-sleep baselines and the oracles only where asked."""
+        from .clients import SLEEPERS
+
+        if client in cls.skip:
+            return False
+        return cls.sleep_clients or client not in SLEEPERS
+
+    def equip(self, dev, seed):
+        """Give a new device what this scenario adds to it (a sleep clock); seed: the run's."""
 
     @property
     def duration_ms(self):
@@ -355,13 +373,17 @@ class DeepSleep(Scenario):
         if dev.on:  # the awake time is over: deep sleep (everything not saved is lost)
             if dev.radio and inside and dev.sent_n == dev.sent_at_wake:
                 st.radio_idle += 1
+            dev.before_sleep(t_ms)  # svc.save(), then machine.deepsleep()
             dev.power_off(t_ms)
             dev.on = False
-            dev.life_t = dev.cycle_ms + self.PERIOD_MS
+            dev.fall_asleep(t_ms)
+            dev.life_t = self.wake_at(dev, t_ms)
             return None
         first = getattr(dev, "cycle_ms", None) is None
         dev.cycle_ms = t_ms
         dev.on = True
+        if not first:
+            dev.wake_up(t_ms)  # the sleep clock up to now, the crystal from here on
         since = (dev.first_sync_pending, dev.boot_ms)
         nt = dev.boot(t_ms, lose_clock=first, wake=not first)
         if not first:
@@ -370,15 +392,97 @@ class DeepSleep(Scenario):
             if inside:
                 st.wakes += 1
                 if dev.synced:
-                    st.error_sample(t_ms, dev.sample(t_ms))
+                    st.error_sample(t_ms, dev.sample(t_ms), dev.bound_us(t_ms))
         # a power-on (installation) brings the network up and stays awake FIRST_AWAKE_MS for
         # the first sync; a wake asks due() and brings the radio up only when it says 0
         dev.radio = first or dev.due(t_ms) == 0
         dev.sent_at_wake = dev.sent_n
         if dev.radio and inside and not first:
             st.radio_wakes += 1
-        dev.life_t = t_ms + (self.FIRST_AWAKE_MS if first else self.AWAKE_MS)
+        dev.life_t = t_ms + (self.FIRST_AWAKE_MS if first else self.awake_ms(dev))
         return nt if dev.radio else None
+
+    def wake_at(self, dev, t_ms):
+        """When a device that fell asleep at t_ms wakes: PERIOD_MS after its last wake."""
+        return dev.cycle_ms + self.PERIOD_MS
+
+    def awake_ms(self, dev):
+        return self.AWAKE_MS
+
+
+# ---- deep sleep on real sleep clocks ----------------------------------------------------------
+# docs/fleet.md (Sleep clocks) gives the sources of every figure below.
+XTAL_ROOM_C = 5  # a room 5 C below a 32 kHz crystal's turnover (20 C against 25 C) ...
+XTAL_SWING_C = 4  # ... swinging +/-4 C a day
+XTAL_PPM_PER_C2 = 0.03  # a tuning-fork crystal's parabola, -0.03 ppm/C^2 about its turnover
+# d/dT of -k (T - T0)^2 at 5 C from the turnover, times the +/-4 C swing: +/-1.2 ppm a day
+XTAL_SWING_PPB = round(2 * XTAL_PPM_PER_C2 * XTAL_ROOM_C * XTAL_SWING_C * 1000)
+XTAL_NOISE_C = 1  # the sensor's temperature off the smooth day by +/-1 C from sleep to sleep
+XTAL_NOISE_PPB = round(2 * XTAL_PPM_PER_C2 * XTAL_ROOM_C * XTAL_NOISE_C * 1000)  # +/-0.3 ppm
+
+
+class SleepClockSensor(DeepSleep):
+    """deep-sleep with a variable duty cycle and the deep sleep kept on a clock of its own
+    (model.SleepClock: a per-device offset uniform in +/-OFFSET_PPB, a daily sinusoid of
+    SWING_PPB with the device's own phase, a noise uniform in +/-NOISE_PPB drawn at each fall
+    asleep). Each sleep lasts 5-60 min and each wake 2-30 s (uniform), drawn from the device's
+    own random source, so every client meets the same clocks and the same schedule."""
+
+    OFFSET_PPB = SWING_PPB = NOISE_PPB = 0
+    SLEEP_MS = (5 * MIN_MS, 60 * MIN_MS)  # each sleep, uniform
+    AWAKE_RANGE_MS = (2_000, 30_000)  # each wake, uniform (the power-on stays FIRST_AWAKE_MS)
+    sleep_clients = True
+    exact_errors = True
+
+    def equip(self, dev, seed):
+        rng = random.Random(seed * 1_000_037 + dev.idx * 7_919 + 11)
+        offset = rng.uniform(-self.OFFSET_PPB, self.OFFSET_PPB)
+        phase = rng.uniform(0, 2 * math.pi)
+        dev.sleep_clock = SleepClock(offset, self.SWING_PPB, phase, self.NOISE_PPB, rng)
+
+    def wake_at(self, dev, t_ms):
+        lo, hi = self.SLEEP_MS
+        return t_ms + dev.sleep_clock.rng.randint(lo, hi)
+
+    def awake_ms(self, dev):
+        lo, hi = self.AWAKE_RANGE_MS
+        return dev.sleep_clock.rng.randint(lo, hi)
+
+
+def _sleep_kind(name, clock, offset_ppb, swing_ppb, noise_ppb):
+    """A SleepClockSensor scenario for one board kind (the figures: docs/fleet.md), a
+    module-level class (a shard can be pickled)."""
+
+    def ppm(ppb):
+        return f"{ppb / 1000:,g} ppm"
+
+    sentence = (
+        "Battery sensors as in `deep-sleep`, but each sleep lasts 5-60 min and each wake 2-30 s "
+        f"(uniform, drawn per device), and time asleep is kept by a {clock}: per device a "
+        f"constant offset uniform in +/-{ppm(offset_ppb)}, a smooth daily temperature swing of "
+        f"+/-{ppm(swing_ppb)} (a sinusoid, its phase per device) and a noise uniform in "
+        f"+/-{ppm(noise_ppb)} drawn at each fall asleep; awake, the crystal as everywhere "
+        "else. Ten days; figures from day 3."
+    )
+    attrs = {
+        "name": name,
+        "title": f"Deep-sleep sensor, sleeping on a {clock}",
+        "sentence": sentence,
+        "OFFSET_PPB": offset_ppb,
+        "SWING_PPB": swing_ppb,
+        "NOISE_PPB": noise_ppb,
+        "__module__": __name__,
+    }
+    cls = type("".join(w.capitalize() for w in name.split("-")), (SleepClockSensor,), attrs)
+    globals()[cls.__name__] = cls
+    return cls
+
+
+SLEEP_CLOCKS = (
+    _sleep_kind("deep-sleep-xtal", "32 kHz crystal", 20_000, XTAL_SWING_PPB, XTAL_NOISE_PPB),
+    _sleep_kind("deep-sleep-rc", "calibrated RC oscillator", 1_000_000, 200_000, 50_000),
+    _sleep_kind("deep-sleep-rc-poor", "poor RC oscillator", 5_000_000, 500_000, 300_000),
+)
 
 
 class RateReboot(Scenario):
@@ -426,4 +530,4 @@ class RateRebootCold(RateReboot):
 
 ALL = (Steady, RestoreWarm, RestoreCold, Outage, KissOfDeath, DnsOutage, LeavesPool)
 RESTARTS = (RestoreColdLiar, CrashLoop, DeepSleep, RateReboot, RateRebootCold)
-SCENARIOS = {s.name: s for s in ALL + RESTARTS}
+SCENARIOS = {s.name: s for s in ALL + RESTARTS + SLEEP_CLOCKS}
