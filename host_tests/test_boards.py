@@ -536,6 +536,21 @@ def test_board_without_wifi_credentials_says_so_and_runs_its_application():
     assert board.service is None and len([x for x in lines if x.startswith("app: ")]) == 3
 
 
+def test_board_without_sntp_config_names_the_extra_and_runs_its_application():
+    # the core frozen alone: no sntp.config (settings.config is None), no console either
+    saved = settings.config
+    settings.config = None
+    try:
+        board, lines = run_board('{"wifi_ssid": "net", "zone": "acme"}', FakeWLAN())
+    finally:
+        settings.config = saved
+    assert board.service is None and board.settings is None
+    assert [x for x in lines if "sntp.config" in x] == [
+        settings.NO_CONFIG + " (no time service, no console)"
+    ]
+    assert len([line for line in lines if line.startswith("app: ")]) == 3
+
+
 def test_board_with_credentials_joins_and_starts_the_service():
     wlan = FakeWLAN(joins_after=2)
     board, lines = run_board('{"wifi_ssid": "net", "wifi_pass": "password"}', wlan)
@@ -667,6 +682,32 @@ def test_hil_check_passes_against_a_fake_server():
     lines = []
     assert with_fake_sleep(board.host, scenario) is False
     assert lines[-1].startswith("HIL: FAIL no Wi-Fi credentials")
+
+
+def test_hil_drift_leaves_out_the_slew_the_service_has_pending():
+    # an RTC 50 ms ahead is slewed, not stepped: the slew is still pending when the drift is
+    # measured (the service loop does not run during the check), so it is no drift
+    import hil
+
+    board = FakeBoard(FakeWLAN(joins_after=1), US_RESOLUTION, rtc_error_us=50_000)
+    config = fresh_path("test_boards", "hil-slew-config.json")
+    state = fresh_path("test_boards", "hil-slew-state.json")
+    write(config, '{"wifi_ssid": "net", "wifi_pass": "pw", "servers": ["ntp.example"]}')
+    lines = []
+    net = FakeNet(board.host, honest(TRUE_START_UNIX_US))
+
+    async def scenario():
+        return await hil.check(board, 60, lines.append, config, state, net)
+
+    assert with_fake_sleep(board.host, scenario) is True, lines
+    verdict = lines[-1]
+    pending = int(verdict.split("slew pending ")[1].split(" us")[0])
+    assert -60_000 <= pending <= -45_000, (
+        verdict
+    )  # the sync's slew (50 ms, the fake costs), not yet applied
+    ppb = int(verdict.split("drift ")[1].split(" ppb")[0])
+    assert abs(ppb) < 20_000, verdict  # not the 50 ms over 60 s (-833,333 ppb)
+    assert "service estimate" in verdict, verdict
 
 
 def test_the_process_clock_moves_only_its_own_offset():
