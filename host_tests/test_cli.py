@@ -180,6 +180,9 @@ BAD_ARGS = [
     (["query", "x", "--timeout=0"], "above 0"),
     (["query", "x", "--json=yes"], "--json takes no value"),
     (["help", "bogus"], "no command 'bogus'"),
+    # rule 3: a configured server is a name, or an address of the site (never asked here)
+    (["sync", "--server", "8.8.8.8", "--state", "/nonexistent/s.json"], "a public IP address"),
+    (["run", "--server", "[2001:db8::5]:123"], "--server: 2001:db8::5: a public IP address"),
 ]
 
 

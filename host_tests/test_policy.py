@@ -659,3 +659,21 @@ def test_the_rotation_goes_on_across_reboots():
     first = int(asked[0][0][-1])
     turn = ["10.0.0.{}".format((first - 1 + i) % 4 + 1) for i in range(5)]
     assert asked == [[a] for a in turn], asked
+
+
+def test_a_configured_ip_address_must_be_one_of_the_site():
+    # the one rule the console, provision and the command line apply too (rule 3)
+    site = ["10.0.0.1", "172.16.5.5:1123", "192.168.1.10", "169.254.1.1", "127.0.0.1", "::1"]
+    site += ["fe80::1", "[fd00::2]:123", "fc00::9", "::ffff:10.1.1.1", "ntp.example.com"]
+    public = ["8.8.8.8", "172.32.0.1", "192.0.2.1", "11.0.0.1", "2001:db8::1", "fe00::1"]
+    public += ["::", "::ffff:8.8.8.8", "256.1.1.1"]
+    c = pol.Config.from_dict({"servers": site[:4]})
+    assert c.servers == [pol.parse_server(s) for s in site[:4]] and c.warnings == []
+    for text in site:
+        assert pol.server_refusal(pol.parse_server(text)[0]) is None, text
+    for text in public:
+        why = pol.server_refusal(pol.parse_server(text)[0])
+        assert why is not None and why.startswith(pol.parse_server(text)[0] + ": "), text
+        c = pol.Config.from_dict({"servers": [text, "ntp.example.com"]})
+        assert c.servers == [("ntp.example.com", 123)], text
+        assert c.warnings == ["servers: {}, ignored".format(why)], (text, c.warnings)

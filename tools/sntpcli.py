@@ -319,7 +319,10 @@ def _option_value(opts, option, value):
             raise UsageError("--for must be above 0 seconds")
         opts["for_ms"] = ms
     elif option == "--server":
-        parse_server(value, "--server")
+        host, _ = parse_server(value, "--server")
+        why = policy.server_refusal(host)  # the configuration's rule: one function decides
+        if why:
+            raise UsageError("--server: " + why)
         opts["servers"].append(value)
     elif option == "--zone":
         label = value.lower()

@@ -9,7 +9,8 @@
 # The schema, in order (this table is the reference; `help` prints it):
 #   key             type      default  rule
 #   zone            label     none     NTP Pool vendor zone: 0-3.<zone>.pool.ntp.org
-#   servers         names     []       up to 4 host names (no IP addresses: rule 3), ":port" ok
+#   servers         names     []       up to 4 host names, ":port" ok; an IP address only when
+#                                      private, link-local, unique-local or loopback (rule 3)
 #   factory_server  host      none     a name or an IP address, used only until the first sync
 #   wifi_ssid       text      ""       1-32 bytes
 #   wifi_pass       secret    ""       8-63 characters (or "" for an open network); never shown
@@ -32,7 +33,7 @@ MASK = "********"
 # key -> (kind, default, help)
 SCHEMA = {  # type: dict
     "zone": ("label", None, "NTP Pool vendor zone: 0-3.ZONE.pool.ntp.org"),
-    "servers": ("names", [], "up to 4 NTP server names, comma-separated (host or host:port)"),
+    "servers": ("names", [], "up to 4 NTP servers, comma-separated: names, or site addresses"),
     "factory_server": ("host", None, "a name or IP address used only until the first sync"),
     "wifi_ssid": ("text", "", "Wi-Fi network name (1-32 bytes)"),
     "wifi_pass": ("secret", "", "Wi-Fi passphrase (8-63 characters, or empty); never shown"),
@@ -64,13 +65,6 @@ def defaults():
         d = SCHEMA[k][1]
         out[k] = list(d) if isinstance(d, list) else d
     return out
-
-
-def _is_ip(host):
-    if ":" in host:
-        return True  # IPv6 literal
-    parts = host.split(".")
-    return len(parts) == 4 and all(p and all("0" <= c <= "9" for c in p) for p in parts)
 
 
 def _printable(text):
@@ -106,8 +100,9 @@ def check(key, value):
             if not isinstance(name, str):
                 raise ValueError("a server must be a name")
             host, _ = policy.parse_server(name)  # ValueError with a reason
-            if _is_ip(host):
-                raise ValueError("{}: a name, not an IP address (rule 3)".format(name))
+            why = policy.server_refusal(host)  # the API's own rule (Config.from_dict)
+            if why:
+                raise ValueError(why)
             out.append(name)
         return out
     if not isinstance(value, str):
