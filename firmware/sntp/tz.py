@@ -95,7 +95,10 @@ class Rule:
         b = _at(self.end, y0, leap)
         if a > b:
             return t < b or t >= a
-        return a <= t < b
+        if t < a:  # DST all year (RFC 8536 3.3.1): last year's DST ends at this one's start
+            p0 = _y0(y - 1)
+            return _at(self.end, p0, _leap(y - 1)) - (y0 - p0) * _DAY >= a
+        return t < b
 
     def utcoffset(self, t):
         return self.dst if self._isdst(t // _DAY, t % _DAY) else self.std
