@@ -2,6 +2,7 @@
 # its modes, under both runtimes: the unix-port MicroPython (default) and CPython (--python).
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -180,6 +181,8 @@ BAD_ARGS = [
     (["query", "x", "--timeout=0"], "above 0"),
     (["query", "x", "--json=yes"], "--json takes no value"),
     (["help", "bogus"], "no command 'bogus'"),
+    (["query", "::1:123"], "::1:123 is one IPv6 address: write [::1]:123 for port 123 of ::1"),
+    (["sync", "--server", "fe80::1:123"], "--server: fe80::1:123 is one IPv6 address: write"),
     # rule 3: a configured server is a name, or an address of the site (never asked here)
     (["sync", "--server", "8.8.8.8", "--state", "/nonexistent/s.json"], "a public IP address"),
     (["run", "--server", "[2001:db8::5]:123"], "--server: 2001:db8::5: a public IP address"),
@@ -211,6 +214,11 @@ def test_every_command_has_help(runtime, command):
             assert "\n  {} ".format(option) in p.stdout, (option, p.stdout)
         others = set(sntpcli.COMMAND_OPTIONS) - {command}
         assert not any("\n  sntp {} ".format(c) in p.stdout for c in others), p.stdout
+        # only this command's notes: no "sync, run:" labels, no "(run: ...)" elsewhere
+        options = p.stdout.split("\n\n")[-1]
+        for c in sorted(sntpcli.COMMAND_OPTIONS):
+            assert not re.search(r"\b{}(, \w+)*: ".format(c), options), (c, options)
+            assert c == command or "`{}`".format(c) not in options, (c, options)
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

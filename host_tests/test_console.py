@@ -141,6 +141,7 @@ def test_every_bad_value_is_refused_and_changes_nothing():
         ("servers", "192.0.2.1"),  # rule 3: no public IP address
         ("servers", "ntp.example,2001:db8::1"),
         ("servers", "[::ffff:8.8.8.8]:123"),
+        ("tz", "UTC"),  # POSIX wants an offset: UTC0
         ("servers", "a.example,b.example,c.example,d.example,e.example"),
         ("servers", "bad name!"),
         ("factory_server", "host:99999"),
@@ -239,6 +240,17 @@ def test_a_broken_file_loads_as_defaults_with_warnings_and_save_cleans_it():
     out = ask(con, "save")  # nothing pending, but the file had problems: rewritten clean
     assert out[-1] == "ok" and "cleaned" in out[0]
     assert json.loads(read_bytes(path)) == {"kind": "sntp-config", "zone": "acme"}
+
+
+def test_a_file_that_is_not_json_is_named_as_the_configuration_not_as_state():
+    path = fresh_path("test_console", "not-json.json")
+    with open(path, "w") as f:
+        f.write("{broken")
+    warnings = []
+    assert config.load(path, warnings.append) == config.defaults()
+    assert warnings == ["config: {}: not JSON, ignored: the defaults are used".format(path)]
+    con, _, _ = make()
+    assert ask(con, "set tz UTC") == ["err tz: offset expected at 3 (POSIX writes UTC as UTC0)"]
 
 
 def test_the_passphrase_never_appears_in_a_reply():

@@ -238,7 +238,9 @@ def test_malformed_rules_raise_value_error_with_a_reason():
     # the position is the first character that does not fit
     assert reason("CET-1CEST,M3.5.0,M10.5.9") == "0-6 expected at 23"
     assert reason("CET-1:5") == "2 digits expected at 6"
-    assert reason("CET") == "0-24 expected at 3"
+    assert reason("CET") == "offset expected at 3 (POSIX writes UTC as UTC0)"
+    assert reason("UTC") == "offset expected at 3 (POSIX writes UTC as UTC0)"
+    assert reason("CET-") == "0-24 expected at 4"
 
 
 def test_a_zone_name_says_it_is_not_a_rule():

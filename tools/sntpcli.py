@@ -68,8 +68,8 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
   --no-startup-delay    run: ask at once instead of after the start-up delay (not for fleets)
   --asyncio             sync, run: the asyncio driver (sntp.aio) instead of the blocking one
   --drift-ppm PPM       sync, run: simulate a crystal this far off (+: the board clock runs
-                        slow) on the unix board's software clock; `run` shows the drift
-                        estimate converging in its "drift" events
+                        slow) on the unix board's software clock (run: its "drift" events
+                        show the estimate converging)
   --poll-min SECONDS    sync, run: the shortest poll interval (at least 64 s; 1800 s when a
                         server is a pool.ntp.org name)
   --accuracy-ms MS      sync, run: how far the clock may wander between polls (default 100):
@@ -77,9 +77,9 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
   --no-rtc              sync, run: the board has no battery-backed clock: it reads 1970 at
                         this boot (the state file's policy state is kept), as after a
                         power cut or a crash
-  --wake                sync, run: this boot is a wake from deep sleep (the board clock ran
-                        on): sync asks only when the saved state says a request is due, and
-                        otherwise says when it will be (exit status 0, no network used)
+  --wake                sync, run: this boot is a wake from deep sleep: the board clock ran
+                        on (sync: it asks only when the saved state says a request is due,
+                        and otherwise says when it will be, exit status 0, no network used)
   --json                JSON instead of text (run: one object per event)
   --python              run under CPython instead of the unix-port MicroPython
   --version             print the version and the build date (the era pivot and clock floor)
@@ -143,10 +143,27 @@ def parse_server(text, option=None):
             problem = "bad server name {!r}".format(text)
     except ValueError as e:  # no `raise from` on MicroPython: raised below
         problem = e.args[0]
+    if problem is None and _port_in_ipv6(text):
+        addr, _, p = text.rpartition(":")
+        where = option + ": " if option else ""
+        raise UsageError(
+            "{}{} is one IPv6 address: write [{}]:{} for port {} of {}, or [{}]".format(
+                where, text, addr, p, p, addr, text
+            )
+        )
     if problem is not None:
         where = option + ": " if option else ""
         raise UsageError("{}{}: give {}".format(where, problem, SERVER_FORMS))
     return host, port
+
+
+def _port_in_ipv6(text):
+    """True for '::1:123': an IPv6 address whose last group reads as a port after a shorter
+    address (::1). It is asked as ::1:123 port 123; brackets say which was meant."""
+    addr, _, p = text.rpartition(":")
+    if text.startswith("[") or "::" not in addr or addr.endswith(":") and addr[-2:] != "::":
+        return False
+    return p.isdigit() and len(p) <= 5 and 0 < int(p) < 65536 and _host_ok(addr)
 
 
 _HEX = "0123456789abcdefABCDEF"
@@ -256,22 +273,69 @@ def parse_args(argv):
 
 
 def command_help(cmd):
-    """USAGE cut down to one command: its synopsis, its paragraph and its options."""
+    """USAGE cut down to one command: its synopsis, its paragraph and its options, each
+    option with only this command's notes (own_notes)."""
     keep_words = (cmd,) + COMMAND_OPTIONS[cmd] + ("--help",)
     blocks = []
     for block in USAGE.split("\n\n")[1:]:
-        kept = []
+        items = []  # [lines of one item]
         keep = False
         for line in block.split("\n"):
             if line[:2] == "  " and line[2:3] != " ":  # an item starts: sntp CMD, CMD, --opt
                 words = line.split()
                 word = words[1] if words[0] == "sntp" else words[0]
                 keep = word in keep_words
-            if keep:
-                kept.append(line)
+                if keep:
+                    items.append([line])
+            elif keep:
+                items[-1].append(line)
+        kept = []
+        for lines in items:
+            if lines[0][2:4] == "--":
+                lines = own_notes(lines, cmd)
+            kept += lines
         if kept:
             blocks.append("\n".join(kept))
     return "usage:\n" + "\n\n".join(blocks) + "\n"
+
+
+_DESC = 24  # the column where an option's description starts in USAGE
+_WIDTH = 94  # and where its lines end
+
+
+def own_notes(lines, cmd):
+    """An option's USAGE lines for cmd's help: without the list of commands that take it
+    ("sync, run: "), and with a note for one command "(run: ...)" only in that command's."""
+    head = lines[0][:_DESC]
+    text = " ".join(x.strip() for x in [lines[0][_DESC:]] + lines[1:])
+    colon = text.find(": ")
+    if colon > 0 and all(w in COMMAND_OPTIONS for w in text[:colon].split(", ")):
+        text = text[colon + 2 :]
+    out = ""
+    while text:
+        start = text.find(" (")
+        end = text.find(")", start)
+        if start < 0 or end < 0:
+            out += text
+            break
+        colon = text.find(": ", start, end)
+        if colon < 0 or text[start + 2 : colon] not in COMMAND_OPTIONS:
+            out += text[: end + 1]  # a parenthesis of its own, not a command's note
+        else:
+            out += text[:start]
+            if text[start + 2 : colon] == cmd:
+                out += " (" + text[colon + 2 : end + 1]
+        text = text[end + 1 :]
+    if out == " ".join(x.strip() for x in [lines[0][_DESC:]] + lines[1:]):
+        return lines  # nothing to take out: as written
+    wrapped = []
+    line = head
+    for word in out.split(" "):
+        if len(line) + 1 + len(word) > _WIDTH and len(line) > _DESC:
+            wrapped.append(line)
+            line = " " * _DESC
+        line += word if len(line) == _DESC else " " + word
+    return wrapped + [line]
 
 
 _SERVICE = (

@@ -22,7 +22,7 @@
 #   tz              rule      none     POSIX TZ rule for local time (sntp.tz, docs/localtime.md)
 from . import policy
 from .compat import const
-from .store import JsonStore
+from .store import NOT_FOUND, JsonStore, read_json
 
 MAX_TEXT = const(64)  # bytes of any text value
 KIND = "sntp-config"  # the file's "kind": never taken for a state file (or one for it)
@@ -204,10 +204,13 @@ def validate(doc):
 
 def load(path, warn=print):
     """The configuration in path, validated; every problem is one warn() line."""
-    store = JsonStore(path, lambda line: None)  # a missing file is not worth a line here
-    values, warnings = validate(store.load())
-    if store.warning and "not found" not in store.warning:
-        warnings.insert(0, store.warning)
+    doc, why = read_json(path)
+    if why == NOT_FOUND:  # not worth a line; a save cut before its rename left PATH.tmp
+        doc, why = read_json(path + ".tmp")
+        why = None if why == NOT_FOUND else why
+    values, warnings = validate(doc)
+    if why:  # the configuration's words, not the state file's
+        warnings.insert(0, "{}: {}, ignored: the defaults are used".format(path, why))
     for w in warnings:
         warn("config: " + w)
     return values

@@ -230,6 +230,8 @@ def parse(rule):
     if s[:1] == ":" or "/" in s.split(",")[0]:
         raise ValueError("a zone name, not a rule (docs/localtime.md)")
     std, i = _name(s, 0)
+    if i == len(s):  # TZ=UTC: a zone name to glibc, no rule
+        raise ValueError("offset expected at {} (POSIX writes UTC as UTC0)".format(i))
     w, i = _hms(s, i, 24)
     std_off = -w
     if i == len(s):
