@@ -233,3 +233,38 @@ def test_the_readme_walkthrough_runs_as_written():
         s.bind(("127.0.0.1", port))  # the reference server it started is gone
     finally:
         s.close()
+
+
+# ---- claims about the code that drifted once ----------------------------------------------
+def test_the_footprint_docs_list_the_cores_modules_as_packaged():
+    import json
+
+    with open(os.path.join(ROOT, "package.json")) as f:
+        core = sorted(os.path.basename(d)[:-3] for d, _ in json.load(f)["urls"])
+    row = [x for x in read(os.path.join(ROOT, "docs", "footprint.md")).splitlines()
+           if x.startswith("| sync core |")]  # fmt: skip
+    assert len(row) == 1
+    assert row[0].rstrip(" |").rsplit("`", 2)[-2].split() == core
+
+
+def test_the_reliability_docs_say_what_the_state_file_keeps():
+    # the keys it names are the policy's persisted state; nothing says a hold is lost
+    import sys
+
+    sys.path.insert(0, os.path.join(ROOT, "firmware"))
+    from sntp import policy
+
+    text = read(os.path.join(ROOT, "docs", "reliability.md"))
+    claim = between(text, "- restarts (", "\n- ")
+    named = re.findall(r"\(`(\w+)`\)", claim)
+    assert sorted(named) == ["denied", "rate"], claim
+    st = policy.Policy(policy.Config.from_dict({"zone": "acme"}), lambda n: 0).state()
+    assert set(named) | {"sent"} <= set(st)
+    for doc in DOCS:
+        stale = re.search(r"not persisted|sends are dated by the wall clock", read(doc))
+        assert stale is None, (doc, stale and stale.group(0))
+
+
+def test_the_licence_is_mit_and_named_where_it_is_shipped():
+    assert read(os.path.join(ROOT, "LICENSE")).startswith("MIT License\n")
+    assert "[MIT licence](LICENSE)" in read(os.path.join(ROOT, "README.md"))
