@@ -760,10 +760,10 @@ def cmd_service(opts, out, err):
 
             def said(e):  # the blocking wait before a request, on stderr
                 if e["event"] == "wait":
-                    err.write("sntp: waiting {}: {}\n".format(duration(e["wait_ms"]), e["reason"]))
+                    why = WAIT_REASONS.get(e["reason"], e["reason"])
+                    err.write("sntp: waiting {}: {}\n".format(duration(e["wait_ms"]), why))
 
             svc.subscribe(said)
-            announce_waits(svc)
             s = _drive(opts, svc.sync())
         else:
             _run(svc, opts, out)
@@ -854,7 +854,6 @@ def _run(svc, opts, out):
             flush()
 
     svc.subscribe(show)
-    announce_waits(svc)
     svc.boot(startup_delay=opts["startup_delay"])
     until = None if opts["for_ms"] is None else svc.now_ms() + opts["for_ms"]
     _drive(opts, svc.run(until))
@@ -862,32 +861,8 @@ def _run(svc, opts, out):
 
 # ---- waits and events in words ---------------------------------------------------------------
 
-WAIT_SAID_MS = 2_000  # a silent wait longer than this is announced with its reason
-FLOOR_REASON = "at most one request per 15 s to each server address (rule 1)"
-
-
-def announce_waits(svc):
-    """The one wait the policy takes without an event (the 15 s floor between two requests to
-    an address, before the next in a round) becomes a "wait" event when it is long enough to
-    notice: every other wait comes with its event (start, poll, backoff, hold)."""
-    pol = svc.policy
-    poll = pol.poll
-    said = []
-
-    def listen(e):
-        said.append(e)
-
-    pol.subscribe(listen)
-
-    def announcing(now_ms, wall_us):
-        del said[:]
-        action = poll(now_ms, wall_us)
-        due = pol.due_ms
-        if action is None and not said and due is not None and due - now_ms > WAIT_SAID_MS:
-            pol.emit("wait", wait_ms=due - now_ms, reason=FLOOR_REASON)
-        return action
-
-    pol.poll = announcing
+# The policy's reason for a "wait" event, in words.
+WAIT_REASONS = {"floor": "at most one request per 15 s to each server address (rule 1)"}
 
 
 def duration(ms):
@@ -1010,8 +985,9 @@ def event_text(e, now_us):
             e.get("reason"), e.get("cap"), _next(e, now_us, "rule 2")
         )
     elif k == "wait":
+        why = WAIT_REASONS.get(e.get("reason"), e.get("reason"))
         text = "waiting {} until {}: {}".format(
-            duration(e["wait_ms"]), _hms(now_us + e["wait_ms"] * 1000), e.get("reason")
+            duration(e["wait_ms"]), _hms(now_us + e["wait_ms"] * 1000), why
         )
     elif k == "drift":
         text = "drift estimate {} (this sync measured {}); poll interval at most {} s".format(

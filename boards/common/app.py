@@ -50,6 +50,7 @@ EVENT_LEVELS = {
     "send": "debug",
     "reply": "debug",
     "poll": "debug",
+    "wait": "debug",
 }
 
 

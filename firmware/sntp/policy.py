@@ -647,6 +647,7 @@ class Policy:
         if src is None:
             if wait_ms is not None:
                 self.due_ms = now_ms + wait_ms
+                self.emit("wait", wait_ms=wait_ms, reason="floor")  # R1, before the next
                 return None
             return self._round_failed(now_ms, wall_us)  # result() concludes rounds with replies
         if self._needs_resolve(src, now_ms):
