@@ -40,12 +40,14 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
           changes no clock. Exit status 0 when the reply passed every check, 1 otherwise.
   sync    one round of the time service, started at once: the servers are asked in turn
           until the board clock is set or the policy gives up for now (every server tried
-          once, a Kiss-o'-Death, the hourly cap). Exit status 0 when the clock was set.
+          once, a Kiss-o'-Death, the hourly cap). Exit status 0 when the clock was set, or
+          is valid and the next request is not allowed yet (it says when).
   run     the time service in real time, one line per event (the board's UTC time, what
           happened, and each wait with its reason; --json: one JSON object a line). The
           first request waits for the randomized start-up delay (up to 60 s with an invalid
           clock, 30 min with a valid one) unless --no-startup-delay.
-  status  the board clock and what the state file remembers (last sync, interval, servers);
+  status  the board clock and what the state file holds (last sync, interval, next request,
+          Kiss-o'-Death holds with their ends, each server's counts);
           with --config, the local time too when that configuration has a tz rule.
   console the provisioning console of a device, on this terminal, against the configuration
           file --config (sntp.config; created by the first save): help, show, get, set,
@@ -770,7 +772,7 @@ def cmd_service(opts, out, err):
     finally:
         kept = True
         if state is not None:
-            state.servers = svc.status()["servers"]
+            state.servers = _counted(state.doc.get("servers"), svc.status()["servers"])
             kept = state.flush()
     if not kept:  # the board clock lives in that file: a correction not saved never happened
         err.write(
@@ -781,6 +783,27 @@ def cmd_service(opts, out, err):
     if opts["cmd"] == "sync":
         return _sync(s, opts, rtc, out, err)
     return 0
+
+
+def _counted(before, now):
+    """Each server's counters of this run added to those the state file held for it: the
+    file's counts are since it was made, not since the last run (which may have sent
+    nothing: a sync that only waited)."""
+    old = {}
+    for x in before if isinstance(before, list) else []:
+        if isinstance(x, dict):
+            old[x.get("server")] = x
+    out = []
+    for srv in now:
+        prev = old.get(srv.get("server")) or {}
+        srv = dict(srv)
+        for k in ("sends", "replies", "kods", "dns_failures"):
+            if type(prev.get(k)) is int and type(srv.get(k)) is int:
+                srv[k] += prev[k]
+        if srv.get("address") is None:
+            srv["address"] = prev.get("address")
+        out.append(srv)
+    return out
 
 
 def _drive(opts, coro_or_value):
@@ -807,6 +830,9 @@ def _not_due(due_ms):
 
 def _sync(s, opts, rtc, out, err):
     board_us = rtc.unix_us()
+    # a valid board clock whose next request is not allowed yet (the floor, the crash-loop
+    # guard): the board is fine and says when it may ask; only an invalid clock is a failure
+    waits = s["error"] == "deferred" and board_us >= BUILD_UNIX_S * US_PER_S
     if opts["json"]:
         fields = [
             ("ok", json.dumps(s["ok"])),
@@ -831,9 +857,15 @@ def _sync(s, opts, rtc, out, err):
         )
     elif s["error"] == "not-due":
         out.write("not due: {} (board clock {})\n".format(s["detail"], _utc(board_us)))
+    elif waits:
+        out.write(
+            "clock valid, nothing to do now: {} (board clock {})\n".format(
+                s["detail"], _utc(board_us)
+            )
+        )
     else:
         err.write("sntp: clock not set: {} ({})\n".format(s["error"], s["detail"]))
-    return 0 if s["clock_set"] or s["error"] == "not-due" else 1
+    return 0 if s["clock_set"] or s["error"] == "not-due" or waits else 1
 
 
 def event_json(e):
@@ -1053,6 +1085,7 @@ def cmd_status(opts, out, err):
             ("fails", json.dumps(_int_or_none(pst.get("fails")))),
             ("next_due", json.dumps(_int_or_none(pst.get("next_due_unix_s")))),
             ("denied", json.dumps(pst.get("denied") or {})),
+            ("rate", json.dumps(pst.get("rate") or {})),
         ]
         out.write("{" + ", ".join(json.dumps(k) + ": " + v for k, v in fields) + "}\n")
         return 0
@@ -1070,6 +1103,7 @@ def cmd_status(opts, out, err):
     ]
     if local is not None:
         lines.insert(1, "local      " + local)
+    lines += _holds(pst)
     if not servers:
         lines.append("servers    none recorded")
     for i, srv in enumerate(servers):
@@ -1083,6 +1117,47 @@ def cmd_status(opts, out, err):
         lines.append("{:<10} {}".format(label, text))
     out.write("\n".join(lines) + "\n")
     return 0
+
+
+def _holds(pst):
+    """The policy state's next request and its holds, as the state file has them: a DENY
+    until a date, a RATE gap until a time after the save (by the board clock then)."""
+    lines = []
+    due = _int_or_none(pst.get("next_due_unix_s"))
+    if due is not None:
+        lines.append(
+            "next       {} UTC (the next request, by the board clock)".format(
+                _utc(due * US_PER_S)[:19]
+            )
+        )
+    saved_ms = _int_or_none(pst.get("saved_ms"))
+    rate = pst.get("rate") if isinstance(pst.get("rate"), dict) else {}
+    for addr in sorted(rate):
+        v = rate[addr]
+        if not (
+            isinstance(v, list) and len(v) == 3 and all(_int_or_none(x) is not None for x in v)
+        ):
+            continue
+        end = (
+            _utc((saved_ms + v[2]) * 1000)[:19] + " UTC"
+            if saved_ms is not None
+            else "{} after the save".format(duration(v[2]))
+        )
+        lines.append(
+            "hold       {} RATE: at most one request per {} until {}".format(
+                addr, duration(v[0]), end
+            )
+        )
+    denied = pst.get("denied") if isinstance(pst.get("denied"), dict) else {}
+    for addr in sorted(denied):
+        until = _int_or_none(denied[addr])
+        if until is not None:
+            lines.append(
+                "hold       {} DENY: no request until {} UTC".format(
+                    addr, _utc(until * US_PER_S)[:19]
+                )
+            )
+    return lines
 
 
 def _local(config_path, board_us, warn):
