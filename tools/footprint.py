@@ -338,7 +338,7 @@ def packages():
         if f.startswith("package") and f.endswith(".json"):
             with open(os.path.join(ROOT, f)) as fh:
                 urls = json.load(fh).get("urls", [])
-            names = [u[0][:-3].replace("/", ".") for u in urls if u[0].endswith(".py")]
+            names = [u[0].rsplit(".", 1)[0].replace("/", ".") for u in urls]  # .py or .mpy
             out[f] = ["sntp" if n == "sntp.__init__" else n for n in names]
     return out
 
