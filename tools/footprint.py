@@ -215,11 +215,14 @@ out = []
 
 async def probe(b, say):
     await asyncio.sleep_ms(300)
+    synced = False
+    if b.service:  # one sync now, against the configured loopback server (rule 3 allows it)
+        synced = (await b.service.sync())["clock_set"]
     gc.collect()
     mods = sorted(k for k in sys.modules if k.startswith("sntp") or "." not in k)
-    out.append('{"resident": %d, "service": %s, "modules": [%s]}' % (
+    out.append('{"resident": %d, "service": %s, "synced": %s, "modules": [%s]}' % (
         gc.mem_alloc() - base, "true" if b.service else "false",
-        ", ".join('"%s"' % m for m in mods)))
+        "true" if synced else "false", ", ".join('"%s"' % m for m in mods)))
 
 reader = serialconsole.LineReader(ready=lambda ms: False, read=lambda: b"")
 asyncio.run(app.main(board, sys.argv[1], sys.argv[3], probe, lambda line: None, reader))
@@ -409,6 +412,7 @@ def measure(idle_minutes=60, wasm32=None):
     res["board_modules"] = mods
     res["board_mpy"] = sum(sizes[m] for m in mods) if mods else None
     res["board_resident"] = board.get("resident")
+    res["board_synced"] = board.get("synced")
     w = load_wasm32(wasm32) if wasm32 else None
     res["wasm32"] = w
     if w:  # the most an idle wake-up allocates there, with the drift unknown or known
