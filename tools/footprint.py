@@ -349,6 +349,9 @@ def packages():
 def board_modules(port="123"):
     """The headless board program's loaded modules and resident heap (a probe run)."""
     state = os.path.join(BUILD, "board-state.json")
+    for path in (state, state + ".tmp"):  # a first boot: a run before would defer its sync
+        if os.path.exists(os.path.join(ROOT, path)):
+            os.remove(os.path.join(ROOT, path))
     return probe("fp_board", os.path.join(BUILD, "board-config.json"), port, state)
 
 
