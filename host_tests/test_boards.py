@@ -658,12 +658,14 @@ def test_the_service_sets_a_one_second_rtc_within_5_ms():
         host.advance(9_871)
 
 
-def test_hil_check_passes_against_a_fake_server():
+def hil_board(name, resolution_us, rtc_error_us):
+    """A fake board with credentials and a server, an honest fake network, and a scenario()
+    that runs hil.check on them, its lines in lines."""
     import hil
 
-    board = FakeBoard(FakeWLAN(joins_after=1), SECOND_RESOLUTION, rtc_error_us=2_500_000)
-    config = fresh_path("test_boards", "hil-config.json")
-    state = fresh_path("test_boards", "hil-state.json")
+    board = FakeBoard(FakeWLAN(joins_after=1), resolution_us, rtc_error_us=rtc_error_us)
+    config = fresh_path("test_boards", name + "-config.json")
+    state = fresh_path("test_boards", name + "-state.json")
     write(config, '{"wifi_ssid": "net", "wifi_pass": "pw", "servers": ["ntp.example"]}')
     lines = []
     net = FakeNet(board.host, honest(TRUE_START_UNIX_US))
@@ -671,6 +673,11 @@ def test_hil_check_passes_against_a_fake_server():
     async def scenario():
         return await hil.check(board, 60, lines.append, config, state, net)
 
+    return board, config, lines, net, scenario
+
+
+def test_hil_check_passes_against_a_fake_server():
+    board, config, lines, net, scenario = hil_board("hil", SECOND_RESOLUTION, 2_500_000)
     assert with_fake_sleep(board.host, scenario) is True, lines
     assert lines[-1].startswith("HIL: PASS offset -2.") and "interval" in lines[-1], lines
     assert " ppb (offset " in lines[-1]  # the drift was measured
@@ -679,7 +686,7 @@ def test_hil_check_passes_against_a_fake_server():
     assert (t - 5_000) // US <= board.rtc.value_us() // US <= (t + 5_000) // US
     # no credentials: a clear verdict, no traffic
     write(config, '{"servers": ["ntp.example"]}')
-    lines = []
+    del lines[:]
     assert with_fake_sleep(board.host, scenario) is False
     assert lines[-1].startswith("HIL: FAIL no Wi-Fi credentials")
 
@@ -687,18 +694,7 @@ def test_hil_check_passes_against_a_fake_server():
 def test_hil_drift_leaves_out_the_slew_the_service_has_pending():
     # an RTC 50 ms ahead is slewed, not stepped: the slew is still pending when the drift is
     # measured (the service loop does not run during the check), so it is no drift
-    import hil
-
-    board = FakeBoard(FakeWLAN(joins_after=1), US_RESOLUTION, rtc_error_us=50_000)
-    config = fresh_path("test_boards", "hil-slew-config.json")
-    state = fresh_path("test_boards", "hil-slew-state.json")
-    write(config, '{"wifi_ssid": "net", "wifi_pass": "pw", "servers": ["ntp.example"]}')
-    lines = []
-    net = FakeNet(board.host, honest(TRUE_START_UNIX_US))
-
-    async def scenario():
-        return await hil.check(board, 60, lines.append, config, state, net)
-
+    board, _, lines, _, scenario = hil_board("hil-slew", US_RESOLUTION, 50_000)
     assert with_fake_sleep(board.host, scenario) is True, lines
     verdict = lines[-1]
     pending = int(verdict.split("slew pending ")[1].split(" us")[0])
