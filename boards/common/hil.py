@@ -74,10 +74,10 @@ async def check(
     addr = None
     if r["server"] in sent:
         addr = _address(svc.net, r["server"], sent[r["server"]])
-    disc = svc.keeper.disc  # the clock discipline (firmware/sntp/discipline.py)
+    disc = svc.keeper.disc  # the clock discipline (firmware/sntp/discipline.py); None: no rtc
     # A small offset is slewed by the service loop, which does not run here: what is still
     # pending is part of the next measurement, not drift.
-    pending_us = disc.pending_us
+    pending_us = disc.pending_us if disc is not None else 0
     drift = "not measured"
     if addr is not None and wait_s > 0:
         out("HIL: waiting {} s to measure the drift".format(wait_s))
@@ -94,7 +94,10 @@ async def check(
             )
         else:
             drift = "not measured ({})".format(r2.error)
-    drift += ", service estimate {} ppb from {} samples".format(disc.drift_ppb, len(disc.samples))
+    if disc is not None:
+        drift += ", service estimate {} ppb from {} samples".format(
+            disc.drift_ppb, len(disc.samples)
+        )
     interval = "{} s".format(svc.status()["interval_s"])
     out(
         "HIL: PASS offset {} s, drift {}, interval {}".format(

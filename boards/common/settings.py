@@ -19,7 +19,7 @@ try:
 except ImportError:
     # sntp frozen without its sntp-console extra: a frozen package's submodules are looked up
     # only in the firmware, so a /lib/sntp/config.mpy is never found (docs/freezing.md)
-    config = None
+    config = None  # type: ignore[assignment]
 
 CONFIG_PATH = "/config.json"
 NO_CONFIG = "board: sntp.config is not in this firmware: freeze sntp-console with sntp"
