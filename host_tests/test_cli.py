@@ -2,6 +2,7 @@
 # its modes, under both runtimes: the unix-port MicroPython (default) and CPython (--python).
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -180,6 +181,11 @@ BAD_ARGS = [
     (["query", "x", "--timeout=0"], "above 0"),
     (["query", "x", "--json=yes"], "--json takes no value"),
     (["help", "bogus"], "no command 'bogus'"),
+    (["query", "::1:123"], "::1:123 is one IPv6 address: write [::1]:123 for port 123 of ::1"),
+    (["sync", "--server", "fe80::1:123"], "--server: fe80::1:123 is one IPv6 address: write"),
+    # rule 3: a configured server is a name, or an address of the site (never asked here)
+    (["sync", "--server", "8.8.8.8", "--state", "/nonexistent/s.json"], "a public IP address"),
+    (["run", "--server", "[2001:db8::5]:123"], "--server: 2001:db8::5: a public IP address"),
 ]
 
 
@@ -208,6 +214,11 @@ def test_every_command_has_help(runtime, command):
             assert "\n  {} ".format(option) in p.stdout, (option, p.stdout)
         others = set(sntpcli.COMMAND_OPTIONS) - {command}
         assert not any("\n  sntp {} ".format(c) in p.stdout for c in others), p.stdout
+        # only this command's notes: no "sync, run:" labels, no "(run: ...)" elsewhere
+        options = p.stdout.split("\n\n")[-1]
+        for c in sorted(sntpcli.COMMAND_OPTIONS):
+            assert not re.search(r"\b{}(, \w+)*: ".format(c), options), (c, options)
+            assert c == command or "`{}`".format(c) not in options, (c, options)
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
@@ -280,3 +291,47 @@ def test_ipv6_loopback(runtime):
     j = json.loads(p.stdout)
     assert j["ok"] and j["server"] == "[::1]:{}".format(srv.port)
     assert abs(j["offset"] - OFFSET_S) < 0.05
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_sync_not_yet_allowed_on_a_valid_clock_succeeds_and_status_shows_the_file(
+    runtime, server, tmp_path
+):
+    # a second sync seconds after a good one: the clock is set and valid, the next request
+    # is not allowed yet: exit 0, saying when; status shows the counts the file holds
+    server.mode = "normal"
+    state = str(tmp_path / "s.json")
+    where = "127.0.0.1:{}".format(server.port)
+    p = sntp(runtime, "sync", "--server", where, "--state", state)
+    assert p.returncode == 0 and p.stdout.startswith("clock set: "), p.stderr
+    p = sntp(runtime, "sync", "--server", where, "--state", state)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert re.fullmatch(
+        r"clock valid, nothing to do now: next request allowed in \d+ s \(board clock .*\)\n",
+        p.stdout,
+    ), p.stdout
+    p = sntp(runtime, "status", "--state", state)
+    assert "servers    {} (sent 1, replies 1, KoD 0)".format(where) in p.stdout, p.stdout
+    assert re.search(r"\nnext       \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC ", p.stdout), p.stdout
+    # the same with the board clock lost (--no-rtc): not set, and that is a failure
+    p = sntp(runtime, "sync", "--server", where, "--state", state, "--no-rtc")
+    assert p.returncode == 1 and "clock not set: deferred" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("code", ["RATE", "DENY"])
+def test_status_shows_the_kod_holds_the_state_file_keeps(server, tmp_path, code):
+    server.mode = "kod-" + code.lower()
+    state = str(tmp_path / "s.json")
+    where = "127.0.0.1:{}".format(server.port)
+    p = sntp("micropython", "sync", "--server", where, "--state", state)
+    assert p.returncode == 1 and "Kiss-o'-Death " + code in p.stderr, p.stderr
+    p = sntp("micropython", "status", "--state", state)
+    holds = [x for x in p.stdout.splitlines() if x.startswith("hold ")]
+    if code == "RATE":
+        pattern = r"hold       {} RATE: at most one request per .+ until \d{{4}}-.+ UTC"
+    else:
+        pattern = r"hold       {} DENY: no request until \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
+    assert len(holds) == 1 and re.fullmatch(pattern.format(re.escape(where)), holds[0]), holds
+    assert "(sent 1, replies 0, KoD 1)" in p.stdout, p.stdout
+    doc = json.loads(sntp("micropython", "status", "--state", state, "--json").stdout)
+    assert list(doc["rate" if code == "RATE" else "denied"]) == [where], doc

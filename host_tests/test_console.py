@@ -117,12 +117,31 @@ def test_set_validates_normalizes_and_save_writes_the_file():
     assert not exists(path + ".tmp")
 
 
+def test_a_site_server_may_be_a_private_address():
+    # rule 3 is about public addresses; a factory or site server has a private,
+    # link-local, unique-local or loopback one (configured here, never asked)
+    con, path, _ = make()
+    site = "192.168.1.10,10.2.3.4:1123,172.31.0.1,[fd12::1]:123"
+    assert ask(con, "set servers " + site) == ["servers=" + site, "ok"]
+    assert ask(con, "set servers 169.254.0.9,fe80::1,127.0.0.1")[-1] == "ok"
+    assert ask(con, "set servers 172.32.0.1") == [
+        "err 172.32.0.1: a public IP address; give a name, or a private, link-local,"
+        " unique-local or loopback address (rule 3)"
+    ]
+    out = ask(con, "save")
+    assert out[-1] == "ok"
+    assert config.load(path)["servers"] == ["169.254.0.9", "fe80::1", "127.0.0.1"]
+
+
 def test_every_bad_value_is_refused_and_changes_nothing():
     con, path, _ = make()
     bad = [
         ("zone", "-acme"),
         ("zone", "acme.example"),
-        ("servers", "192.0.2.1"),  # rule 3: names only
+        ("servers", "192.0.2.1"),  # rule 3: no public IP address
+        ("servers", "ntp.example,2001:db8::1"),
+        ("servers", "[::ffff:8.8.8.8]:123"),
+        ("tz", "UTC"),  # POSIX wants an offset: UTC0
         ("servers", "a.example,b.example,c.example,d.example,e.example"),
         ("servers", "bad name!"),
         ("factory_server", "host:99999"),
@@ -221,6 +240,17 @@ def test_a_broken_file_loads_as_defaults_with_warnings_and_save_cleans_it():
     out = ask(con, "save")  # nothing pending, but the file had problems: rewritten clean
     assert out[-1] == "ok" and "cleaned" in out[0]
     assert json.loads(read_bytes(path)) == {"kind": "sntp-config", "zone": "acme"}
+
+
+def test_a_file_that_is_not_json_is_named_as_the_configuration_not_as_state():
+    path = fresh_path("test_console", "not-json.json")
+    with open(path, "w") as f:
+        f.write("{broken")
+    warnings = []
+    assert config.load(path, warnings.append) == config.defaults()
+    assert warnings == ["config: {}: not JSON, ignored: the defaults are used".format(path)]
+    con, _, _ = make()
+    assert ask(con, "set tz UTC") == ["err tz: offset expected at 3 (POSIX writes UTC as UTC0)"]
 
 
 def test_the_passphrase_never_appears_in_a_reply():

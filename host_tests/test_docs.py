@@ -233,3 +233,74 @@ def test_the_readme_walkthrough_runs_as_written():
         s.bind(("127.0.0.1", port))  # the reference server it started is gone
     finally:
         s.close()
+
+
+# ---- claims about the code that drifted once ----------------------------------------------
+def test_the_footprint_docs_list_the_cores_modules_as_packaged():
+    import json
+
+    with open(os.path.join(ROOT, "package.json")) as f:
+        core = sorted(os.path.basename(d).split(".")[0] for d, _ in json.load(f)["urls"])
+    row = [x for x in read(os.path.join(ROOT, "docs", "footprint.md")).splitlines()
+           if x.startswith("| sync core |")]  # fmt: skip
+    assert len(row) == 1
+    assert row[0].rstrip(" |").rsplit("`", 2)[-2].split() == core
+
+
+def test_the_reliability_docs_say_what_the_state_file_keeps():
+    # the keys it names are the policy's persisted state; nothing says a hold is lost
+    import sys
+
+    sys.path.insert(0, os.path.join(ROOT, "firmware"))
+    from sntp import policy
+
+    text = read(os.path.join(ROOT, "docs", "reliability.md"))
+    claim = between(text, "- restarts (", "\n- ")
+    named = re.findall(r"\(`(\w+)`\)", claim)
+    assert sorted(named) == ["denied", "rate"], claim
+    st = policy.Policy(policy.Config.from_dict({"zone": "acme"}), lambda n: 0).state()
+    assert set(named) | {"sent"} <= set(st)
+    for doc in DOCS:
+        stale = re.search(r"not persisted|sends are dated by the wall clock", read(doc))
+        assert stale is None, (doc, stale and stale.group(0))
+
+
+def test_the_licence_is_mit_and_named_where_it_is_shipped():
+    assert read(os.path.join(ROOT, "LICENSE")).startswith("MIT License\n")
+    assert "[MIT licence](LICENSE)" in read(os.path.join(ROOT, "README.md"))
+
+
+def test_the_examples_own_command_runs_as_written(tmp_path):
+    # examples/app.py's header gives the command for a computer: run from a folder laid out
+    # as the repository (its firmware, examples and .venv), with a reference server of ours
+    # in place of the one it names
+    import sys
+    import time
+
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from refserver import RefServer
+
+    text = read(os.path.join(ROOT, "examples", "app.py"))
+    m = re.search(r"^#   (MICROPYPATH=(\S+) (\S+) examples/app\.py) (\S+)$", text, re.M)
+    assert m, "examples/app.py does not say how to run it on a computer"
+    for d in ("firmware", "examples", ".venv"):
+        os.symlink(os.path.join(ROOT, d), str(tmp_path / d))
+    srv = RefServer().start()
+    env = {k: v for k, v in os.environ.items() if k != "MICROPYPATH"}
+    cmd = "{} 127.0.0.1:{}".format(m.group(1), srv.port)
+    p = subprocess.Popen(
+        cmd, shell=True, cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        lines = []
+        while len(lines) < 2 and time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if line and not line.startswith("sntp: "):  # the first run's "not found"
+                lines.append(line)
+    finally:
+        p.kill()
+        p.wait()
+        srv.stop()
+    assert lines[0] == "sync: ok\n", lines
+    assert re.fullmatch(r"time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} UTC\n", lines[1]), lines

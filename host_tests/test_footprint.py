@@ -39,8 +39,14 @@ def test_every_package_module_is_measured(sizes):
 
 
 def test_the_headless_board_program_does_not_load_the_console(sizes):
-    got = footprint.board_modules()
+    srv, port = footprint.refserver()
+    try:
+        got = footprint.board_modules(port)
+    finally:
+        srv.kill()
+        srv.wait()
     assert got is not None and got["service"] is True  # the time service was started
+    assert got["synced"] is True  # with its loopback server configured, and it synced
     mods = got["modules"]
     for m in ("app", "board", "serialconsole", "settings", "wifi", "sntp.aio", "sntp.rtc"):
         assert m in mods, m

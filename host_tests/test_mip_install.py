@@ -116,7 +116,7 @@ def test_the_command_line_says_why_in_one_line_and_exits_1(tmp_path):
         timeout=30,
     )
     assert r.returncode == 0 and "Installing: " in r.stdout
-    assert (tmp_path / "lib" / "sntp" / "__init__.py").is_file()
+    assert (tmp_path / "lib" / "sntp" / "__init__.mpy").is_file()
 
 
 # ---- the README's application example, installed as mip would, on the unix port ----------------

@@ -659,3 +659,47 @@ def test_the_rotation_goes_on_across_reboots():
     first = int(asked[0][0][-1])
     turn = ["10.0.0.{}".format((first - 1 + i) % 4 + 1) for i in range(5)]
     assert asked == [[a] for a in turn], asked
+
+
+def test_a_configured_ip_address_must_be_one_of_the_site():
+    # the one rule the console, provision and the command line apply too (rule 3)
+    site = ["10.0.0.1", "172.16.5.5:1123", "192.168.1.10", "169.254.1.1", "127.0.0.1", "::1"]
+    site += ["fe80::1", "[fd00::2]:123", "fc00::9", "::ffff:10.1.1.1", "ntp.example.com"]
+    public = ["8.8.8.8", "172.32.0.1", "192.0.2.1", "11.0.0.1", "2001:db8::1", "fe00::1"]
+    public += ["::", "::ffff:8.8.8.8", "256.1.1.1"]
+    c = pol.Config.from_dict({"servers": site[:4]})
+    assert c.servers == [pol.parse_server(s) for s in site[:4]] and c.warnings == []
+    for text in site:
+        assert pol.server_refusal(pol.parse_server(text)[0]) is None, text
+    for text in public:
+        why = pol.server_refusal(pol.parse_server(text)[0])
+        assert why is not None and why.startswith(pol.parse_server(text)[0] + ": "), text
+        c = pol.Config.from_dict({"servers": [text, "ntp.example.com"]})
+        assert c.servers == [("ntp.example.com", 123)], text
+        assert c.warnings == ["servers: {}, ignored".format(why)], (text, c.warnings)
+
+
+def test_a_floor_wait_is_the_policys_own_event_once_with_its_reason():
+    # 'sync' pressed every second: the next request waits for the 15 s floor (rule 1); the
+    # policy says so once per wait, and a long wait (poll interval) is no "wait" event
+    w = zone_world(n=1)
+    d = device(w, clock_error_us=0)
+    d.run(HOUR_MS)
+    assert kinds(d, "wait") == []  # the start-up delay and the poll interval have their own
+    for k in range(120):
+        now = HOUR_MS + k * 1000
+        d.policy.sync_now(now)
+        before = len(kinds(d, "wait"))
+        d.run(now + 1000)
+        assert len(kinds(d, "wait")) - before <= 1  # one press, one wait at most: said once
+    check_invariants(w, d)
+    waits = kinds(d, "wait")
+    assert waits, "no floor wait in two minutes of sync presses"
+    sends = [e["t_ms"] for e in kinds(d, "send")]
+    for e in waits:
+        assert e["reason"] == "floor" and 0 < e["wait_ms"] <= MIN_GAP_MS + 1_000, e
+        last = max(t for t in sends if t <= e["t_ms"])
+        assert last + MIN_GAP_MS <= e["t_ms"] + e["wait_ms"], (e, last)  # the floor's end
+    n = len(waits)
+    d.run(3 * HOUR_MS)  # the poll interval again: no "wait" event
+    assert len(kinds(d, "wait")) == n

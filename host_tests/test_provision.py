@@ -135,7 +135,8 @@ def test_a_value_the_device_refuses_stops_with_its_reason_and_saves_nothing(tmp_
     cfg.write_text(json.dumps({"zone": "keep", "wifi_pass": SECRET}))
     before = cfg.read_bytes()
     cases = [
-        (["--server", "192.0.2.1"], "192.0.2.1: a name, not an IP address (rule 3)"),
+        (["--server", "192.0.2.1"], "192.0.2.1: a public IP address; give a name, or a private,"),
+        (["--server", "[2001:db8::1]:123"], "2001:db8::1: a public IP address;"),
         (["--zone=-acme-"], "zone must be one DNS label such as acme"),
         (["--accuracy-ms", "0"], "accuracy_ms must be 1 to 60000"),
         (["--poll-min", "10"], "poll_min_s must be 64 to 131072"),
@@ -144,7 +145,7 @@ def test_a_value_the_device_refuses_stops_with_its_reason_and_saves_nothing(tmp_
     for args, reason in cases:
         p = provision("--exec", console_cmd(cfg), "--wifi-pass-file", pass_file, *args)
         assert p.returncode == 1, (args, p.stdout, p.stderr)
-        assert "device said 'err {}'".format(reason) in p.stderr, (args, p.stderr)
+        assert "device said 'err {}".format(reason) in p.stderr, (args, p.stderr)
         assert cfg.read_bytes() == before
     short = tmp_path / "short.txt"
     short.write_text("short\n")
@@ -152,6 +153,21 @@ def test_a_value_the_device_refuses_stops_with_its_reason_and_saves_nothing(tmp_
     assert p.returncode == 1 and "wifi_pass must be 8 to 63 characters" in p.stderr
     assert "to 'set wifi_pass ********'" in p.stderr and "wifi_pass short" not in p.stderr
     assert cfg.read_bytes() == before
+
+
+def test_a_site_server_by_private_address_is_provisioned(tmp_path, pass_file):
+    # rule 3 refuses public addresses only: a factory or site server at a private,
+    # link-local, unique-local or loopback address is configured (and never asked here)
+    cfg = tmp_path / "board.json"
+    servers = ["192.168.1.10", "10.0.0.2:1123", "[fd00::7]:123", "fe80::1"]
+    args = [a for s in servers for a in ("--server", s)]
+    p = provision("--exec", console_cmd(cfg), "--wifi-pass-file", pass_file, *args)
+    assert p.returncode == 0, p.stderr
+    assert read_json(str(cfg))["servers"] == servers
+    before = cfg.read_bytes()
+    # a second provisioning with no keys leaves it byte for byte
+    p = provision("--exec", console_cmd(cfg))
+    assert p.returncode == 2 and cfg.read_bytes() == before
 
 
 def test_usage_errors_send_nothing(tmp_path, pass_file):
@@ -181,6 +197,10 @@ def test_usage_errors_send_nothing(tmp_path, pass_file):
         assert not marker.exists()
     p = provision("--zone", "acme")  # neither --port nor --exec
     assert p.returncode == 2
+    for args in ([], ["--merge"], ["--status"]):  # no keys: nothing to write, nothing sent
+        p = provision("--exec", never, *args)
+        assert p.returncode == 2 and p.stderr.startswith("provision: no keys given"), p.stderr
+        assert not marker.exists()
     p = provision("--port", "/dev/null", "--exec", never)
     assert p.returncode == 2 and not cfg.exists()
 

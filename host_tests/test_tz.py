@@ -157,6 +157,21 @@ def test_a_dst_name_without_a_rule_gets_the_documented_default():
     assert tz.parse("XXX5YYY3").dst == -3 * 3600
 
 
+def test_a_rule_in_effect_all_year_is_dst_on_31_december_too():
+    # POSIX Jn never counts 29 February: J365 is 31 December in every year, and this rule
+    # (RFC 8536 3.3.1) is DST all year, the last hours of 31 December included (1984 and 2092
+    # are leap years): 1 January 00:00-04:00 UTC is 31 December 21:00-01:00 local
+    r = tz.parse("WART4WARST,J1/0,J365/25")
+    for y in (1983, 1984, 1985, 2092):
+        new_year = sum(366 if z % 4 == 0 and z != 2100 else 365 for z in range(1970, y + 1))
+        new_year *= 86400  # 1 January of y + 1, 00:00 UTC
+        assert civil(new_year)[:3] == (y + 1, 1, 1)
+        for t in (new_year - 3 * 3600, new_year, new_year + 3 * 3600, new_year + 4 * 3600):
+            assert r.utcoffset(t) == -3 * 3600, (y, t)
+        assert r.localtime(new_year - 1)[:4] == (y, 12, 31, 20)
+        assert r.localtime(new_year - 1)[8] == 1
+
+
 def test_names_and_offsets():
     r = tz.parse("<+1245>-12:45<+1345>,M9.5.0/2:45,M4.1.0/3:45")
     assert r.names == ("+1245", "+1345")
@@ -223,7 +238,9 @@ def test_malformed_rules_raise_value_error_with_a_reason():
     # the position is the first character that does not fit
     assert reason("CET-1CEST,M3.5.0,M10.5.9") == "0-6 expected at 23"
     assert reason("CET-1:5") == "2 digits expected at 6"
-    assert reason("CET") == "0-24 expected at 3"
+    assert reason("CET") == "offset expected at 3 (POSIX writes UTC as UTC0)"
+    assert reason("UTC") == "offset expected at 3 (POSIX writes UTC as UTC0)"
+    assert reason("CET-") == "0-24 expected at 4"
 
 
 def test_a_zone_name_says_it_is_not_a_rule():

@@ -25,7 +25,8 @@ const ROOT = process.cwd();
 const RUNTIME =
   process.env.WASM_MICROPYTHON ||
   path.join(ROOT, ".venv/node/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs");
-const HEAP = 64 * 1024 * 1024; // the simulated-time scenarios keep every event of 30 days
+// the simulated-time scenarios keep every event of 30 days; WASM_HEAPSIZE: another size (bytes)
+const HEAP = Number(process.env.WASM_HEAPSIZE) || 64 * 1024 * 1024;
 
 const SOCKET = "needs a real UDP socket (the WebAssembly port has no socket module)";
 const ASYNCIO =
@@ -42,8 +43,10 @@ const SKIP = {
   "test_boards.test_background_writer_still_writes_when_the_event_loop_is_always_late": ASYNCIO,
   "test_boards.test_background_writer_writes_at_the_whole_second_holding_the_loop_briefly": ASYNCIO,
   "test_boards.test_board_with_credentials_joins_and_starts_the_service": ASYNCIO,
+  "test_boards.test_board_without_sntp_config_names_the_extra_and_runs_its_application": ASYNCIO,
   "test_boards.test_board_without_wifi_credentials_says_so_and_runs_its_application": ASYNCIO,
   "test_boards.test_hil_check_passes_against_a_fake_server": ASYNCIO,
+  "test_boards.test_hil_drift_leaves_out_the_slew_the_service_has_pending": ASYNCIO,
   "test_boards.test_the_service_sets_a_one_second_rtc_within_5_ms": ASYNCIO,
   "test_console_board.test_boot_window_with_a_line_runs_the_console_until_exit": ASYNCIO,
   "test_console_board.test_boot_window_without_a_line_goes_on": ASYNCIO,
@@ -82,7 +85,7 @@ function copyTree(from, to) {
     }
   }
 }
-for (const d of ["firmware", "boards", "host_tests", "tools"]) copyTree(path.join(ROOT, d), "/repo/" + d);
+for (const d of ["firmware", "boards", "host_tests", "tools", "mpy"]) copyTree(path.join(ROOT, d), "/repo/" + d);
 mp.FS.mkdirTree("/repo/build");
 mp.FS.chdir("/repo");
 

@@ -215,11 +215,14 @@ out = []
 
 async def probe(b, say):
     await asyncio.sleep_ms(300)
+    synced = False
+    if b.service:  # one sync now, against the configured loopback server (rule 3 allows it)
+        synced = (await b.service.sync())["clock_set"]
     gc.collect()
     mods = sorted(k for k in sys.modules if k.startswith("sntp") or "." not in k)
-    out.append('{"resident": %d, "service": %s, "modules": [%s]}' % (
+    out.append('{"resident": %d, "service": %s, "synced": %s, "modules": [%s]}' % (
         gc.mem_alloc() - base, "true" if b.service else "false",
-        ", ".join('"%s"' % m for m in mods)))
+        "true" if synced else "false", ", ".join('"%s"' % m for m in mods)))
 
 reader = serialconsole.LineReader(ready=lambda ms: False, read=lambda: b"")
 asyncio.run(app.main(board, sys.argv[1], sys.argv[3], probe, lambda line: None, reader))
@@ -338,7 +341,7 @@ def packages():
         if f.startswith("package") and f.endswith(".json"):
             with open(os.path.join(ROOT, f)) as fh:
                 urls = json.load(fh).get("urls", [])
-            names = [u[0][:-3].replace("/", ".") for u in urls if u[0].endswith(".py")]
+            names = [u[0].rsplit(".", 1)[0].replace("/", ".") for u in urls]  # .py or .mpy
             out[f] = ["sntp" if n == "sntp.__init__" else n for n in names]
     return out
 
@@ -346,6 +349,9 @@ def packages():
 def board_modules(port="123"):
     """The headless board program's loaded modules and resident heap (a probe run)."""
     state = os.path.join(BUILD, "board-state.json")
+    for path in (state, state + ".tmp"):  # a first boot: a run before would defer its sync
+        if os.path.exists(os.path.join(ROOT, path)):
+            os.remove(os.path.join(ROOT, path))
     return probe("fp_board", os.path.join(BUILD, "board-config.json"), port, state)
 
 
@@ -409,6 +415,7 @@ def measure(idle_minutes=60, wasm32=None):
     res["board_modules"] = mods
     res["board_mpy"] = sum(sizes[m] for m in mods) if mods else None
     res["board_resident"] = board.get("resident")
+    res["board_synced"] = board.get("synced")
     w = load_wasm32(wasm32) if wasm32 else None
     res["wasm32"] = w
     if w:  # the most an idle wake-up allocates there, with the drift unknown or known

@@ -40,12 +40,14 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
           changes no clock. Exit status 0 when the reply passed every check, 1 otherwise.
   sync    one round of the time service, started at once: the servers are asked in turn
           until the board clock is set or the policy gives up for now (every server tried
-          once, a Kiss-o'-Death, the hourly cap). Exit status 0 when the clock was set.
+          once, a Kiss-o'-Death, the hourly cap). Exit status 0 when the clock was set, or
+          is valid and the next request is not allowed yet (it says when).
   run     the time service in real time, one line per event (the board's UTC time, what
           happened, and each wait with its reason; --json: one JSON object a line). The
           first request waits for the randomized start-up delay (up to 60 s with an invalid
           clock, 30 min with a valid one) unless --no-startup-delay.
-  status  the board clock and what the state file remembers (last sync, interval, servers);
+  status  the board clock and what the state file holds (last sync, interval, next request,
+          Kiss-o'-Death holds with their ends, each server's counts);
           with --config, the local time too when that configuration has a tz rule.
   console the provisioning console of a device, on this terminal, against the configuration
           file --config (sntp.config; created by the first save): help, show, get, set,
@@ -68,8 +70,8 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
   --no-startup-delay    run: ask at once instead of after the start-up delay (not for fleets)
   --asyncio             sync, run: the asyncio driver (sntp.aio) instead of the blocking one
   --drift-ppm PPM       sync, run: simulate a crystal this far off (+: the board clock runs
-                        slow) on the unix board's software clock; `run` shows the drift
-                        estimate converging in its "drift" events
+                        slow) on the unix board's software clock (run: its "drift" events
+                        show the estimate converging)
   --poll-min SECONDS    sync, run: the shortest poll interval (at least 64 s; 1800 s when a
                         server is a pool.ntp.org name)
   --accuracy-ms MS      sync, run: how far the clock may wander between polls (default 100):
@@ -77,9 +79,9 @@ USAGE = """usage: sntp [--python] COMMAND [OPTIONS]
   --no-rtc              sync, run: the board has no battery-backed clock: it reads 1970 at
                         this boot (the state file's policy state is kept), as after a
                         power cut or a crash
-  --wake                sync, run: this boot is a wake from deep sleep (the board clock ran
-                        on): sync asks only when the saved state says a request is due, and
-                        otherwise says when it will be (exit status 0, no network used)
+  --wake                sync, run: this boot is a wake from deep sleep: the board clock ran
+                        on (sync: it asks only when the saved state says a request is due,
+                        and otherwise says when it will be, exit status 0, no network used)
   --json                JSON instead of text (run: one object per event)
   --python              run under CPython instead of the unix-port MicroPython
   --version             print the version and the build date (the era pivot and clock floor)
@@ -143,10 +145,27 @@ def parse_server(text, option=None):
             problem = "bad server name {!r}".format(text)
     except ValueError as e:  # no `raise from` on MicroPython: raised below
         problem = e.args[0]
+    if problem is None and _port_in_ipv6(text):
+        addr, _, p = text.rpartition(":")
+        where = option + ": " if option else ""
+        raise UsageError(
+            "{}{} is one IPv6 address: write [{}]:{} for port {} of {}, or [{}]".format(
+                where, text, addr, p, p, addr, text
+            )
+        )
     if problem is not None:
         where = option + ": " if option else ""
         raise UsageError("{}{}: give {}".format(where, problem, SERVER_FORMS))
     return host, port
+
+
+def _port_in_ipv6(text):
+    """True for '::1:123': an IPv6 address whose last group reads as a port after a shorter
+    address (::1). It is asked as ::1:123 port 123; brackets say which was meant."""
+    addr, _, p = text.rpartition(":")
+    if text.startswith("[") or "::" not in addr or addr.endswith(":") and addr[-2:] != "::":
+        return False
+    return p.isdigit() and len(p) <= 5 and 0 < int(p) < 65536 and _host_ok(addr)
 
 
 _HEX = "0123456789abcdefABCDEF"
@@ -256,22 +275,69 @@ def parse_args(argv):
 
 
 def command_help(cmd):
-    """USAGE cut down to one command: its synopsis, its paragraph and its options."""
+    """USAGE cut down to one command: its synopsis, its paragraph and its options, each
+    option with only this command's notes (own_notes)."""
     keep_words = (cmd,) + COMMAND_OPTIONS[cmd] + ("--help",)
     blocks = []
     for block in USAGE.split("\n\n")[1:]:
-        kept = []
+        items = []  # [lines of one item]
         keep = False
         for line in block.split("\n"):
             if line[:2] == "  " and line[2:3] != " ":  # an item starts: sntp CMD, CMD, --opt
                 words = line.split()
                 word = words[1] if words[0] == "sntp" else words[0]
                 keep = word in keep_words
-            if keep:
-                kept.append(line)
+                if keep:
+                    items.append([line])
+            elif keep:
+                items[-1].append(line)
+        kept = []
+        for lines in items:
+            if lines[0][2:4] == "--":
+                lines = own_notes(lines, cmd)
+            kept += lines
         if kept:
             blocks.append("\n".join(kept))
     return "usage:\n" + "\n\n".join(blocks) + "\n"
+
+
+_DESC = 24  # the column where an option's description starts in USAGE
+_WIDTH = 94  # and where its lines end
+
+
+def own_notes(lines, cmd):
+    """An option's USAGE lines for cmd's help: without the list of commands that take it
+    ("sync, run: "), and with a note for one command "(run: ...)" only in that command's."""
+    head = lines[0][:_DESC]
+    text = " ".join(x.strip() for x in [lines[0][_DESC:]] + lines[1:])
+    colon = text.find(": ")
+    if colon > 0 and all(w in COMMAND_OPTIONS for w in text[:colon].split(", ")):
+        text = text[colon + 2 :]
+    out = ""
+    while text:
+        start = text.find(" (")
+        end = text.find(")", start)
+        if start < 0 or end < 0:
+            out += text
+            break
+        colon = text.find(": ", start, end)
+        if colon < 0 or text[start + 2 : colon] not in COMMAND_OPTIONS:
+            out += text[: end + 1]  # a parenthesis of its own, not a command's note
+        else:
+            out += text[:start]
+            if text[start + 2 : colon] == cmd:
+                out += " (" + text[colon + 2 : end + 1]
+        text = text[end + 1 :]
+    if out == " ".join(x.strip() for x in [lines[0][_DESC:]] + lines[1:]):
+        return lines  # nothing to take out: as written
+    wrapped = []
+    line = head
+    for word in out.split(" "):
+        if len(line) + 1 + len(word) > _WIDTH and len(line) > _DESC:
+            wrapped.append(line)
+            line = " " * _DESC
+        line += word if len(line) == _DESC else " " + word
+    return wrapped + [line]
 
 
 _SERVICE = (
@@ -319,7 +385,10 @@ def _option_value(opts, option, value):
             raise UsageError("--for must be above 0 seconds")
         opts["for_ms"] = ms
     elif option == "--server":
-        parse_server(value, "--server")
+        host, _ = parse_server(value, "--server")
+        why = policy.server_refusal(host)  # the configuration's rule: one function decides
+        if why:
+            raise UsageError("--server: " + why)
         opts["servers"].append(value)
     elif option == "--zone":
         label = value.lower()
@@ -693,17 +762,17 @@ def cmd_service(opts, out, err):
 
             def said(e):  # the blocking wait before a request, on stderr
                 if e["event"] == "wait":
-                    err.write("sntp: waiting {}: {}\n".format(duration(e["wait_ms"]), e["reason"]))
+                    why = WAIT_REASONS.get(e["reason"], e["reason"])
+                    err.write("sntp: waiting {}: {}\n".format(duration(e["wait_ms"]), why))
 
             svc.subscribe(said)
-            announce_waits(svc)
             s = _drive(opts, svc.sync())
         else:
             _run(svc, opts, out)
     finally:
         kept = True
         if state is not None:
-            state.servers = svc.status()["servers"]
+            state.servers = _counted(state.doc.get("servers"), svc.status()["servers"])
             kept = state.flush()
     if not kept:  # the board clock lives in that file: a correction not saved never happened
         err.write(
@@ -714,6 +783,27 @@ def cmd_service(opts, out, err):
     if opts["cmd"] == "sync":
         return _sync(s, opts, rtc, out, err)
     return 0
+
+
+def _counted(before, now):
+    """Each server's counters of this run added to those the state file held for it: the
+    file's counts are since it was made, not since the last run (which may have sent
+    nothing: a sync that only waited)."""
+    old = {}
+    for x in before if isinstance(before, list) else []:
+        if isinstance(x, dict):
+            old[x.get("server")] = x
+    out = []
+    for srv in now:
+        prev = old.get(srv.get("server")) or {}
+        srv = dict(srv)
+        for k in ("sends", "replies", "kods", "dns_failures"):
+            if type(prev.get(k)) is int and type(srv.get(k)) is int:
+                srv[k] += prev[k]
+        if srv.get("address") is None:
+            srv["address"] = prev.get("address")
+        out.append(srv)
+    return out
 
 
 def _drive(opts, coro_or_value):
@@ -740,6 +830,9 @@ def _not_due(due_ms):
 
 def _sync(s, opts, rtc, out, err):
     board_us = rtc.unix_us()
+    # a valid board clock whose next request is not allowed yet (the floor, the crash-loop
+    # guard): the board is fine and says when it may ask; only an invalid clock is a failure
+    waits = s["error"] == "deferred" and board_us >= BUILD_UNIX_S * US_PER_S
     if opts["json"]:
         fields = [
             ("ok", json.dumps(s["ok"])),
@@ -764,9 +857,15 @@ def _sync(s, opts, rtc, out, err):
         )
     elif s["error"] == "not-due":
         out.write("not due: {} (board clock {})\n".format(s["detail"], _utc(board_us)))
+    elif waits:
+        out.write(
+            "clock valid, nothing to do now: {} (board clock {})\n".format(
+                s["detail"], _utc(board_us)
+            )
+        )
     else:
         err.write("sntp: clock not set: {} ({})\n".format(s["error"], s["detail"]))
-    return 0 if s["clock_set"] or s["error"] == "not-due" else 1
+    return 0 if s["clock_set"] or s["error"] == "not-due" or waits else 1
 
 
 def event_json(e):
@@ -787,7 +886,6 @@ def _run(svc, opts, out):
             flush()
 
     svc.subscribe(show)
-    announce_waits(svc)
     svc.boot(startup_delay=opts["startup_delay"])
     until = None if opts["for_ms"] is None else svc.now_ms() + opts["for_ms"]
     _drive(opts, svc.run(until))
@@ -795,32 +893,8 @@ def _run(svc, opts, out):
 
 # ---- waits and events in words ---------------------------------------------------------------
 
-WAIT_SAID_MS = 2_000  # a silent wait longer than this is announced with its reason
-FLOOR_REASON = "at most one request per 15 s to each server address (rule 1)"
-
-
-def announce_waits(svc):
-    """The one wait the policy takes without an event (the 15 s floor between two requests to
-    an address, before the next in a round) becomes a "wait" event when it is long enough to
-    notice: every other wait comes with its event (start, poll, backoff, hold)."""
-    pol = svc.policy
-    poll = pol.poll
-    said = []
-
-    def listen(e):
-        said.append(e)
-
-    pol.subscribe(listen)
-
-    def announcing(now_ms, wall_us):
-        del said[:]
-        action = poll(now_ms, wall_us)
-        due = pol.due_ms
-        if action is None and not said and due is not None and due - now_ms > WAIT_SAID_MS:
-            pol.emit("wait", wait_ms=due - now_ms, reason=FLOOR_REASON)
-        return action
-
-    pol.poll = announcing
+# The policy's reason for a "wait" event, in words.
+WAIT_REASONS = {"floor": "at most one request per 15 s to each server address (rule 1)"}
 
 
 def duration(ms):
@@ -943,8 +1017,9 @@ def event_text(e, now_us):
             e.get("reason"), e.get("cap"), _next(e, now_us, "rule 2")
         )
     elif k == "wait":
+        why = WAIT_REASONS.get(e.get("reason"), e.get("reason"))
         text = "waiting {} until {}: {}".format(
-            duration(e["wait_ms"]), _hms(now_us + e["wait_ms"] * 1000), e.get("reason")
+            duration(e["wait_ms"]), _hms(now_us + e["wait_ms"] * 1000), why
         )
     elif k == "drift":
         text = "drift estimate {} (this sync measured {}); poll interval at most {} s".format(
@@ -1010,6 +1085,7 @@ def cmd_status(opts, out, err):
             ("fails", json.dumps(_int_or_none(pst.get("fails")))),
             ("next_due", json.dumps(_int_or_none(pst.get("next_due_unix_s")))),
             ("denied", json.dumps(pst.get("denied") or {})),
+            ("rate", json.dumps(pst.get("rate") or {})),
         ]
         out.write("{" + ", ".join(json.dumps(k) + ": " + v for k, v in fields) + "}\n")
         return 0
@@ -1027,6 +1103,7 @@ def cmd_status(opts, out, err):
     ]
     if local is not None:
         lines.insert(1, "local      " + local)
+    lines += _holds(pst)
     if not servers:
         lines.append("servers    none recorded")
     for i, srv in enumerate(servers):
@@ -1040,6 +1117,47 @@ def cmd_status(opts, out, err):
         lines.append("{:<10} {}".format(label, text))
     out.write("\n".join(lines) + "\n")
     return 0
+
+
+def _holds(pst):
+    """The policy state's next request and its holds, as the state file has them: a DENY
+    until a date, a RATE gap until a time after the save (by the board clock then)."""
+    lines = []
+    due = _int_or_none(pst.get("next_due_unix_s"))
+    if due is not None:
+        lines.append(
+            "next       {} UTC (the next request, by the board clock)".format(
+                _utc(due * US_PER_S)[:19]
+            )
+        )
+    saved_ms = _int_or_none(pst.get("saved_ms"))
+    rate = pst.get("rate") if isinstance(pst.get("rate"), dict) else {}
+    for addr in sorted(rate):
+        v = rate[addr]
+        if not (
+            isinstance(v, list) and len(v) == 3 and all(_int_or_none(x) is not None for x in v)
+        ):
+            continue
+        end = (
+            _utc((saved_ms + v[2]) * 1000)[:19] + " UTC"
+            if saved_ms is not None
+            else "{} after the save".format(duration(v[2]))
+        )
+        lines.append(
+            "hold       {} RATE: at most one request per {} until {}".format(
+                addr, duration(v[0]), end
+            )
+        )
+    denied = pst.get("denied") if isinstance(pst.get("denied"), dict) else {}
+    for addr in sorted(denied):
+        until = _int_or_none(denied[addr])
+        if until is not None:
+            lines.append(
+                "hold       {} DENY: no request until {} UTC".format(
+                    addr, _utc(until * US_PER_S)[:19]
+                )
+            )
+    return lines
 
 
 def _local(config_path, board_us, warn):

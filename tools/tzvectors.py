@@ -48,7 +48,18 @@ RULES = (
     "XXX3YYY,J59/23,J60",  # Julian days either side of 29 February
     "EST5EDT,0/0,J365/25",  # DST all year, as tzdata writes it
     "<-11>11<+13>-13,M3.1.0/167,M10.5.6/-167",  # offsets 24 h apart, times a week away
+    "WART4WARST,J1/0,J365/25",  # DST all year with J days: J365 is 31 December in leap years
 )
+# Rules in effect all year (RFC 8536 section 3.3.1: DST from 1 January 00:00 standard time to
+# 31 December 24:00 standard time; POSIX's Jn never counts 29 February, so J365 is always
+# 31 December). glibc judges an instant by the changes of its own UTC year, so it gives
+# standard time in the hours of each 1 January before that year's start, which such a rule
+# does not have. Their L and T lines come from the C library for the same offset without
+# DST (the rule on the right), marked DST; the K lines (away from 1 January) from the rule.
+ALL_YEAR = {
+    "EST5EDT,0/0,J365/25": "<EDT>4",
+    "WART4WARST,J1/0,J365/25": "<WARST>3",
+}
 SEED = 20261130
 RANDOM_INSTANTS = 60  # per rule, plus the ends of the range
 RANDOM_WALLS = 24  # per rule
@@ -73,20 +84,29 @@ def changes(rule):
     return sorted(t for t in out if 0 < t <= LAST)
 
 
+def local(rule, t):
+    """time.localtime(t) under rule: (fields 0-5, wday, yday, isdst, gmtoff)."""
+    if rule in ALL_YEAR:
+        use(ALL_YEAR[rule])
+        lt = time.localtime(t)
+        use(rule)
+        return tuple(lt[:6]) + (lt.tm_wday, lt.tm_yday, 1, lt.tm_gmtoff)
+    lt = time.localtime(t)
+    return tuple(lt[:6]) + (lt.tm_wday, lt.tm_yday, lt.tm_isdst, lt.tm_gmtoff)
+
+
 def lines_for(rule, rnd):
     use(rule)
     out = ["R " + rule]
     instants = [0, 1, (1 << 31) - 1, 1 << 31, LAST - 1, LAST]
     instants += [rnd.randrange(0, LAST + 1) for _ in range(RANDOM_INSTANTS)]
     for t in instants:
-        lt = time.localtime(t)
-        out.append("L {} {} {} {}".format(t, " ".join(map(str, lt[:6])), lt.tm_wday, lt.tm_yday))
-        out[-1] += " {} {}".format(lt.tm_isdst, lt.tm_gmtoff)
+        out.append("L {} {}".format(t, " ".join(map(str, local(rule, t)))))
     for t in changes(rule):
-        a, b, c = time.localtime(t - 1), time.localtime(t), time.localtime(t + 1)
-        if (b.tm_gmtoff, b.tm_isdst) != (c.tm_gmtoff, c.tm_isdst):
+        a, b, c = local(rule, t - 1), local(rule, t), local(rule, t + 1)
+        if b[-2:] != c[-2:]:
             raise SystemExit("{}: the C library changes at {} + 1 s".format(rule, t))
-        out.append("T {} {} {} {} {}".format(t, a.tm_gmtoff, a.tm_isdst, b.tm_gmtoff, b.tm_isdst))
+        out.append("T {} {} {} {} {}".format(t, a[-1], a[-2], b[-1], b[-2]))
     walls = 0
     while walls < RANDOM_WALLS:
         t = rnd.randrange(2 * 86400, LAST - 2 * 86400)

@@ -50,6 +50,7 @@ EVENT_LEVELS = {
     "send": "debug",
     "reply": "debug",
     "poll": "debug",
+    "wait": "debug",
 }
 
 
@@ -98,7 +99,7 @@ class Board:
     """What main() started, for the application and for tests."""
 
     def __init__(self, settings, rtc):
-        self.settings = settings  # the settings dict
+        self.settings = settings  # the settings dict (None: no sntp.config on this firmware)
         self.rtc = rtc  # sntp.rtc.BoardRTC
         self.wifi = None  # wifi.Wifi, or None without credentials
         self.service = None  # sntp.aio.AsyncService, or None without Wi-Fi credentials
@@ -131,6 +132,8 @@ async def main(
     cancelling the tasks it started.
     """
     gate = serialconsole.Gate(out)
+    if settings_mod.config is None:
+        console = None  # sntp.console came with sntp.config, in the same extra
     if console is not None:
         await serialconsole.boot_window(config_path, console, out, window_ms, reboot)
         out = gate.out  # from here on, held back while the console is open
@@ -138,7 +141,9 @@ async def main(
     b.rtc.calibrate()  # 1 s RTC: anchor the sub-second interpolation (blocks up to 1 s)
     b.tasks.append(asyncio.create_task(b.rtc.run()))
     s = b.settings
-    if not s["wifi_ssid"]:
+    if s is None:
+        pass  # settings.load() said which extra this firmware lacks: the application runs
+    elif not s["wifi_ssid"]:
         out(
             "board: no Wi-Fi credentials (wifi_ssid in {}): no time service, the application"
             " runs on the RTC".format(config_path)

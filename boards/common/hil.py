@@ -41,6 +41,8 @@ async def check(
     net (sntp.net.Net()-like) and the paths are for the host tests; the board uses defaults.
     """
     s = settings_mod.load(config_path, out)
+    if s is None:
+        return fail(out, "no sntp.config in this firmware")
     if not s["wifi_ssid"]:
         return fail(out, "no Wi-Fi credentials in {}".format(config_path))
     if not settings_mod.has_servers(s):
@@ -72,7 +74,7 @@ async def check(
     addr = None
     if r["server"] in sent:
         addr = _address(svc.net, r["server"], sent[r["server"]])
-    disc = getattr(svc, "disc", None)  # the clock discipline (firmware/sntp/discipline.py)
+    disc = svc.keeper.disc  # the clock discipline (firmware/sntp/discipline.py); None: no rtc
     # A small offset is slewed by the service loop, which does not run here: what is still
     # pending is part of the next measurement, not drift.
     pending_us = disc.pending_us if disc is not None else 0

@@ -12,10 +12,17 @@
 # falls back to its default; either way one line on the console says what was dropped.
 # Without wifi_ssid the board has no Wi-Fi and no time service; the application still runs.
 # Never commit a real passphrase.
-from sntp import config
 from sntp.store import NOT_FOUND, read_json
 
+try:
+    from sntp import config
+except ImportError:
+    # sntp frozen without its sntp-console extra: a frozen package's submodules are looked up
+    # only in the firmware, so a /lib/sntp/config.mpy is never found (docs/freezing.md)
+    config = None  # type: ignore[assignment]
+
 CONFIG_PATH = "/config.json"
+NO_CONFIG = "board: sntp.config is not in this firmware: freeze sntp-console with sntp"
 
 # Keys handed to the time service (sntp.aio.AsyncService's config dict).
 SERVICE_KEYS = ("zone", "servers", "factory_server", "accuracy_ms", "poll_min_s", "poll_max_s")
@@ -26,7 +33,11 @@ def defaults():
 
 
 def load(path=CONFIG_PATH, warn=print):
-    """The settings: every key of sntp.config, from the file where valid. Never raises."""
+    """The settings: every key of sntp.config, from the file where valid. Never raises.
+    None, with one line saying which package to freeze, when sntp.config is missing."""
+    if config is None:
+        warn(NO_CONFIG + " (no time service, no console)")
+        return None
     doc, why = read_json(path)
     if doc is None and why == NOT_FOUND:
         # a console save cut between removing the old file and the rename (FAT): the

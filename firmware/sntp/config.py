@@ -9,7 +9,8 @@
 # The schema, in order (this table is the reference; `help` prints it):
 #   key             type      default  rule
 #   zone            label     none     NTP Pool vendor zone: 0-3.<zone>.pool.ntp.org
-#   servers         names     []       up to 4 host names (no IP addresses: rule 3), ":port" ok
+#   servers         names     []       up to 4 host names, ":port" ok; an IP address only when
+#                                      private, link-local, unique-local or loopback (rule 3)
 #   factory_server  host      none     a name or an IP address, used only until the first sync
 #   wifi_ssid       text      ""       1-32 bytes
 #   wifi_pass       secret    ""       8-63 characters (or "" for an open network); never shown
@@ -21,7 +22,7 @@
 #   tz              rule      none     POSIX TZ rule for local time (sntp.tz, docs/localtime.md)
 from . import policy
 from .compat import const
-from .store import JsonStore
+from .store import NOT_FOUND, JsonStore, read_json
 
 MAX_TEXT = const(64)  # bytes of any text value
 KIND = "sntp-config"  # the file's "kind": never taken for a state file (or one for it)
@@ -32,7 +33,7 @@ MASK = "********"
 # key -> (kind, default, help)
 SCHEMA = {  # type: dict
     "zone": ("label", None, "NTP Pool vendor zone: 0-3.ZONE.pool.ntp.org"),
-    "servers": ("names", [], "up to 4 NTP server names, comma-separated (host or host:port)"),
+    "servers": ("names", [], "up to 4 NTP servers, comma-separated: names, or site addresses"),
     "factory_server": ("host", None, "a name or IP address used only until the first sync"),
     "wifi_ssid": ("text", "", "Wi-Fi network name (1-32 bytes)"),
     "wifi_pass": ("secret", "", "Wi-Fi passphrase (8-63 characters, or empty); never shown"),
@@ -64,13 +65,6 @@ def defaults():
         d = SCHEMA[k][1]
         out[k] = list(d) if isinstance(d, list) else d
     return out
-
-
-def _is_ip(host):
-    if ":" in host:
-        return True  # IPv6 literal
-    parts = host.split(".")
-    return len(parts) == 4 and all(p and all("0" <= c <= "9" for c in p) for p in parts)
 
 
 def _printable(text):
@@ -106,8 +100,9 @@ def check(key, value):
             if not isinstance(name, str):
                 raise ValueError("a server must be a name")
             host, _ = policy.parse_server(name)  # ValueError with a reason
-            if _is_ip(host):
-                raise ValueError("{}: a name, not an IP address (rule 3)".format(name))
+            why = policy.server_refusal(host)  # the API's own rule (Config.from_dict)
+            if why:
+                raise ValueError(why)
             out.append(name)
         return out
     if not isinstance(value, str):
@@ -209,10 +204,13 @@ def validate(doc):
 
 def load(path, warn=print):
     """The configuration in path, validated; every problem is one warn() line."""
-    store = JsonStore(path, lambda line: None)  # a missing file is not worth a line here
-    values, warnings = validate(store.load())
-    if store.warning and "not found" not in store.warning:
-        warnings.insert(0, store.warning)
+    doc, why = read_json(path)
+    if why == NOT_FOUND:  # not worth a line; a save cut before its rename left PATH.tmp
+        doc, why = read_json(path + ".tmp")
+        why = None if why == NOT_FOUND else why
+    values, warnings = validate(doc)
+    if why:  # the configuration's words, not the state file's
+        warnings.insert(0, "{}: {}, ignored: the defaults are used".format(path, why))
     for w in warnings:
         warn("config: " + w)
     return values

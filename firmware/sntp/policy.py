@@ -199,6 +199,38 @@ def parse_server(text):
     return host, int(port)
 
 
+def server_refusal(host):
+    """Why host may not be a configured server, or None. Any name may (rule 3: names let the
+    operator move servers); an IP address only when the site runs it: private (10/8,
+    172.16/12, 192.168/16), link-local (169.254/16, fe80::/10), unique-local (fc00::/7) or
+    loopback (127/8, ::1), as a factory or site server is. A public address baked into
+    devices is the rule's lesson: its owner cannot move it, and may never have agreed."""
+    low = host.lower()
+    v4 = low[7:] if low.startswith("::ffff:") and "." in low else host  # IPv4 as IPv6
+    parts = v4.split(".")
+    if len(parts) == 4 and all(_digits(p) and len(p) <= 3 for p in parts):
+        a, b = int(parts[0]), int(parts[1])
+        if max(int(p) for p in parts) > 255:
+            return "{}: not an IP address".format(host)
+        if a in (10, 127) or (a, b) in ((169, 254), (192, 168)) or (a == 172 and 16 <= b < 32):
+            return None
+    elif ":" in host:
+        first = low.split(":")[0]
+        if low == "::1" or (
+            first
+            and len(first) <= 4
+            and all(c in "0123456789abcdef" for c in first)
+            and (int(first, 16) & 0xFFC0 == 0xFE80 or int(first, 16) & 0xFE00 == 0xFC00)
+        ):
+            return None
+    else:
+        return None  # a name
+    return (
+        "{}: a public IP address; give a name, or a private, link-local, unique-local or "
+        "loopback address (rule 3)".format(host)
+    )
+
+
 def zone_label(zone):
     """A vendor zone of the NTP Pool (one DNS label, like acme), lower-cased. ValueError."""
     ok = isinstance(zone, str) and 0 < len(zone) <= 63 and zone[0] != "-" and zone[-1] != "-"
@@ -255,6 +287,10 @@ class Config:
                 hp = parse_server(text)
             except ValueError as e:
                 w.append("servers: {}, ignored".format(e.args[0]))
+                continue
+            why = server_refusal(hp[0])
+            if why:
+                w.append("servers: {}, ignored".format(why))
                 continue
             if hp in c.servers:
                 continue
@@ -616,6 +652,7 @@ class Policy:
         if src is None:
             if wait_ms is not None:
                 self.due_ms = now_ms + wait_ms
+                self.emit("wait", wait_ms=wait_ms, reason="floor")  # R1, before the next
                 return None
             return self._round_failed(now_ms, wall_us)  # result() concludes rounds with replies
         if self._needs_resolve(src, now_ms):

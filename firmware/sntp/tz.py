@@ -95,7 +95,10 @@ class Rule:
         b = _at(self.end, y0, leap)
         if a > b:
             return t < b or t >= a
-        return a <= t < b
+        if t < a:  # DST all year (RFC 8536 3.3.1): last year's DST ends at this one's start
+            p0 = _y0(y - 1)
+            return _at(self.end, p0, _leap(y - 1)) - (y0 - p0) * _DAY >= a
+        return t < b
 
     def utcoffset(self, t):
         return self.dst if self._isdst(t // _DAY, t % _DAY) else self.std
@@ -227,6 +230,8 @@ def parse(rule):
     if s[:1] == ":" or "/" in s.split(",")[0]:
         raise ValueError("a zone name, not a rule (docs/localtime.md)")
     std, i = _name(s, 0)
+    if i == len(s):  # TZ=UTC: a zone name to glibc, no rule
+        raise ValueError("offset expected at {} (POSIX writes UTC as UTC0)".format(i))
     w, i = _hms(s, i, 24)
     std_off = -w
     if i == len(s):

@@ -1,0 +1,19 @@
+# The board program (boards/common and the board's board.py; main.py stays on the filesystem,
+# copied by `make deploy` or mpremote), frozen with what it imports: the sync core and
+# sntp-console (its settings validate /config.json with sntp.config). Give the board:
+#   require("sntp-board", library="sntp", board="esp32")   # or board="rp2" (Pico W)
+# hil.py (the hardware-in-the-loop check) is left out: make hil copies it when it runs.
+# ruff: noqa: F821 - metadata(), options, require() and module() are given by MicroPython's
+# manifest tool
+metadata(
+    description="SNTP client for MicroPython fleets: board program", version="0.1.0", license="MIT"
+)
+
+options.defaults(board=None)
+if options.board not in ("esp32", "rp2"):
+    raise ValueError('sntp-board: give board="esp32" or board="rp2"')
+require("sntp", library="sntp")
+require("sntp-console", library="sntp")
+for name in ("app.py", "serialconsole.py", "settings.py", "wifi.py"):
+    module(name, base_path="../../boards/common")
+module("board.py", base_path="../../boards/" + options.board)

@@ -1,0 +1,25 @@
+# The sntp sync core, what a headless board needs (package.json installs the same for mip).
+# ruff: noqa: F821 - metadata() and package() are given by MicroPython's manifest tool
+metadata(
+    description="SNTP client for MicroPython fleets: the sync core", version="0.1.0", license="MIT"
+)
+
+package(
+    "sntp",
+    files=(
+        "__init__.py",
+        "aio.py",
+        "client.py",
+        "compat.py",
+        "discipline.py",
+        "exchange.py",
+        "net.py",
+        "policy.py",
+        "rtc.py",
+        "service.py",
+        "store.py",
+        "summary.py",
+        "timestamp.py",
+    ),
+    base_path="../../firmware",
+)
