@@ -773,6 +773,7 @@ def cmd_service(opts, out, err):
         kept = True
         if state is not None:
             state.servers = _counted(state.doc.get("servers"), svc.status()["servers"])
+            state.health = svc.health()
             kept = state.flush()
     if not kept:  # the board clock lives in that file: a correction not saved never happened
         err.write(
@@ -1086,6 +1087,7 @@ def cmd_status(opts, out, err):
             ("next_due", json.dumps(_int_or_none(pst.get("next_due_unix_s")))),
             ("denied", json.dumps(pst.get("denied") or {})),
             ("rate", json.dumps(pst.get("rate") or {})),
+            ("health", json.dumps(doc.get("health"))),
         ]
         out.write("{" + ", ".join(json.dumps(k) + ": " + v for k, v in fields) + "}\n")
         return 0
@@ -1104,6 +1106,11 @@ def cmd_status(opts, out, err):
     if local is not None:
         lines.insert(1, "local      " + local)
     lines += _holds(pst)
+    h = doc.get("health")
+    if isinstance(h, dict):
+        from sntp.console import health_text
+
+        lines.append("health     {} (at the last save)".format(health_text(h)))
     if not servers:
         lines.append("servers    none recorded")
     for i, srv in enumerate(servers):

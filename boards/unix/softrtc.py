@@ -119,6 +119,7 @@ class StateFile:
         self.rtc = SoftRTC(0, host)  # the board clock
         self.policy_state = None  # the dict the policy saved last, or None
         self.servers = None  # per-server counters to record, or None to keep the file's
+        self.health = None  # the service's health() to record, or None to keep the file's
         self.doc = {}  # the file as loaded
 
     def open(self):
@@ -157,6 +158,7 @@ class StateFile:
             "rtc_offset_us": self.rtc.offset_us,
             "policy": self.policy_state,
             "servers": servers if isinstance(servers, list) else [],
+            "health": self.health if self.health is not None else self.doc.get("health"),
             "saved_unix_s": unix_us(self.rtc.host.now_us(), self.rtc.epoch_s) // US_PER_S,
         }
         return self.store.save(doc)

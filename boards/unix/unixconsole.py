@@ -69,6 +69,7 @@ class UnixBoard:
         """Save the state (the board clock's offset, the policy's state, server counters)."""
         if self.state is not None and self.service is not None:
             self.state.servers = self.service.status()["servers"]
+            self.state.health = self.service.health()
             self.state.flush()
         self.service = None
         if self.console is not None:

@@ -443,6 +443,20 @@ def local_text(rule, unix_us):
     ) + " {} (UTC{}{:02d}:{:02d})".format(r.names[lt[8]], sign, a // 3600, a // 60 % 60)
 
 
+def health_text(h):
+    """A health() record in one line."""
+    b = h.get("bound_ms")
+    return "{}, error bound {}, {} request{} since boot, {} failed round{}, {} KoD".format(
+        "trusted" if h.get("trusted") else "not trusted",
+        "unknown" if b is None else "+/-{} ms".format(b),
+        h.get("requests"),
+        "" if h.get("requests") == 1 else "s",
+        h.get("failed"),
+        "" if h.get("failed") == 1 else "s",
+        h.get("kods"),
+    )
+
+
 def status_lines(svc, tz=None):
     """The status of a running Service, one fact a line (no OK); with tz (a TZ rule), the
     local time too."""
@@ -481,6 +495,7 @@ def status_lines(svc, tz=None):
                 _ppm(disc.drift_ppb), n, "" if n == 1 else "s"
             )
         )
+    lines.append("health     " + health_text(svc.health()))
     lines.append("interval   {} s".format(st["interval_s"]))
     nxt = st["next_ms"]
     lines.append(

@@ -29,7 +29,9 @@
 #     fleet comes back from an outage at about the rate it fell due, not in one burst).
 #     The count of failed rounds is persisted *before* each round: reboots continue it.
 #  R5 The clock moves only on a Correction from here: from one server when the clock is
-#     valid and the offset is under _AGREE_ABOVE_US; otherwise only from a group of at
+#     valid and the offset is within the clock's own error bound (the Keeper's expect_us:
+#     the discipline's bound, or accuracy_ms before a power-on's first sync; without a
+#     discipline, _AGREE_ABOVE_US); otherwise only from a group of at
 #     least two servers that agree and are a strict majority of the replies (rule 11): an
 #     invalid clock as soon as two or more replies all agree (a cold start asks two), else
 #     once every source of the round has been asked. So a lone liar never moves it, nor do
