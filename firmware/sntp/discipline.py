@@ -14,9 +14,10 @@
 # whatever offset is still found is the estimate's error: measured frequency = estimate +
 # (offset - slew still pending) / time since the last sync. The estimate is the MEDIAN of
 # the last _DRIFT_SAMPLES such measurements (one outlier cannot move it), taken only over
-# bases of at least _MIN_BASE_S; a measurement more
-# than _OUTLIER_PPB away from a settled estimate is rejected outright; a persisted or
-# measured value beyond _MAX_DRIFT_PPB (no crystal is that bad) is discarded.
+# bases of at least _MIN_BASE_S. No ppm window rejects a measurement: a crystal that moves
+# with the temperature is a moving clock, and a bad reply never gets here (a lone reply is
+# followed only within the clock's error bound: policy R5); a persisted or measured value
+# beyond _MAX_DRIFT_PPB (no crystal is that bad) is discarded.
 #
 # Interval. The predicted error after t seconds is about sigma * t, sigma being how wrong
 # the estimate has turned out to be: at each sync, the frequency measured over the interval
@@ -59,7 +60,6 @@ from .policy import Policy
 _STEP_THRESHOLD_US = const(128_000)
 _MAX_SLEW_PPM = const(500)  # the Linux kernel's adjtime() rate
 _MAX_DRIFT_PPB = const(500_000)  # 500 ppm: beyond any crystal; a larger value is garbage
-_OUTLIER_PPB = const(20_000)  # 20 ppm from a settled estimate: a bad reply, not the crystal
 _DRIFT_SAMPLES = const(5)
 _MIN_BASE_S = const(60)  # shorter bases are mostly network noise
 _MAX_BASE_S = const(10 * 86_400)  # older than this, the reference is stale: start again
@@ -249,9 +249,6 @@ class Discipline:
         residual_ppb = (offset_us - self.pending_us) * 1_000_000_000 // base_us
         f = self.drift_ppb + residual_ppb
         if abs(f) > _MAX_DRIFT_PPB:
-            self.rejected += 1
-            return None
-        if len(self.samples) >= 3 and abs(f - self.drift_ppb) > _OUTLIER_PPB:
             self.rejected += 1
             return None
         _push(self.samples, f)
