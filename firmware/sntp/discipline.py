@@ -95,6 +95,7 @@ class Discipline:
         # the sleep clock's realized errors: |offset| / sqrt(s asleep), us per root second,
         # the last _SLEEP_ERRORS (its cycle-to-cycle noise adds up as a random walk)
         self.sleep_errors = []
+        self.fit = None  # the sleep clock's daily fit [level, a, b] ppb, or None (_refit)
         self.awake_ms = 0  # ms on the awake clock since the last sync (to _MS_TOP)
         self.slept_ms = 0  # ms asleep since the last sync (to _MS_TOP)
         self.slept_us = 0  # us applied for those sleeps, signed
@@ -146,6 +147,11 @@ class Discipline:
                     self.sleep.append(m)
                 else:
                     bad.append("sleep")
+        f = st.get("fit")
+        if isinstance(f, list) and len(f) == 3 and _ints(f) and max(map(abs, f)) <= _MAX_SLEEP_PPB:
+            self.fit = f
+        elif self.sleep:
+            self._refit()  # an older state, or a broken fit: from the measurements
         e = st.get("sleep_errors")
         if isinstance(e, list):
             self.sleep_errors = [x for x in e if _is_int(x) and 0 <= x < _MS_TOP][-_SLEEP_ERRORS:]
@@ -182,6 +188,7 @@ class Discipline:
             "errors": list(self.errors),
             "sleep": self.sleep,
             "sleep_errors": self.sleep_errors,
+            "fit": self.fit,
             "awake_ms": self.awake_ms,
             "slept_ms": self.slept_ms,
             "slept_us": self.slept_us,
@@ -274,6 +281,7 @@ class Discipline:
         self.sleep.append([self.ref_unix_us // 60_000_000, wall_us // 60_000_000 + 1, f])
         if len(self.sleep) > _SLEEP_SAMPLES:
             self.sleep.pop(0)
+        self._refit()
         return f
 
     def tick(self, now_ms):
@@ -325,45 +333,50 @@ class Discipline:
         e = self.sleep_errors
         return max(e) * 2 + 1 if e else None
 
-    def sleep_ppb(self, t0, t1, swing=False):
-        """The sleep clock's predicted mean rate over [t0, t1] (Unix minutes): the daily fit
-        when there is one, else the median of the last three measurements. swing: instead,
-        how far the rate moves from its mean over the day (the fit's amplitude, else half the
-        spread of the last measurements), ppb."""
+    def _refit(self):
+        """The daily fit of the sleep clock's measurements, as [level, a, b] ppb (rate =
+        level + a cos + b sin of the time of day), or None: too few within _FIT_SPAN_MIN or
+        not spread over the day. Least squares by Cramer's rule: big ints, at a sync only."""
         s = self.sleep
-        last = s[-1][1]
-        pts = [m for m in s if last - m[1] < _FIT_SPAN_MIN]
-        if len(pts) >= _FIT_MIN:
-            # least squares for y = (k0 * Q + ka * c + kb * s) / det (Cramer's rule)
-            n = len(pts)
-            sc = ss = scc = scs = sss = y0 = yc = ys = 0
-            for m in pts:
-                c, sn = _cs(m[0], m[1])
-                y = m[2]
-                sc += c
-                ss += sn
-                scc += c * c
-                scs += c * sn
-                sss += sn * sn
-                y0 += y
-                yc += y * c
-                ys += y * sn
-            a00, a01, a02 = n * _Q * _Q, _Q * sc, _Q * ss
-            a11, a12, a22 = scc, scs, sss
-            b0, b1, b2 = _Q * y0, yc, ys
-            det = _det(a00, a01, a02, a01, a11, a12, a02, a12, a22)
-            # the phases must cover the day: a well-spread set has det ~ n**3 * Q**6 / 4
-            if det * 64 >= n * n * n * _Q**6:
-                k0 = _det(b0, a01, a02, b1, a11, a12, b2, a12, a22)
-                ka = _det(a00, b0, a02, a01, b1, a12, a02, b2, a22)
-                kb = _det(a00, a01, b0, a01, a11, b1, a02, a12, b2)
-                if swing:
-                    return max(abs(ka), abs(kb)) * _Q // det
-                c, sn = _cs(t0, t1)
-                return (k0 * _Q + ka * c + kb * sn) // det
-        if swing:
-            return 0  # no fit: no daily curve to follow yet
-        return _median([m[2] for m in s[-3:]])
+        self.fit = None
+        if not s:
+            return
+        pts = [m for m in s if s[-1][1] - m[1] < _FIT_SPAN_MIN]
+        n = len(pts)
+        if n < _FIT_MIN:
+            return
+        sc = ss = scc = scs = sss = y0 = yc = ys = 0
+        for m in pts:
+            c, sn = _cs(m[0], m[1])
+            y = m[2]
+            sc += c
+            ss += sn
+            scc += c * c
+            scs += c * sn
+            sss += sn * sn
+            y0 += y
+            yc += y * c
+            ys += y * sn
+        a00, a01, a02 = n * _Q * _Q, _Q * sc, _Q * ss
+        b0 = _Q * y0
+        det = _det(a00, a01, a02, a01, scc, scs, a02, scs, sss)
+        # the phases must cover the day: a well-spread set has det ~ n**3 * Q**6 / 4
+        if det * 64 < n * n * n * _Q**6:
+            return
+        self.fit = [
+            _det(b0, a01, a02, yc, scc, scs, ys, scs, sss) * _Q // det,
+            _det(a00, b0, a02, a01, yc, scs, a02, ys, sss) * _Q // det,
+            _det(a00, a01, b0, a01, scc, yc, a02, scs, ys) * _Q // det,
+        ]
+
+    def sleep_ppb(self, t0, t1):
+        """The sleep clock's predicted mean rate over [t0, t1] (Unix minutes): the daily fit
+        when there is one, else the median of the last three measurements."""
+        f = self.fit
+        if f is not None:
+            c, sn = _cs(t0, t1)
+            return f[0] + (f[1] * c + f[2] * sn) // _Q
+        return _median([m[2] for m in self.sleep[-3:]])
 
     def bound_us(self, now_ms):
         """How wrong the clock may be now: the last sync's root distance and half its round
@@ -376,19 +389,23 @@ class Discipline:
             aw += now_ms - self.tick_ms
         return self.root_us + (self.delay_us or 0) // 2 + self._grow_us(aw, self.slept_ms)
 
-    def _grow_us(self, awake_ms, slept_ms):
+    def _rates(self):
+        """(u, k): the awake clock's uncertainty, ppb, and the sleep clock's k (None: not
+        measured yet). A board that sleeps between all its syncs never measures its awake
+        clock alone: the sleep clock's measurements took the awake seconds' error in with
+        theirs (k holds it), so they count at the wander floor only."""
+        u = self.sigma_ppb()
+        if len(self.samples) < 3 and self.sleep:
+            u = _WANDER_FLOOR_PPB
+        return u, self.sleep_k()
+
+    def _grow_us(self, awake_ms, slept_ms, rates=None):
         """What the clocks may have gained or lost, us: the awake clock's uncertainty times
         the time on it (linear: a crystal's error is mostly a rate), the sleep clock's k
         times the root of the time asleep (its noise, drawn anew each sleep, adds up as a
         random walk; a rate error shows in k at longer intervals, which k then shortens)."""
-        u = self.sigma_ppb()
-        if len(self.samples) < 3 and self.sleep:
-            # a board that sleeps between all its syncs never measures its awake clock
-            # alone: the sleep clock's measurements took the awake seconds' error in with
-            # theirs (k holds it), so they count here at the wander floor only
-            u = _WANDER_FLOOR_PPB
+        u, k = rates or self._rates()
         b = (u // 100) * (awake_ms // 1000) // 10  # 0.1 ppm x s / 10: us
-        k = self.sleep_k()
         if k is None:
             return b + (_ASSUMED_SLEEP_PPB // 100) * (slept_ms // 1000) // 10
         return b + k * _isqrt(slept_ms // 1000)
@@ -398,13 +415,11 @@ class Discipline:
         interval's share of sleep (bisection: it only grows)."""
         lo, hi = 0, 1 << 22  # 48 days: beyond any interval
         sl = self.duty
+        r = self._rates()
         while lo < hi:
             t = (lo + hi + 1) // 2
-            a = awake_ms + t * (1024 - sl) * 1000 // 1024
-            if (
-                self._grow_us(min(a, _MS_TOP), min(slept_ms + t * sl * 1000 // 1024, _MS_TOP))
-                <= budget_us
-            ):
+            a = min(awake_ms + t * (1024 - sl) * 1000 // 1024, _MS_TOP)
+            if self._grow_us(a, min(slept_ms + t * sl * 1000 // 1024, _MS_TOP), r) <= budget_us:
                 lo = t
             else:
                 hi = t - 1
@@ -428,9 +443,9 @@ class Discipline:
         loses it, and the error mid-interval is large while the one found at the end is not)."""
         budget = self.accuracy_ms * 1000 - self._reserve_us()
         cap = self._reach_s(budget)
-        s = self.sleep
         # a level alone gets a swing of amplitude A wrong by up to A x day / pi: 27,502 s
-        if s and self.sleep_ppb(s[-1][0], s[-1][1], True) * 27_502 // 1000 > budget:
+        f = self.fit
+        if f is not None and max(abs(f[1]), abs(f[2])) * 27_502 // 1000 > budget:
             cap = min(cap, _DAY_MIN * 15)  # a quarter day, s
         return cap
 
@@ -458,8 +473,10 @@ def _isqrt(n):
     """The integer square root of n >= 0 (Newton)."""
     if n <= 0:
         return 0
-    x = n
-    y = (x + 1) // 2
+    x = 1
+    while x * x < n:  # a first guess at or above the root, then Newton from above
+        x <<= 1
+    y = (x + n // x) // 2
     while y < x:
         x = y
         y = (x + n // x) // 2
