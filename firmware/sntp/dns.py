@@ -1,0 +1,418 @@
+# sntp.dns: a small DNS stub resolver (RFC 1035) so that the asyncio service never blocks its
+# event loop on a lookup. An optional package (package-dns.json, manifest-dns.py): without it
+# the services use getaddrinfo, which blocks the whole interpreter until the port's resolver
+# answers or gives up (seconds, when the DNS server is slow or silent).
+#
+# What it does: A queries (and AAAA where the port has IPv6 and ipv6 is on) over UDP to one
+# DNS server: the one the network gave the board (network.ipconfig("dns"), else the Wi-Fi
+# interface's ifconfig()[3]; /etc/resolv.conf on unix and CPython), or the one given. With the
+# discipline of the NTP exchange (rules 6 and 8):
+#   - a random transaction ID per question and a random source port per lookup (net.Udp);
+#   - an answer is accepted only from the server asked (address and port) and only when it
+#     matches the question: ID, QR and opcode, QNAME (case-insensitive), QTYPE and QCLASS;
+#   - anything else is dropped and counted (Resolver.dropped, by reason) and the wait goes
+#     on: a spoof or a malformed datagram cannot end a lookup, nor raise, nor give an address;
+#   - a bounded wait: a lookup never takes longer than timeout_ms, every try included; the
+#     question is sent again (same ID, same port: a late answer to the first send still
+#     counts) after _FIRST_TRY_MS, then after twice that, and so on;
+#   - CNAME chains are followed within the answer only (at most _MAX_CNAMES links); the
+#     server is never asked for the target of a CNAME again.
+# Not done: TCP (a truncated answer is a failure: the pool's answers fit in 512 bytes), EDNS,
+# DNSSEC, caching (the policy asks at most hourly, R7 in docs/rules.md), search domains.
+# Names that need no DNS server (IP addresses, "localhost") and lookups where no server is
+# known go to getaddrinfo, as before.
+#
+# The parser reads the datagram in place (byte indexing, no slicing): a lookup allocates its
+# query bytes, the received datagrams, the address strings and the socket. Every loop over
+# the message is bounded by its length: a compression pointer must point backwards into the
+# message (never forward, never at itself), and a name longer than 255 bytes is malformed,
+# so a looping pointer chain ends there.
+import socket
+
+from .compat import const, random_below, ticks_diff, ticks_ms
+from .net import Net, NetError
+
+TIMEOUT_MS = const(5_000)  # a lookup's whole bound, every try included (glibc: 5 s per try)
+_FIRST_TRY_MS = const(1_000)  # the first send waits this long, each later one twice as long
+_PORT = const(53)
+_TYPE_A = const(1)
+_TYPE_CNAME = const(5)
+_TYPE_AAAA = const(28)
+_CLASS_IN = const(1)
+_HEADER_LEN = const(12)  # ID, flags, QDCOUNT, ANCOUNT, NSCOUNT, ARCOUNT: 16 bits each
+_QR = const(0x8000)  # flags: a response
+_OPCODE = const(0x7800)  # flags: 0 is a standard query
+_TC = const(0x0200)  # flags: truncated (we do not retry over TCP)
+_RD = const(0x0100)  # flags: recursion desired, the only bit set in our query
+_MAX_LABEL = const(63)  # RFC 1035 2.3.4
+_MAX_NAME = const(255)  # RFC 1035 2.3.4: the whole name on the wire, length bytes included
+_MAX_CNAMES = const(8)  # CNAME links followed inside one answer
+_MAX_ADDRS = const(8)  # addresses kept per question (the pool hands out 4)
+
+# Why an answer was dropped (the lookup goes on waiting): counted in Resolver.dropped.
+WRONG_SOURCE = "wrong-source"  # not from the server asked (address and port)
+SHORT = "short"  # shorter than a DNS header
+WRONG_ID = "wrong-id"  # the ID of no question of ours
+NOT_ANSWER = "not-answer"  # QR clear or another opcode
+WRONG_QUESTION = "wrong-question"  # QNAME, QTYPE or QCLASS is not what we asked
+MALFORMED = "malformed"  # our question, but a record that does not parse, or a CNAME loop
+# Why a question failed (final: the server said so); anything else is a list of addresses.
+NXDOMAIN = "nxdomain"
+SERVFAIL = "servfail"
+REFUSED = "refused"
+RCODE = "rcode"  # another error code
+TRUNCATED = "truncated"
+TIMEOUT = "timeout"  # no matching answer within timeout_ms
+
+
+def question(host, qtype, qid):
+    """The query datagram for host (text), qtype and qid (0..65535). ValueError: a bad name."""
+    name = host.encode()
+    if name.endswith(b"."):
+        name = name[:-1]
+    if not name or len(name) + 2 > _MAX_NAME:
+        raise ValueError("bad name")
+    q = bytearray(_HEADER_LEN + len(name) + 6)  # header, length bytes and name, type, class
+    q[0], q[1], q[2], q[5] = qid >> 8, qid & 255, _RD >> 8, 1  # QDCOUNT 1
+    at = _HEADER_LEN  # where the current label's length byte goes
+    for i in range(len(name) + 1):
+        if i == len(name) or name[i] == 46:  # "."
+            n = _HEADER_LEN + i - at  # the label's length
+            if n < 1 or n > _MAX_LABEL:
+                raise ValueError("bad name")
+            q[at] = n
+            at = _HEADER_LEN + i + 1
+        else:
+            q[_HEADER_LEN + i + 1] = name[i]
+    end = len(q) - 4  # after the zero length byte of the root
+    q[end + 1], q[end + 3] = qtype, _CLASS_IN  # both below 256
+    return bytes(q)
+
+
+def _label(msg, off):
+    """The offset of the length byte of the label at off, after following compression
+    pointers (RFC 1035 4.1.4); -1 when malformed. A pointer must point backwards, past the
+    header, so a chain of pointers ends."""
+    while off < len(msg):
+        b = msg[off]
+        if b <= _MAX_LABEL:
+            return off if off + b < len(msg) else -1
+        if b < 0xC0 or off + 1 >= len(msg):
+            return -1  # 0x40 and 0x80: label types nobody uses (RFC 6891 retired them)
+        to = ((b & 0x3F) << 8) | msg[off + 1]
+        if to >= off or to < _HEADER_LEN:
+            return -1
+        off = to
+    return -1
+
+
+def _name_end(msg, off):
+    """The offset just past the name written at off (a pointer ends it); -1 when malformed."""
+    while off < len(msg):
+        b = msg[off]
+        if b == 0:
+            return off + 1
+        if b >= 0xC0:
+            return off + 2 if off + 2 <= len(msg) else -1
+        if b > _MAX_LABEL:
+            return -1
+        off += 1 + b
+    return -1
+
+
+def _same_name(m1, o1, m2, o2):
+    """True when the names at m1[o1] and m2[o2] are equal (ASCII letters in either case);
+    False as well when either is malformed or longer than 255 bytes."""
+    total = 0
+    while True:
+        o1 = _label(m1, o1)
+        o2 = _label(m2, o2)
+        if o1 < 0 or o2 < 0:
+            return False
+        n = m1[o1]
+        total += n + 1
+        if n != m2[o2] or total > _MAX_NAME:
+            return False
+        if n == 0:
+            return True
+        for i in range(o1 + 1, o1 + n + 1):
+            a, b = m1[i], m2[i - o1 + o2]
+            if a != b and (a | 0x20 != b | 0x20 or not 97 <= a | 0x20 <= 122):
+                return False
+        o1 += n + 1
+        o2 += n + 1
+
+
+def _u16(msg, off):
+    return (msg[off] << 8) | msg[off + 1]
+
+
+def _ip_text(msg, off, n):
+    if n == 4:
+        return "{}.{}.{}.{}".format(msg[off], msg[off + 1], msg[off + 2], msg[off + 3])
+    return ":".join("{:x}".format(_u16(msg, off + i)) for i in range(0, 16, 2))
+
+
+def answer(msg, q):
+    """Judge msg (a datagram from the server asked) against our query q (question()'s bytes).
+
+    A list of address texts (empty: the name has no record of that type), a final reason
+    (NXDOMAIN, SERVFAIL, REFUSED, RCODE, TRUNCATED), or a reason to drop it and keep waiting
+    (SHORT, WRONG_ID, NOT_ANSWER, WRONG_QUESTION, MALFORMED). Never raises on any bytes.
+    """
+    n = len(msg)
+    if n < _HEADER_LEN:
+        return SHORT
+    if msg[0] != q[0] or msg[1] != q[1]:
+        return WRONG_ID
+    flags = _u16(msg, 2)
+    if not flags & _QR or flags & _OPCODE:
+        return NOT_ANSWER
+    end = _name_end(msg, _HEADER_LEN)
+    if _u16(msg, 4) != 1 or end < 0 or end + 4 > n or not _same_name(msg, _HEADER_LEN, q, 12):
+        return WRONG_QUESTION
+    qtype = q[len(q) - 3]
+    for i in range(4):  # QTYPE and QCLASS as we sent them
+        if msg[end + i] != q[len(q) - 4 + i]:
+            return WRONG_QUESTION
+    rcode = flags & 15
+    if rcode == 3:
+        return NXDOMAIN
+    if rcode == 2:
+        return SERVFAIL
+    if rcode == 5:
+        return REFUSED
+    if rcode:
+        return RCODE
+    if flags & _TC:
+        return TRUNCATED
+    count = _u16(msg, 6)
+    first = end + 4  # the first answer record
+    # One pass to check every record's bounds (a count that lies runs off the end), then the
+    # chain from the question's name: addresses of the name, or the name its CNAME points to.
+    # (A name equal to itself is one that parses: labels, backward pointers, <= 255 bytes.)
+    off = first
+    for _ in range(count):
+        owner = off
+        off = _name_end(msg, off)
+        if off < 0 or off + 10 > n or not _same_name(msg, owner, msg, owner):
+            return MALFORMED
+        rtype, rlen = _u16(msg, off), _u16(msg, off + 8)
+        off += 10 + rlen
+        if off > n:
+            return MALFORMED
+        if _u16(msg, off - rlen - 8) != _CLASS_IN:
+            continue
+        if (rtype == _TYPE_A and rlen != 4) or (rtype == _TYPE_AAAA and rlen != 16):
+            return MALFORMED
+        if rtype == _TYPE_CNAME and (
+            _name_end(msg, off - rlen) != off or not _same_name(msg, off - rlen, msg, off - rlen)
+        ):
+            return MALFORMED
+    tm, to = q, _HEADER_LEN  # the name looked for: where it is written, and at what offset
+    out = []
+    for _ in range(_MAX_CNAMES + 1):
+        alias = -1
+        off = first
+        for _ in range(count):
+            owner = off
+            off = _name_end(msg, off)
+            rtype, rclass, rlen = _u16(msg, off), _u16(msg, off + 2), _u16(msg, off + 8)
+            off += 10 + rlen
+            if rclass != _CLASS_IN or not (rtype == qtype or rtype == _TYPE_CNAME):
+                continue  # another type or class: not ours, not an error
+            if not _same_name(msg, owner, tm, to):
+                continue
+            if rtype == _TYPE_CNAME:
+                alias = off - rlen
+            elif len(out) < _MAX_ADDRS:
+                out.append(_ip_text(msg, off - rlen, rlen))
+        if out or alias < 0:
+            return out
+        tm, to = msg, alias
+    return MALFORMED  # a chain longer than _MAX_CNAMES, or a loop
+
+
+def system_server():
+    """The DNS server the network gave this device, as IP text, or None when none is known."""
+    ip = None
+    try:
+        import network  # type: ignore[import-not-found]
+
+        try:
+            ip = network.ipconfig("dns")  # MicroPython >= 1.23: the system's DNS server
+        except (AttributeError, TypeError, ValueError, OSError):
+            ip = network.WLAN(network.STA_IF).ifconfig()[3]
+    except ImportError:  # unix, CPython: the first nameserver of /etc/resolv.conf
+        try:
+            with open("/etc/resolv.conf") as f:
+                for line in f:
+                    w = line.split()
+                    if len(w) >= 2 and w[0] == "nameserver":
+                        ip = w[1]
+                        break
+        except OSError:
+            pass
+    except (AttributeError, TypeError, ValueError, OSError, IndexError):
+        pass
+    if not isinstance(ip, str) or not ip or ip == "0.0.0.0" or "%" in ip:
+        return None  # no server yet (no DHCP lease), or an IPv6 scope we cannot send to
+    return ip
+
+
+def _no_dns(host):
+    """True for names getaddrinfo answers without a DNS server: IP addresses, localhost."""
+    if host == "localhost" or ":" in host:
+        return True
+    for c in host:
+        if c != "." and not "0" <= c <= "9":
+            return False
+    return True
+
+
+class Resolver(Net):
+    """net.Net whose resolve() asks a DNS server itself, with a bounded wait, and which the
+    asyncio service awaits (resolve_async). server: the DNS server's IP text (port 53) or
+    (ip, port); None: system_server(), read at each lookup (the network may change it).
+    ipv6: ask AAAA too (None: where the port has IPv6). timeout_ms: a lookup's bound."""
+
+    def __init__(self, server=None, timeout_ms=TIMEOUT_MS, ipv6=None):
+        self.server = server  # IP text, (ip, port), or None: system_server()
+        self.timeout_ms = max(1, min(timeout_ms, 60_000))  # ms, every try included
+        if ipv6 is None:
+            ipv6 = hasattr(socket, "AF_INET6")
+        self.ipv6 = ipv6  # ask AAAA as well as A
+        self.dropped = {}  # reason -> count of datagrams dropped (spoofs, malformed answers)
+
+    def resolve(self, host, port):
+        """Net.resolve() with the wait bounded by timeout_ms; blocks the caller."""
+        look = self._start(host, port)
+        if look is None:
+            return Net.resolve(self, host, port)
+        try:
+            while look.wait_ms() > 0:
+                look.got(look.sock.recv(look.wait_ms()))
+            return look.result()
+        finally:
+            look.sock.close()
+
+    async def resolve_async(self, host, port):
+        """resolve() for asyncio: looks at the socket between sleeps, never blocking the loop.
+        Where no DNS server is known, getaddrinfo (which blocks while it runs)."""
+        from .aio import POLL_SLICE_MAX_MS, sleep_ms
+
+        look = self._start(host, port)
+        if look is None:
+            return Net.resolve(self, host, port)
+        try:
+            slice_ms = 1
+            while look.wait_ms() > 0:
+                got = look.sock.recv(0)
+                if got is None:
+                    await sleep_ms(min(slice_ms, look.wait_ms()))
+                    slice_ms = min(2 * slice_ms, POLL_SLICE_MAX_MS)
+                else:
+                    look.got(got)
+            return look.result()
+        finally:
+            look.sock.close()
+
+    def address(self, ip, port):
+        """[net.Address] of an IP address (text): getaddrinfo, which needs no lookup for it."""
+        return Net.resolve(self, ip, port)
+
+    def _start(self, host, port):
+        """A _Lookup on the wire, or None: this one is getaddrinfo's."""
+        server = self.server if self.server is not None else system_server()
+        if server is None or _no_dns(host):
+            return None
+        if isinstance(server, str):
+            server = (server, _PORT)
+        to = self.address(server[0], server[1])[0]
+        try:
+            qs = [question(host, _TYPE_A, random_below(65536))]
+            if self.ipv6:
+                qid = (_u16(qs[0], 0) + 1 + random_below(65535)) & 0xFFFF  # another ID
+                qs.append(question(host, _TYPE_AAAA, qid))
+        except (ValueError, UnicodeError):
+            raise NetError("resolve", "cannot resolve {}: not a host name".format(host))
+        return _Lookup(self, host, port, to, qs)
+
+
+class _Lookup:
+    """One lookup in flight: its socket, questions, answers and deadline."""
+
+    def __init__(self, res, host, port, to, qs):
+        self.res = res  # the Resolver: its timeout and drop counts
+        self.host = host  # the name asked
+        self.port = port  # the port the addresses are for
+        self.to = to  # net.Address of the DNS server
+        self.qs = qs  # query datagrams, A first
+        self.got_ = [None] * len(qs)  # per question: addresses or a final reason
+        self.t0 = ticks_ms()  # ticks_ms at the first send
+        self.gap_ms = _FIRST_TRY_MS  # ms from the last send to the next one
+        self.next_ms = _FIRST_TRY_MS  # ms after t0 when the unanswered are sent again
+        self.sock = res.udp(to.family)
+        try:
+            self.sock.bind_random()  # a random source port (rule 8)
+            self._send()
+        except NetError:
+            self.sock.close()
+            raise
+
+    def _send(self):
+        for i in range(len(self.qs)):
+            if self.got_[i] is None:
+                self.sock.send(self.qs[i], self.to.sockaddr)
+
+    def wait_ms(self):
+        """ms to wait for the next datagram (0: done or out of time); sends again when due."""
+        if None not in self.got_:
+            return 0
+        t = ticks_diff(ticks_ms(), self.t0)
+        if t >= self.res.timeout_ms:
+            return 0
+        if t >= self.next_ms:
+            self.gap_ms *= 2  # sent at 0, 1, 3, 7 s... (_FIRST_TRY_MS doubling)
+            self.next_ms += self.gap_ms
+            self._send()
+        return min(self.next_ms, self.res.timeout_ms) - t
+
+    def got(self, got):
+        """Judge one received (data, (ip, port)) or None."""
+        if got is None:
+            return
+        data, source = got
+        why = WRONG_SOURCE
+        if source == self.to.key:
+            for i in range(len(self.qs)):
+                why = answer(data, self.qs[i])
+                if why == WRONG_ID:
+                    continue  # perhaps the other question's
+                if self.got_[i] is not None:
+                    why = "duplicate"  # answered already: the first answer stands
+                elif not isinstance(why, str) or why in _FINAL:
+                    self.got_[i] = why
+                    return
+                break
+        d = self.res.dropped
+        d[why] = d.get(why, 0) + 1
+
+    def result(self):
+        """[net.Address] of every address found, A first; NetError('resolve') if none."""
+        out = []
+        for r in self.got_:
+            if r is not None and not isinstance(r, str):
+                for ip in r:
+                    for a in self.res.address(ip, self.port):
+                        if a.key not in [b.key for b in out]:
+                            out.append(a)
+        if out:
+            return out
+        why = self.got_[0] if self.got_[0] is not None else TIMEOUT
+        if not isinstance(why, str):
+            why = "no address"
+        raise NetError("resolve", "cannot resolve {}: {}".format(self.host, why))
+
+
+_FINAL = (NXDOMAIN, SERVFAIL, REFUSED, RCODE, TRUNCATED)
