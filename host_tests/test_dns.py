@@ -7,7 +7,7 @@ import asyncio
 import select
 
 import dnswire
-from dnswire import AAAA, CNAME, IN, QNAME_AT, A, ipv4, name, pointer, reply, rr
+from dnswire import AAAA, CNAME, QNAME_AT, A, ipv4, name, pointer, reply, rr
 
 from sntp import aio, compat, dns
 from sntp.net import NetError
@@ -136,6 +136,11 @@ def test_malformed_answers_are_dropped_and_never_raise():
     ]
     for msg in cases:
         assert dns.answer(msg, q) == dns.MALFORMED, msg
+    # a pointer forward, to a good copy of the name later in the message (a CNAME's data)
+    ans = rr(pointer(0), A, ipv4("192.0.2.66")) + rr(name("x"), CNAME, name(HOST))
+    fwd = len(q) + len(ans) - len(name(HOST))
+    ans = rr(pointer(fwd), A, ipv4("192.0.2.66")) + rr(name("x"), CNAME, name(HOST))
+    assert dns.answer(reply(q, [ans])[:6] + b"\x00\x02" + reply(q, [ans])[8:], q) == dns.MALFORMED
     # a pointer to itself and a pair pointing at each other: never loop
     at = len(q)
     assert dns.answer(reply(q, [rr(pointer(at), A, ipv4("192.0.2.66"))]), q) == dns.MALFORMED
@@ -147,7 +152,8 @@ def test_malformed_answers_are_dropped_and_never_raise():
     huge = b"".join(bytes([63]) + b"x" * 63 for _ in range(5)) + b"\x00"
     assert dns.answer(reply(q, question=huge + q[-4:]), q) == dns.WRONG_QUESTION
     # every prefix of a long answer, and every byte flipped: an answer or a reason
-    long_ans = reply(q, [rr(QNAME_AT, CNAME, name("a.example")), rr(name("a.example"), A, b"1234")])
+    chain = [rr(QNAME_AT, CNAME, name("a.example")), rr(name("a.example"), A, b"1234")]
+    long_ans = reply(q, chain)
     for n in range(len(long_ans)):
         assert dns.answer(long_ans[:n], q) is not None
     for i in range(len(long_ans)):
@@ -299,7 +305,9 @@ def test_a_silent_server_is_asked_again_then_the_lookup_fails_in_its_bound():
 
 def test_server_errors_end_the_lookup_at_once():
     for rcode, why in ((2, "servfail"), (3, "nxdomain")):
-        got, log, res, took, gap = asyncio.run(lookup_beside(lambda q, s: reply(q, rcode=rcode)))
+        got, log, res, took, gap = asyncio.run(
+            lookup_beside(lambda q, s, rcode=rcode: reply(q, rcode=rcode))
+        )
         assert isinstance(got, NetError) and why in got.message, got
         assert took < 500 and len(log) == 1
 
