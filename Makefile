@@ -294,6 +294,8 @@ stall: setup
 # atheris (libFuzzer) for FUZZ_SECONDS from the seeds in tools/fuzz/corpus, then one line with
 # executions, coverage and corpus size, also written to results/fuzz.json. An exception, or an
 # accepted reply that breaks an on-wire rule, fails it with the input in build/fuzz/crash-*.
+# Then the same for the DNS answer parser (sntp.dns: tools/fuzz/fuzz_dns.py, seeds in
+# tools/fuzz/corpus-dns, results/fuzz-dns.json, build/fuzz-dns/crash-*).
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_ARGS=--keep-corpus]
 .PHONY: fuzz
 FUZZ_SECONDS ?= 60
@@ -305,3 +307,4 @@ fuzz: setup
 	  { echo "fuzz: cannot install $(ATHERIS_PIN) (pip says why above; where no wheel" \
 	    "exists, building it needs clang with libFuzzer)" >&2; exit 2; }
 	$(PY) tools/fuzz/run.py --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
+	$(PY) tools/fuzz/run.py --target dns --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
