@@ -56,6 +56,7 @@ WRONG_ID = "wrong-id"  # the ID of no question of ours
 NOT_ANSWER = "not-answer"  # QR clear or another opcode
 WRONG_QUESTION = "wrong-question"  # QNAME, QTYPE or QCLASS is not what we asked
 MALFORMED = "malformed"  # our question, but a record that does not parse, or a CNAME loop
+DUPLICATE = "duplicate"  # another answer to a query answered already
 # Why a question failed (final: the server said so); anything else is a list of addresses.
 NXDOMAIN = "nxdomain"
 SERVFAIL = "servfail"
@@ -66,7 +67,8 @@ TIMEOUT = "timeout"  # no matching answer within timeout_ms
 
 
 def question(host, qtype, qid):
-    """The query datagram for host (text), qtype and qid (0..65535). ValueError: a bad name."""
+    """The query datagram (a bytearray) for host (text), qtype and qid (0..65535).
+    ValueError: a bad name."""
     name = host.encode()
     if name.endswith(b"."):
         name = name[:-1]
@@ -86,7 +88,7 @@ def question(host, qtype, qid):
             q[_HEADER_LEN + i + 1] = name[i]
     end = len(q) - 4  # after the zero length byte of the root
     q[end + 1], q[end + 3] = qtype, _CLASS_IN  # both below 256
-    return bytes(q)
+    return q
 
 
 def _label(msg, off):
@@ -274,7 +276,9 @@ class Resolver(Net):
     """net.Net whose resolve() asks a DNS server itself, with a bounded wait, and which the
     asyncio service awaits (resolve_async). server: the DNS server's IP text (port 53) or
     (ip, port); None: system_server(), read at each lookup (the network may change it).
-    ipv6: ask AAAA too (None: where the port has IPv6). timeout_ms: a lookup's bound."""
+    ipv6: ask AAAA too (None: where the port has IPv6). timeout_ms: a lookup's bound.
+    One lookup at a time (the service asks one name at a time): its state is kept here,
+    allocated once."""
 
     def __init__(self, server=None, timeout_ms=TIMEOUT_MS, ipv6=None):
         self.server = server  # IP text, (ip, port), or None: system_server()
@@ -283,136 +287,149 @@ class Resolver(Net):
             ipv6 = hasattr(socket, "AF_INET6")
         self.ipv6 = ipv6  # ask AAAA as well as A
         self.dropped = {}  # reason -> count of datagrams dropped (spoofs, malformed answers)
+        # the lookup in flight
+        self.sock = None  # its net.Udp, on a random port (rule 8)
+        self.asked = None  # (ip, port) of the DNS server asked
+        self.to = None  # net.Address of it
+        self.qs = [None, None]  # the A and the AAAA query (None: not asked)
+        self.got = [None, None]  # per query: addresses, a final reason, or None: waiting
+        self.t0 = 0  # ticks_ms at the first send
+        self.gap_ms = 0  # ms from the last send to the next
+        self.next_ms = 0  # ms after t0 when the unanswered are sent again
+
+    def address(self, ip, port):
+        """[net.Address] of an IP address (text): getaddrinfo, which needs no lookup for it."""
+        return Net.resolve(self, ip, port)
 
     def resolve(self, host, port):
         """Net.resolve() with the wait bounded by timeout_ms; blocks the caller."""
-        look = self._start(host, port)
-        if look is None:
+        if not self.start(host):
             return Net.resolve(self, host, port)
         try:
-            while look.wait_ms() > 0:
-                look.got(look.sock.recv(look.wait_ms()))
-            return look.result()
+            while True:
+                wait_ms = self.wait_ms()
+                if wait_ms <= 0:
+                    return self.result(host, port)
+                self.judge(self.sock.recv(wait_ms))
         finally:
-            look.sock.close()
+            self.sock.close()
 
     async def resolve_async(self, host, port):
         """resolve() for asyncio: looks at the socket between sleeps, never blocking the loop.
         Where no DNS server is known, getaddrinfo (which blocks while it runs)."""
         from .aio import POLL_SLICE_MAX_MS, sleep_ms
 
-        look = self._start(host, port)
-        if look is None:
+        if not self.start(host):
             return Net.resolve(self, host, port)
         try:
             slice_ms = 1
-            while look.wait_ms() > 0:
-                got = look.sock.recv(0)
+            while True:
+                wait_ms = self.wait_ms()
+                if wait_ms <= 0:
+                    return self.result(host, port)
+                got = self.sock.recv(0)
                 if got is None:
-                    await sleep_ms(min(slice_ms, look.wait_ms()))
+                    await sleep_ms(min(slice_ms, wait_ms))
                     slice_ms = min(2 * slice_ms, POLL_SLICE_MAX_MS)
                 else:
-                    look.got(got)
-            return look.result()
+                    self.judge(got)
         finally:
-            look.sock.close()
+            self.sock.close()
 
-    def address(self, ip, port):
-        """[net.Address] of an IP address (text): getaddrinfo, which needs no lookup for it."""
-        return Net.resolve(self, ip, port)
-
-    def _start(self, host, port):
-        """A _Lookup on the wire, or None: this one is getaddrinfo's."""
+    def start(self, host):
+        """Send the queries for host; False: this name is getaddrinfo's (no server known,
+        or an IP address or localhost). NetError: not a name, or the socket failed."""
         server = self.server if self.server is not None else system_server()
         if server is None or _no_dns(host):
-            return None
+            return False
         if isinstance(server, str):
             server = (server, _PORT)
-        to = self.address(server[0], server[1])[0]
+        if server != self.asked:  # the Address made once per server
+            self.to = self.address(server[0], server[1])[0]
+            self.asked = server
         try:
-            qs = [question(host, _TYPE_A, random_below(65536))]
-            if self.ipv6:
-                qid = (_u16(qs[0], 0) + 1 + random_below(65535)) & 0xFFFF  # another ID
-                qs.append(question(host, _TYPE_AAAA, qid))
+            q = self.qs[0] = question(host, _TYPE_A, random_below(65536))
         except (ValueError, UnicodeError):
             raise NetError("resolve", "cannot resolve {}: not a host name".format(host))
-        return _Lookup(self, host, port, to, qs)
-
-
-class _Lookup:
-    """One lookup in flight: its socket, questions, answers and deadline."""
-
-    def __init__(self, res, host, port, to, qs):
-        self.res = res  # the Resolver: its timeout and drop counts
-        self.host = host  # the name asked
-        self.port = port  # the port the addresses are for
-        self.to = to  # net.Address of the DNS server
-        self.qs = qs  # query datagrams, A first
-        self.got_ = [None] * len(qs)  # per question: addresses or a final reason
-        self.t0 = ticks_ms()  # ticks_ms at the first send
-        self.gap_ms = _FIRST_TRY_MS  # ms from the last send to the next one
-        self.next_ms = _FIRST_TRY_MS  # ms after t0 when the unanswered are sent again
-        self.sock = res.udp(to.family)
+        self.qs[1] = None
+        self.got[0] = None
+        self.got[1] = ()  # no AAAA asked: answered, no address
+        if self.ipv6:  # the same question for AAAA, under another ID
+            q6 = self.qs[1] = bytearray(q)
+            qid = (_u16(q, 0) + 1 + random_below(65535)) & 0xFFFF
+            q6[0], q6[1], q6[len(q6) - 3] = qid >> 8, qid & 255, _TYPE_AAAA
+            self.got[1] = None
+        self.t0 = ticks_ms()
+        self.gap_ms = self.next_ms = _FIRST_TRY_MS
+        self.sock = self.udp(self.to.family)
         try:
-            self.sock.bind_random()  # a random source port (rule 8)
+            self.sock.bind_random()
             self._send()
         except NetError:
             self.sock.close()
             raise
+        return True
 
     def _send(self):
-        for i in range(len(self.qs)):
-            if self.got_[i] is None:
+        for i in range(2):
+            if self.got[i] is None:
                 self.sock.send(self.qs[i], self.to.sockaddr)
 
     def wait_ms(self):
         """ms to wait for the next datagram (0: done or out of time); sends again when due."""
-        if None not in self.got_:
+        if None not in self.got:
             return 0
         t = ticks_diff(ticks_ms(), self.t0)
-        if t >= self.res.timeout_ms:
+        if t >= self.timeout_ms:
             return 0
         if t >= self.next_ms:
             self.gap_ms *= 2  # sent at 0, 1, 3, 7 s... (_FIRST_TRY_MS doubling)
             self.next_ms += self.gap_ms
             self._send()
-        return min(self.next_ms, self.res.timeout_ms) - t
+        return min(self.next_ms, self.timeout_ms) - t
 
-    def got(self, got):
-        """Judge one received (data, (ip, port)) or None."""
+    def judge(self, got):
+        """Judge one received (data, (ip, port)), or None: taken by a query, or dropped and
+        counted in dropped."""
         if got is None:
             return
-        data, source = got
         why = WRONG_SOURCE
-        if source == self.to.key:
-            for i in range(len(self.qs)):
-                why = answer(data, self.qs[i])
+        if got[1] == self.to.key:
+            for i in range(2):
+                if self.qs[i] is None:
+                    continue
+                why = answer(got[0], self.qs[i])
                 if why == WRONG_ID:
-                    continue  # perhaps the other question's
-                if self.got_[i] is not None:
-                    why = "duplicate"  # answered already: the first answer stands
+                    continue  # perhaps the other query's
+                if self.got[i] is not None:
+                    why = DUPLICATE  # answered already: the first answer stands
                 elif not isinstance(why, str) or why in _FINAL:
-                    self.got_[i] = why
+                    self.got[i] = why
                     return
                 break
-        d = self.res.dropped
-        d[why] = d.get(why, 0) + 1
+        self.dropped[why] = self.dropped.get(why, 0) + 1
 
-    def result(self):
+    def result(self, host, port):
         """[net.Address] of every address found, A first; NetError('resolve') if none."""
         out = []
-        for r in self.got_:
-            if r is not None and not isinstance(r, str):
-                for ip in r:
-                    for a in self.res.address(ip, self.port):
-                        if a.key not in [b.key for b in out]:
-                            out.append(a)
+        for r in self.got:
+            if r is None or isinstance(r, str):
+                continue
+            for ip in r:
+                a = self.address(ip, port)[0]
+                for b in out:
+                    if b.key == a.key:
+                        break
+                else:
+                    out.append(a)
         if out:
             return out
-        why = self.got_[0] if self.got_[0] is not None else TIMEOUT
-        if not isinstance(why, str):
+        why = self.got[0]
+        if why is None:
+            why = TIMEOUT
+        elif not isinstance(why, str):
             why = "no address"
-        raise NetError("resolve", "cannot resolve {}: {}".format(self.host, why))
+        raise NetError("resolve", "cannot resolve {}: {}".format(host, why))
 
 
 _FINAL = (NXDOMAIN, SERVFAIL, REFUSED, RCODE, TRUNCATED)

@@ -150,20 +150,19 @@ def one_input(data):
         else:
             raise Violation("unknown verdict {!r}".format(got))
     # a lookup in flight: from another address nothing changes; from the server it is taken
-    # by a question or counted as dropped, never both, never neither
+    # by a query or counted as dropped, never both, never neither
     res = _resolver()
-    look = res._start(HOST, 123)
-    look.got((data, OTHER))
-    if look.got_ != [None, None] or res.dropped != {dns.WRONG_SOURCE: 1}:
+    res.start(HOST)
+    res.judge((data, OTHER))
+    if res.got != [None, None] or res.dropped != {dns.WRONG_SOURCE: 1}:
         raise Violation("a datagram from another address changed the lookup")
-    look.got((data, SERVER))
-    taken = len([g for g in look.got_ if g is not None])
+    res.judge((data, SERVER))
+    taken = len([g for g in res.got if g is not None])
     dropped = sum(res.dropped.values()) - 1
     if taken + dropped != 1:
-        raise Violation("taken by {} questions and dropped {} times".format(taken, dropped))
+        raise Violation("taken by {} queries and dropped {} times".format(taken, dropped))
     try:
-        addrs = look.result()
-        if not addrs:
+        if not res.result(HOST, 123):
             raise Violation("an empty result")
     except dns.NetError:
         pass

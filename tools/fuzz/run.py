@@ -141,7 +141,7 @@ COVERED = {
     "replies": COVERED_FUNCTIONS,
     "dns": {
         "dns.py": ["answer", "_label", "_name_end", "_same_name", "_u16", "_ip_text"]
-        + ["_Lookup.got", "_Lookup.result"]
+        + ["Resolver.judge", "Resolver.result"]
     },
 }
 
