@@ -327,3 +327,43 @@ def test_an_answer_after_a_resend_still_counts():
 def test_ip_addresses_and_unknown_servers_need_no_dns_server():
     res = dns.Resolver(("127.0.0.1", 9), 100, False)  # nothing there: never asked
     assert [a.key for a in res.resolve("127.0.0.3", 123)] == [("127.0.0.3", 123)]
+
+
+def test_the_asyncio_service_resolves_with_sntp_dns_unless_given_a_net():
+    svc = aio.AsyncService({"servers": ["ntp.example"]})
+    assert isinstance(svc.net, dns.Resolver) and svc.net.server is None  # the system's server
+    from sntp.net import Net
+
+    net = Net()
+    assert aio.AsyncService({"servers": ["ntp.example"]}, net=net).net is net
+
+
+def test_the_blocking_service_with_the_resolver_waits_no_longer_than_its_bound():
+    from sntp.service import Service
+
+    sock, port = bind_loopback()  # a DNS server that never answers
+    try:
+        res = dns.Resolver(("127.0.0.1", port), 300, False)
+        t0 = compat.ticks_ms()
+        try:
+            res.resolve(HOST, 123)
+            raise AssertionError("resolved")
+        except NetError as e:
+            assert "timeout" in e.message
+        took = compat.ticks_diff(compat.ticks_ms(), t0)
+        assert 300 <= took < 500, took
+        svc = Service({"servers": [HOST]}, net=res, timeout_ms=300)
+        t0 = compat.ticks_ms()
+        s = svc.sync(svc.now_ms() + 5_000)
+        took = compat.ticks_diff(compat.ticks_ms(), t0)
+        assert not s["ok"] and s["error"] == "resolve" and "timeout" in s["detail"], s
+        assert took < 1_000, took  # one lookup of 300 ms, then the policy's DNS backoff
+        got = 0
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        while poller.poll(0):
+            sock.recvfrom(512)
+            got += 1
+        assert got == 2, got  # one query for each lookup: no resend within 300 ms
+    finally:
+        sock.close()

@@ -56,6 +56,7 @@ const SKIP = {
   "test_dns.test_a_silent_server_is_asked_again_then_the_lookup_fails_in_its_bound": ASYNCIO + "; " + SOCKET,
   "test_dns.test_an_answer_after_a_resend_still_counts": ASYNCIO + "; " + SOCKET,
   "test_dns.test_ip_addresses_and_unknown_servers_need_no_dns_server": SOCKET,
+  "test_dns.test_the_blocking_service_with_the_resolver_waits_no_longer_than_its_bound": SOCKET,
   "test_dns.test_server_errors_end_the_lookup_at_once": ASYNCIO + "; " + SOCKET,
   "test_dns.test_spoofs_racing_the_server_are_dropped_and_counted": ASYNCIO + "; " + SOCKET,
   "test_net.test_loopback_datagram_and_source_key": SOCKET,
