@@ -4,24 +4,14 @@
 # DNS: the DNS server's "ip:port" (sntp.dns.Resolver), or "getaddrinfo" (net.Net: the port's
 # resolver, which blocks). Prints one JSON line: stall_ms (the longest gap between two ticks,
 # less the 10 ms), ok, sync_ms, error, dropped ({reason: count} of the resolver), resolves
-# ([ok, [addresses]] of every lookup). The clock is never changed: the rtc is an offset.
+# ([ok, [addresses]] of every lookup). The host's clock is never changed (rtc.ProcessClock).
 import asyncio
 import json
 import sys
 
 from sntp import aio, compat
-from sntp.client import SystemClock
 from sntp.net import Net
-
-
-class Clock(SystemClock):
-    off = 0
-
-    def now_us(self):
-        return SystemClock.now_us(self) + self.off
-
-    def adjust(self, us):
-        self.off += us
+from sntp.rtc import ProcessClock  # the host's clock plus an offset: the host's is never set
 
 
 async def main(server, run_ms, names):
@@ -43,7 +33,7 @@ async def main(server, run_ms, names):
 
         ip, port = server.rsplit(":", 1)
         net = dns.Resolver((ip, int(port)))
-    c = Clock()
+    c = ProcessClock()
     svc = aio.AsyncService({"servers": names}, net=net, clock=c, rtc=c)
     resolves = []
     svc.subscribe(

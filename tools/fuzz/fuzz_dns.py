@@ -28,7 +28,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path[:0] = [os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tools")]
 
 import dnswire  # noqa: E402 - the seeds' builder, not under test
-from fuzz_replies import Violation, inputs  # noqa: E402
+import fuzz_replies  # noqa: E402
+from fuzz_replies import Violation  # noqa: E402
 
 HOST = "0.acme.pool.ntp.org"
 QID_A, QID_AAAA = 0x1234, 0xBEEF
@@ -204,25 +205,7 @@ def seeds():
     }
 
 
-def replay(paths):
-    """Run the target over files without atheris: exit 1 if one of them fails."""
-    _load_firmware()
-    bad = 0
-    for path in inputs(paths):
-        with open(path, "rb") as f:
-            data = f.read()
-        try:
-            verdict = one_input(data)
-        except Exception as exc:  # noqa: BLE001 - every escape is a finding
-            bad += 1
-            verdict = "CRASH {}: {}".format(type(exc).__name__, exc)
-        print("{}: {}".format(os.path.relpath(path), verdict))
-    return 1 if bad else 0
-
-
 def main():
-    if sys.argv[1:2] == ["--replay"]:
-        sys.exit(replay(sys.argv[2:]))
     if sys.argv[1:2] == ["--seeds"]:
         _load_firmware()
         os.makedirs(sys.argv[2], exist_ok=True)
@@ -230,12 +213,7 @@ def main():
             with open(os.path.join(sys.argv[2], n), "wb") as f:
                 f.write(d)
         return
-    import atheris
-
-    with atheris.instrument_imports(include=["sntp"]):
-        _load_firmware()
-    atheris.Setup(sys.argv, one_input)
-    atheris.Fuzz()
+    fuzz_replies.main(_load_firmware, one_input)
 
 
 if __name__ == "__main__":
