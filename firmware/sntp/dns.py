@@ -276,15 +276,19 @@ class Resolver(Net):
     """net.Net whose resolve() asks a DNS server itself, with a bounded wait, and which the
     asyncio service awaits (resolve_async). server: the DNS server's IP text (port 53) or
     (ip, port); None: system_server(), read at each lookup (the network may change it).
-    ipv6: ask AAAA too (None: where the port has IPv6). timeout_ms: a lookup's bound.
+    ipv6: ask AAAA too (None: on unix and CPython; on esp32 and rp2 pass True where the
+    network routes IPv6). timeout_ms: a lookup's bound.
     One lookup at a time (the service asks one name at a time): its state is kept here,
     allocated once."""
 
     def __init__(self, server=None, timeout_ms=TIMEOUT_MS, ipv6=None):
         self.server = server  # IP text, (ip, port), or None: system_server()
         self.timeout_ms = max(1, min(timeout_ms, 60_000))  # ms, every try included
-        if ipv6 is None:
-            ipv6 = hasattr(socket, "AF_INET6")
+        if ipv6 is None:  # as getaddrinfo does: A and AAAA on unix and CPython; on the
+            # boards A only (lwIP asks for IPv4 first; a v4-only Wi-Fi cannot use a v6 address)
+            import sys
+
+            ipv6 = hasattr(socket, "AF_INET6") and sys.platform not in ("esp32", "rp2")
         self.ipv6 = ipv6  # ask AAAA as well as A
         self.dropped = {}  # reason -> count of datagrams dropped (spoofs, malformed answers)
         # the lookup in flight
