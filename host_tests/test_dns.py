@@ -332,6 +332,8 @@ def test_ip_addresses_and_unknown_servers_need_no_dns_server():
 def test_the_asyncio_service_resolves_with_sntp_dns_unless_given_a_net():
     svc = aio.AsyncService({"servers": ["ntp.example"]})
     assert isinstance(svc.net, dns.Resolver) and svc.net.server is None  # the system's server
+    assert svc.net.timeout_ms == 5_000  # as an exchange's
+    assert aio.AsyncService({"servers": ["x.example"]}, timeout_ms=700).net.timeout_ms == 700
     from sntp.net import Net
 
     net = Net()

@@ -71,7 +71,7 @@ class AsyncService(Service):
     """Service whose run() and sync() are coroutines. Do not run two of them at once.
 
     net None: sntp.dns.Resolver() where that package is installed (lookups that do not block
-    the loop, each bounded by its timeout_ms), else net.Net() (getaddrinfo)."""
+    the loop, each bounded by timeout_ms, as an exchange is), else net.Net() (getaddrinfo)."""
 
     awaits_lookups = True  # _step() hands the lookups to run(), which awaits them
 
@@ -80,7 +80,7 @@ class AsyncService(Service):
             try:
                 from .dns import Resolver
 
-                net = Resolver()
+                net = Resolver(timeout_ms=kw.get("timeout_ms", client.DEFAULT_TIMEOUT_MS))
             except ImportError:  # not installed: Service's net.Net()
                 pass
         super().__init__(config, net, **kw)
