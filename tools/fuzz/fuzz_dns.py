@@ -73,7 +73,8 @@ def _resolver():
 
 
 def _name_at(msg, off):
-    """(lower-cased labels, offset after the name) reading msg on its own; None if bad."""
+    """(lower-cased labels, offset after the name) reading msg on its own; None if bad
+    (a label over 63, a pointer that does not point backwards, past the end)."""
     labels, end, seen = [], None, 0
     while seen < 128:
         seen += 1
@@ -84,7 +85,10 @@ def _name_at(msg, off):
             if off + 1 >= len(msg):
                 return None
             end = off + 2 if end is None else end
-            off = ((n & 0x3F) << 8) | msg[off + 1]
+            to = ((n & 0x3F) << 8) | msg[off + 1]
+            if to >= off:
+                return None  # RFC 1035 4.1.4: a pointer to a prior occurrence only
+            off = to
             continue
         if n > 63:
             return None
@@ -170,6 +174,15 @@ def one_input(data):
     return " ".join(verdicts)
 
 
+def pointer_forward(q):
+    """An answer whose A record's owner is a pointer forward to the question's name, written
+    out as the data of the CNAME record after it; ANCOUNT 2."""
+    tail = dnswire.rr(dnswire.name("x"), dnswire.CNAME, dnswire.name(HOST))
+    at = len(q) + 2 + 10 + 4 + len(tail) - len(dnswire.name(HOST))
+    msg = dnswire.reply(q, [dnswire.rr(dnswire.pointer(at), 1, b"1234"), tail])
+    return msg
+
+
 def seeds():
     """{file name: datagram}: answers to the A question, good and broken in the named ways."""
     q = bytes(dns.question(HOST, dnswire.A, QID_A))
@@ -188,6 +201,9 @@ def seeds():
         ),
         "pointer-loop.bin": dnswire.reply(q, [dnswire.rr(dnswire.pointer(len(q)), 1, b"1234")]),
         "pointer-forward.bin": dnswire.reply(q, [dnswire.rr(dnswire.pointer(200), 1, b"1234")]),
+        # an owner pointing forward to a good copy of the name (a CNAME's data): the tests
+        # found the parser taking it (an owner was not checked on its own), fixed since
+        "pointer-forward-to-name.bin": pointer_forward(q),
         "count-lies.bin": dnswire.reply(q, [a])[:7] + b"\x09" + dnswire.reply(q, [a])[8:],
         "truncated.bin": dnswire.reply(q, [a])[:-3],
         "tc.bin": dnswire.reply(q, [a], flags=0x8380),
