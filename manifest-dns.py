@@ -1,6 +1,6 @@
-# Freeze sntp.dns (DNS lookups that do not block the asyncio service's event loop; docs/design.md
-# "Every wait bounded") into a custom MicroPython firmware build, beside the core: in a manifest
-# of your own,
+# Freeze sntp.dns (DNS lookups that do not block the asyncio service's event loop;
+# docs/reliability.md, "Every wait bounded") into a custom MicroPython firmware build, beside
+# the core: in a manifest of your own,
 #   include("/path/to/this/repository/manifest.py")
 #   include("/path/to/this/repository/manifest-dns.py")
 # sntp.aio.AsyncService uses it when it is there. Keep this list, package-dns.json (for mip)
