@@ -177,7 +177,12 @@ def answer(msg, q):
     if not flags & _QR or flags & _OPCODE:
         return NOT_ANSWER
     end = _name_end(msg, _HEADER_LEN)
-    if _u16(msg, 4) != 1 or end < 0 or end + 4 > n or not _same_name(msg, _HEADER_LEN, q, 12):
+    if (
+        _u16(msg, 4) != 1
+        or end < 0
+        or end + 4 > n
+        or not _same_name(msg, _HEADER_LEN, q, _HEADER_LEN)
+    ):
         return WRONG_QUESTION
     qtype = q[len(q) - 3]
     for i in range(4):  # QTYPE and QCLASS as we sent them
