@@ -44,6 +44,7 @@ const SKIP = {
   "test_boards.test_board_with_credentials_joins_and_starts_the_service": ASYNCIO,
   "test_boards.test_board_without_wifi_credentials_says_so_and_runs_its_application": ASYNCIO,
   "test_boards.test_hil_check_passes_against_a_fake_server": ASYNCIO,
+  "test_boards.test_the_board_feeds_a_watchdog_every_second_when_configured": ASYNCIO,
   "test_boards.test_the_service_sets_a_one_second_rtc_within_5_ms": ASYNCIO,
   "test_console_board.test_boot_window_with_a_line_runs_the_console_until_exit": ASYNCIO,
   "test_console_board.test_boot_window_without_a_line_goes_on": ASYNCIO,
