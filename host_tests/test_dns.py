@@ -369,3 +369,40 @@ def test_the_blocking_service_with_the_resolver_waits_no_longer_than_its_bound()
         assert got == 2, got  # one query for each lookup: no resend within 300 ms
     finally:
         sock.close()
+
+
+def test_the_dns_server_is_the_one_the_network_gave():
+    import sys
+
+    class WLAN:
+        def __init__(self, iface):
+            pass
+
+        def ifconfig(self):
+            return ("192.0.2.7", "255.255.255.0", "192.0.2.1", dns_ip[0])
+
+    class Network:  # a board's network module: nothing is sent, only asked
+        STA_IF = 0
+
+    def ipconfig(key):
+        assert key == "dns"
+        return dns_ip[0]
+
+    dns_ip = ["192.0.2.53"]
+    net = Network()
+    net.WLAN = WLAN
+    saved = sys.modules.get("network")
+    sys.modules["network"] = net
+    try:
+        assert dns.system_server() == "192.0.2.53"  # the interface's, older MicroPython
+        net.ipconfig = ipconfig
+        assert dns.system_server() == "192.0.2.53"  # network.ipconfig("dns"), 1.23 and later
+        dns_ip[0] = "0.0.0.0"  # no DHCP lease yet: none known, getaddrinfo's turn
+        assert dns.system_server() is None
+        dns_ip[0] = "fe80::1%wlan0"  # a scoped address: not one to send to
+        assert dns.system_server() is None
+    finally:
+        if saved is None:
+            sys.modules.pop("network", None)
+        else:
+            sys.modules["network"] = saved
