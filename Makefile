@@ -319,10 +319,20 @@ footprint-wasm32: setup
 	  "(it needs Node.js and npm)" >&2; exit 2; }
 	node host_tests/wasmrun.mjs --run tools/wasm/footprint.py
 
+# The longest event-loop stall while sntp.aio.AsyncService syncs a zone whose DNS server answers
+# normally, 3 s late, SERVFAIL, or never (tools/stall.py; docs/reliability.md "Every wait
+# bounded"): printed with its target (<= 20 ms) and written to results/stall.json (about 30 s;
+# talks only to servers of its own on 127.0.0.1).
+.PHONY: stall
+stall: setup
+	$(PY) tools/stall.py
+
 # Coverage-guided fuzzing of the reply decoder and checks (tools/fuzz; docs/reliability.md "Fuzzing"):
 # atheris (libFuzzer) for FUZZ_SECONDS from the seeds in tools/fuzz/corpus, then one line with
 # executions, coverage and corpus size, also written to results/fuzz.json. An exception, or an
 # accepted reply that breaks an on-wire rule, fails it with the input in build/fuzz/crash-*.
+# Then the same for the DNS answer parser (sntp.dns: tools/fuzz/fuzz_dns.py, seeds in
+# tools/fuzz/corpus-dns, results/fuzz-dns.json, build/fuzz-dns/crash-*).
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_ARGS=--keep-corpus]
 .PHONY: fuzz
 FUZZ_SECONDS ?= 60
@@ -334,3 +344,4 @@ fuzz: setup
 	  { echo "fuzz: cannot install $(ATHERIS_PIN) (pip says why above; where no wheel" \
 	    "exists, building it needs clang with libFuzzer)" >&2; exit 2; }
 	$(PY) tools/fuzz/run.py --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
+	$(PY) tools/fuzz/run.py --target dns --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)

@@ -21,7 +21,7 @@ for _p in (_ROOT + "/boards/common",):
 
 import settings  # noqa: E402
 
-from sntp import aio  # noqa: E402
+from sntp import aio, compat  # noqa: E402
 from sntp import rtc as sntp_rtc  # noqa: E402
 from sntp.rtc import SECOND_RESOLUTION, US_RESOLUTION, BoardRTC  # noqa: E402
 
@@ -510,7 +510,7 @@ class FakeBoard:
         return self.wlan
 
 
-def run_board(config_text, wlan):
+def run_board(config_text, wlan, period_ms=5):
     import app
 
     config = fresh_path("test_boards", "config.json")
@@ -520,7 +520,7 @@ def run_board(config_text, wlan):
     lines = []
 
     async def application(b, out):
-        await app.placeholder_app(b, out, period_ms=5, count=3)
+        await app.placeholder_app(b, out, period_ms=period_ms, count=3)
 
     board = asyncio.run(app.main(FakeBoard(wlan), config, state, application, lines.append))
     return board, lines
@@ -560,6 +560,50 @@ def test_board_with_credentials_joins_and_starts_the_service():
     assert any("no NTP servers" in line for line in lines), lines
     assert any(line.startswith("sntp: idle") for line in lines), lines  # rule 3: no default
     assert len([line for line in lines if line.startswith("app: ")]) == 3
+
+
+def test_the_board_feeds_a_watchdog_every_second_when_configured():
+    import app
+
+    class WDT:
+        made = []
+
+        def __init__(self, timeout):
+            self.timeout = timeout
+            self.feeds = []  # ticks_ms of each feed
+            WDT.made.append(self)
+
+        def feed(self):
+            self.feeds.append(compat.ticks_ms())
+
+    class Machine:
+        pass
+
+    machine = Machine()
+    machine.WDT = WDT
+    saved = sys.modules.get("machine"), app.WDT_FEED_MS
+    sys.modules["machine"] = machine
+    app.WDT_FEED_MS = 10  # a second on the board; 10 ms here, so the test is quick
+    try:
+        board, lines = run_board('{"wifi_ssid": "net", "wifi_pass": "password"}', FakeWLAN())
+        assert WDT.made == []  # not asked for: no watchdog (it cannot be stopped once started)
+        for bad in ("1", "9", '"4"'):
+            board, lines = run_board('{"wdt_s": %s}' % bad, FakeWLAN())
+            assert WDT.made == [] and any("wdt_s" in x for x in lines), lines
+        config = '{"wifi_ssid": "net", "wifi_pass": "password", "wdt_s": 4}'
+        board, lines = run_board(config, FakeWLAN(), period_ms=40)
+    finally:
+        if saved[0] is None:
+            sys.modules.pop("machine", None)
+        else:
+            sys.modules["machine"] = saved[0]
+        app.WDT_FEED_MS = saved[1]
+    assert len(WDT.made) == 1 and WDT.made[0].timeout == 4_000
+    feeds = WDT.made[0].feeds
+    assert len(feeds) >= 5, feeds  # 3 x 40 ms of the application: fed all along
+    gaps = [compat.ticks_diff(b, a) for a, b in zip(feeds, feeds[1:])]
+    assert max(gaps) < 100, gaps
+    assert any(x.startswith("board: watchdog of 4000 ms") for x in lines), lines
 
 
 def test_board_modules_make_their_rtc_and_wlan():

@@ -36,6 +36,7 @@ GOOD = {
     "log_level": ["debug", "warn"],
     "country": ["de", "SE"],
     "tz": ["CET-1CEST,M3.5.0,M10.5.0/3", "<+0330>-3:30", "EST5EDT"],
+    "wdt_s": ["2", "8"],
 }
 INJECT = ["\n", "\r", "\r\n", "\x00", "\x1b", "\x7f", "\nsave", "\rsave\n", "\x85", "\u2028"]
 

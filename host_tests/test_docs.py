@@ -120,7 +120,7 @@ def constant(name):
     import importlib
 
     for mod in ("policy", "discipline", "exchange", "client", "service", "console", "config",
-                "net", "timestamp"):  # fmt: skip
+                "net", "timestamp", "aio", "dns"):  # fmt: skip
         m = importlib.import_module("sntp." + mod)
         for n in (name, "_" + name):  # a private const() is an attribute on CPython too
             if hasattr(m, n):

@@ -58,12 +58,16 @@ def test_targets_are_met_only_within_their_limits():
     res.update({"idle_alloc": 0, "board_mpy": 20 * 1024 - 1})
     marks = [t["met"] for t in footprint.targets(res)]
     # core at its limit, heap 64 B over, sync not measured, idle only means 32-bit, board in
-    assert marks == [True, False, None, None, True]
+    assert marks == [True, False, None, None, True, None]  # the lookup: 32-bit only
     res.update({"sync_alloc": 4096, "idle_alloc_32": 0, "wasm32": {"sync_bytes": 4097}})
     marks = [t["met"] for t in footprint.targets(res)]
     assert marks[2:4] == [False, True]  # one sync: both runtimes within 4 KB, or missed
     res["wasm32"]["sync_bytes"] = 4096
     assert footprint.targets(res)[2]["met"] is True
+    assert [footprint.targets(dict(res, dns_lookup_32=n))[5]["met"] for n in (1024, 1025)] == [
+        True,
+        False,
+    ]
 
 
 def test_the_readme_gets_the_targets_between_its_markers(tmp_path):
@@ -105,7 +109,8 @@ def test_the_32_bit_figures_that_make_footprint_reads_are_produced():
     assert r.returncode == 0, r.stdout + r.stderr
     got = footprint.load_wasm32(os.path.join("results", "footprint-wasm32.json"))
     assert got["sys_maxsize"] == 2**31 - 1  # a 32-bit runtime
-    for k in ("import_bytes", "sync_bytes", "wake_bytes", "wake_bytes_drift_known"):
+    keys = ("import_bytes", "sync_bytes", "wake_bytes", "wake_bytes_drift_known")
+    for k in keys + ("dns_import_bytes", "dns_lookup_bytes"):
         assert isinstance(got[k], int) and got[k] >= 0, k
     res = {"wasm32": got, "idle_alloc_32": max(got["wake_bytes"], got["wake_bytes_drift_known"])}
     lines = footprint.table(

@@ -185,6 +185,107 @@ def test_dns_failure_is_a_resolve_error(testnet, name, slowest_s):
     assert 1 <= d.get("dns_127_0_0_1", 0) <= 4  # A and AAAA, once each (and no retry storm)
 
 
+# ---- DNS that never blocks: sntp.dns beside a 10 ms ticker (tools/stall_probe.py) ---------
+# Each case is one AsyncService sync under the unix-port MicroPython with a 10 ms ticker task
+# in the same event loop; stall_ms is the longest gap between ticks, less the 10 ms. All the
+# cases run at once (about 6 s in all). getaddrinfo, the baseline, blocks the loop for the
+# system resolver's timeout (this network's resolv.conf: 1 s, one attempt).
+STALL_MAX_MS = 200  # loopback and a shared machine: far below any lookup's timeout
+RELAYS = {"slow": ["--port", "5355", "--delay-ms", "3000"], "spoof": ["--port", "5356", "--spoof"]}
+DNS_CASES = {  # case -> (DNS server, name asked)
+    "normal": ("127.0.0.1:53", "0.acme.pool.ntp.org"),
+    "slow": ("127.0.0.9:5355", "0.acme.pool.ntp.org"),
+    "spoof": ("127.0.0.9:5356", "chrony.acme.pool.ntp.org"),
+    "servfail": ("127.0.0.1:53", "x.servfail.acme.pool.ntp.org"),
+    "nxdomain": ("127.0.0.1:53", "nope.acme.pool.ntp.org"),
+    "silent": ("127.0.0.1:53", "x.timeout.acme.pool.ntp.org"),
+    "getaddrinfo-silent": ("getaddrinfo", "x.timeout.acme.pool.ntp.org"),
+}
+
+
+@pytest.fixture(scope="module")
+def dns_runs(testnet):
+    relays = []
+    for args in RELAYS.values():
+        relays.append(
+            testnet.popen("python3", os.path.join(ROOT, "tools/testnet/dns_relay.py"), *args)
+        )
+        assert relays[-1].stdout.readline().strip() == "ready"
+    before = testnet.counters()
+    log0 = len(testnet.dns_log())
+    path = ":".join([os.path.join(ROOT, d) for d in ("firmware", "tools")] + [".frozen"])
+    procs = {
+        k: testnet.popen(
+            "env",
+            "MICROPYPATH=" + path,
+            testnet_fixture.MICROPYTHON,
+            "-m",
+            "stall_probe",
+            server,
+            "20000",
+            name + ":123",
+        )
+        for k, (server, name) in DNS_CASES.items()
+    }
+    out = {}
+    for k, p in procs.items():
+        stdout, stderr = p.communicate(timeout=60)
+        assert p.returncode == 0, (k, stdout, stderr)
+        out[k] = json.loads(stdout.strip().splitlines()[-1])
+        print("{}: {}".format(k, out[k]))
+    for r in relays:
+        r.kill()
+        r.communicate()
+    return {
+        "runs": out,
+        "counts": delta(before, testnet.counters()),
+        "log": testnet.dns_log()[log0:],
+    }
+
+
+def test_dns_lookups_never_stall_the_loop(dns_runs):
+    runs = dns_runs["runs"]
+    for k, r in runs.items():
+        if k != "getaddrinfo-silent":
+            assert r["stall_ms"] < STALL_MAX_MS, (k, r)
+    # what the resolver saves the loop: getaddrinfo holds it for the whole timeout
+    assert runs["getaddrinfo-silent"]["stall_ms"] >= 900, runs["getaddrinfo-silent"]
+
+
+def test_dns_answers_normal_and_slow_give_the_zone_addresses(dns_runs):
+    runs = dns_runs["runs"]
+    for k in ("normal", "slow"):
+        r = runs[k]
+        assert r["ok"] and len(r["resolves"]) == 1 and r["resolves"][0][0], (k, r)
+        assert sorted(r["resolves"][0][1]) == ["127.0.0.2:123", "127.0.0.8:123"], (k, r)
+    assert runs["slow"]["sync_ms"] >= 3_000  # the answer came 3 s late, and was taken
+    # the same lookups as getaddrinfo makes (tools/sntp: A and AAAA, once each); the relay's
+    # own queries to dnsmasq come from 127.0.0.9
+    log = dns_runs["log"]
+    for qtype in ("A", "AAAA"):
+        line = " query[{}] 0.acme.pool.ntp.org from 127.0.0.1\n".format(qtype)
+        assert log.count(line) == 1, (qtype, log)
+
+
+def test_dns_failures_are_resolve_errors_in_their_bound(dns_runs):
+    runs = dns_runs["runs"]
+    for k, why in (("servfail", "servfail"), ("nxdomain", "nxdomain"), ("silent", "timeout")):
+        r = runs[k]
+        assert not r["ok"] and r["resolves"] == [[False, []]], (k, r)
+        assert r["error"] == "resolve" and why in r["detail"], (k, r)
+    assert runs["servfail"]["sync_ms"] < 1_000 and runs["nxdomain"]["sync_ms"] < 1_000
+    assert 5_000 <= runs["silent"]["sync_ms"] < 6_000  # the resolver's 5 s bound
+
+
+def test_dns_spoofs_racing_the_server_are_dropped(dns_runs):
+    r = dns_runs["runs"]["spoof"]
+    assert r["ok"] and r["resolves"] == [[True, ["127.0.0.2:123"]]], r
+    d = r["dropped"]
+    for why in ("wrong-source", "wrong-id", "wrong-question", "not-answer"):
+        assert d.get(why, 0) >= 1, d
+    assert "ntp_127_0_0_6" not in dns_runs["counts"]  # the liar the forgeries named: never asked
+
+
 # ---- sync: the time service sets the board's software clock --------------------------------
 def test_sync_vendor_zone_sets_the_clock(testnet, tmp_path):
     state = state_file(tmp_path, "board.json", {"rtc_unix_s": 0})  # an invalid clock

@@ -53,6 +53,7 @@ TARGETS = (
     ("sync_alloc", "bytes allocated by one sync (64-bit warm, and 32-bit)", 4 * 1024, None),
     ("idle_alloc_32", "bytes allocated per idle wake-up on a 32-bit MicroPython", 0, None),
     ("board_mpy", "headless board program .mpy loaded", 20 * 1024, None),
+    ("dns_lookup_32", "bytes allocated by one sntp.dns lookup (A, AAAA), 32-bit", 1024, None),
 )
 
 # The probes: small modules compiled to .mpy like the firmware, so that their own source is
@@ -421,6 +422,7 @@ def measure(idle_minutes=60, wasm32=None):
     if w:  # the most an idle wake-up allocates there, with the drift unknown or known
         wakes = [w.get(k) for k in ("wake_bytes", "wake_bytes_drift_known")]
         res["idle_alloc_32"] = None if None in wakes else max(wakes)
+        res["dns_lookup_32"] = w.get("dns_lookup_bytes")
     res["targets"] = targets(res)
     return res
 
@@ -435,6 +437,8 @@ def targets(res):
             v32 = res["wasm32"]["sync_bytes"]  # met only when both are within the limit
             text = "{} (64-bit), {:,} B (32-bit)".format(text, v32)
             v = None if v is None else max(v, v32)
+        if key == "dns_lookup_32" and v is None:
+            text = "- (make footprint-wasm32 did not run)"
         if key == "idle_alloc_32" and v is None:
             text = "- (make footprint-wasm32 did not run; 64-bit: {})".format(
                 "-" if res.get("idle_alloc") is None else "{:,} B".format(res["idle_alloc"])
@@ -511,6 +515,8 @@ def table(res):
                 "allocated per idle wake-up, drift known ({} ppb)".format(w.get("drift_ppb")),
                 "wake_bytes_drift_known",
             ),
+            ("resident after `from sntp import dns` (from source)", "dns_import_bytes"),
+            ("allocated by one `sntp.dns` lookup, A and AAAA (fake socket)", "dns_lookup_bytes"),
         )
         lines += ["| {} | {} |".format(what, b(w.get(k))) for what, k in rows]
     return lines

@@ -14,6 +14,9 @@
 #              time_us()); every event at or above log_level is printed as one
 #              "sntp: ..." line
 #   rtc.run()  a task that writes corrections into a 1 s RTC at the whole second (RP2040)
+#   watchdog   with wdt_s in the configuration: a machine.WDT of wdt_s seconds, fed every
+#              WDT_FEED_MS by a task of the same event loop, so the board resets if anything
+#              holds the loop for wdt_s (no wait of the service does: docs/reliability.md)
 #   app        the placeholder: prints the time every APP_PERIOD_MS; replace it with yours
 # A board without Wi-Fi credentials says so and runs the application on its RTC: no service,
 # no crash. A board whose servers are missing runs the service, which stays idle and says why.
@@ -32,6 +35,7 @@ from sntp.timestamp import BUILD_UNIX_S, US_PER_S, format_utc, unix_us
 
 STATE_PATH = "/sntp_state.json"  # the service's persisted state (floors, backoff, KoD holds)
 APP_PERIOD_MS = 10_000
+WDT_FEED_MS = 1_000  # the watchdog is fed every second: wdt_s (2-8 s) leaves a second's slack
 
 
 # The level of each event kind for the log_level setting (error < warn < info < debug);
@@ -95,6 +99,18 @@ async def placeholder_app(board, out=print, period_ms=APP_PERIOD_MS, count=None)
             await aio.sleep_ms(period_ms)
 
 
+async def feed_watchdog(timeout_ms, out=print):
+    """machine.WDT(timeout=timeout_ms), fed every WDT_FEED_MS for as long as the event loop
+    turns. Once started, a watchdog cannot be stopped (ESP32, RP2040)."""
+    import machine
+
+    wdt = machine.WDT(timeout=timeout_ms)
+    out("board: watchdog of {} ms, fed every {} ms".format(timeout_ms, WDT_FEED_MS))
+    while True:
+        wdt.feed()
+        await aio.sleep_ms(WDT_FEED_MS)
+
+
 class Board:
     """What main() started, for the application and for tests."""
 
@@ -141,6 +157,8 @@ async def main(
     b.rtc.calibrate()  # 1 s RTC: anchor the sub-second interpolation (blocks up to 1 s)
     b.tasks.append(asyncio.create_task(b.rtc.run()))
     s = b.settings
+    if s is not None and s["wdt_s"]:  # after the boot window and the calibration
+        b.tasks.append(asyncio.create_task(feed_watchdog(s["wdt_s"] * 1000, out)))
     if s is None:
         pass  # settings.load() said which extra this firmware lacks: the application runs
     elif not s["wifi_ssid"]:

@@ -11,6 +11,7 @@
 #   client     query(), exchange_with(): one blocking exchange          (driver)
 #   service    Service: the policy driven in real time, blocking        (driver)
 #   aio        AsyncService, start(): the same as an asyncio task       (driver)
+#   dns        Resolver: lookups that never block the loop (optional)  (driver)
 #   store      JsonStore: the persisted state, saved atomically         (driver)
 #   config     the device configuration: schema, validation, atomic save (driver)
 #   console    the provisioning console's line protocol                 (driver)

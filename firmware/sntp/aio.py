@@ -10,7 +10,9 @@
 # arrived: the delay is over-estimated by up to a slice and the offset is low by up to half
 # of one. The slices start at 1 ms and double to POLL_SLICE_MAX_MS, so a fast reply is seen
 # within about a millisecond and a slow one costs few wake-ups.
-# getaddrinfo blocks, even here: a DNS lookup stalls the event loop while it runs.
+# Lookups are awaited too, where sntp.dns (an optional package) is installed and the network
+# has given a DNS server: its Resolver is the default net here. Without it, getaddrinfo
+# blocks, even here: a DNS lookup stalls the event loop while it runs.
 # Import this module only on boards that use asyncio: the blocking service does not need it.
 import asyncio
 
@@ -58,8 +60,30 @@ async def exchange_async(net, clock, addr, timeout_ms=client.DEFAULT_TIMEOUT_MS)
         sock.close()
 
 
+async def resolve_async(net, host, port):
+    """net.resolve() awaited: without blocking where net can (sntp.dns.Resolver)."""
+    if hasattr(net, "resolve_async"):
+        return await net.resolve_async(host, port)
+    return net.resolve(host, port)  # getaddrinfo, or a test's fake: blocks while it runs
+
+
 class AsyncService(Service):
-    """Service whose run() and sync() are coroutines. Do not run two of them at once."""
+    """Service whose run() and sync() are coroutines. Do not run two of them at once.
+
+    net None: sntp.dns.Resolver() where that package is installed (lookups that do not block
+    the loop, each bounded by timeout_ms, as an exchange is), else net.Net() (getaddrinfo)."""
+
+    awaits_lookups = True  # _step() hands the lookups to run(), which awaits them
+
+    def __init__(self, config, net=None, **kw):
+        if net is None:
+            try:
+                from .dns import Resolver
+
+                net = Resolver(timeout_ms=kw.get("timeout_ms", client.DEFAULT_TIMEOUT_MS))
+            except ImportError:  # not installed: Service's net.Net()
+                pass
+        super().__init__(config, net, **kw)
 
     async def run(self, until_ms=None, stop=None):
         """Serve until now_ms() reaches until_ms (None: forever) or stop() is true."""
@@ -71,6 +95,13 @@ class AsyncService(Service):
             if isinstance(w, int):
                 if w > 0:
                     await sleep_ms(w)
+            elif w[0] == "resolve":
+                src, detail = w[1], None
+                try:
+                    addrs = await resolve_async(self.net, src.host, src.port)
+                except NetError as e:
+                    addrs, detail = None, e.message
+                self.keeper.resolved(src, addrs, self.loop_ms(), detail)
             else:
                 r = await exchange_async(self.net, self.clock, w[2], self.timeout_ms)
                 self.keeper.result(w[1], w[2], r, self.loop_ms())

@@ -20,6 +20,8 @@
 #   log_level       choice    info     error, warn, info or debug
 #   country         text      ""       2-letter Wi-Fi regulatory country (e.g. DE), or ""
 #   tz              rule      none     POSIX TZ rule for local time (sntp.tz, docs/localtime.md)
+#   wdt_s           int       none     2-8: the board program feeds a machine.WDT of this
+#                                      timeout every second (none: no watchdog; RP2040: 8.3 s max)
 from . import policy
 from .compat import const
 from .store import NOT_FOUND, JsonStore, read_json
@@ -43,6 +45,7 @@ SCHEMA = {  # type: dict
     "log_level": ("choice", "info", "error, warn, info or debug"),
     "country": ("country", "", "Wi-Fi regulatory country, 2 letters (e.g. DE), or empty"),
     "tz": ("tz", None, "local time rule, e.g. CET-1CEST,M3.5.0,M10.5.0/3 (docs/localtime.md)"),
+    "wdt_s": ("int:2:8", None, "watchdog timeout, s: the board feeds machine.WDT every second"),
 }
 KEYS = (
     "zone",
@@ -56,6 +59,7 @@ KEYS = (
     "log_level",
     "country",
     "tz",
+    "wdt_s",
 )
 
 

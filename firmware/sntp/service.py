@@ -42,6 +42,8 @@ _REBASE_MS = const(1 << 28)  # every ms is taken back by 3.1 days
 class Service:
     """One device's time service. Construct, then run() (forever, or until_ms), or sync()."""
 
+    awaits_lookups = False  # True in aio.py: _step() hands it ('resolve', source) to await
+
     def __init__(
         self,
         config,
@@ -163,7 +165,7 @@ class Service:
         if action is None:
             due = self.policy.due_ms
             return _STALL_MS if due is not None and due <= now else 0
-        if action[0] == "resolve":  # blocks, in aio.py too: getaddrinfo has no async form
+        if action[0] == "resolve" and not self.awaits_lookups:  # blocks (net.resolve)
             src, detail = action[1], None
             try:
                 addrs = self.net.resolve(src.host, src.port)

@@ -1,5 +1,5 @@
 # Local time from a POSIX TZ rule string (POSIX.1-2024 TZ), integers only. An optional
-# package (package-tz.json, manifest-tz.py): the sync core never imports it.
+# package (package-tz.json, manifests/sntp-tz): the sync core never imports it.
 #
 #   r = tz.parse("CET-1CEST,M3.5.0,M10.5.0/3")  # ValueError(reason) for a bad rule
 #   r.localtime(unix_s) -> (year, month, mday, hour, minute, second, weekday 0=Monday,

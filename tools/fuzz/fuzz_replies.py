@@ -104,16 +104,18 @@ def inputs(paths):
             yield path
 
 
-def replay(paths):
-    """Run the target over files without atheris (a found crash, or the corpus): exit 1 if one
-    of them fails, printing its verdict per file."""
-    _load_firmware()
+def replay(paths, load=None, one=None):
+    """Run the target (load() then one(data) per input: this file's by default) over files
+    without atheris (a found crash, or the corpus): exit 1 if one of them fails, printing its
+    verdict per file."""
+    (load or _load_firmware)()
+    one = one or one_input
     bad = 0
     for path in inputs(paths):
         with open(path, "rb") as f:
             data = f.read()
         try:
-            verdict = one_input(data)
+            verdict = one(data)
         except Exception as exc:  # noqa: BLE001 - every escape is a finding
             bad += 1
             verdict = "CRASH {}: {}".format(type(exc).__name__, exc)
@@ -121,14 +123,17 @@ def replay(paths):
     return 1 if bad else 0
 
 
-def main():
+def main(load=None, one=None):
+    """--replay FILES, or libFuzzer over one(data) with the firmware that load() imports
+    instrumented (this file's target by default)."""
+    load, one = load or _load_firmware, one or one_input
     if sys.argv[1:2] == ["--replay"]:
-        sys.exit(replay(sys.argv[2:]))
+        sys.exit(replay(sys.argv[2:], load, one))
     import atheris
 
     with atheris.instrument_imports(include=["sntp"]):
-        _load_firmware()
-    atheris.Setup(sys.argv, one_input)
+        load()
+    atheris.Setup(sys.argv, one)
     atheris.Fuzz()
 
 

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
-"""Run the reply fuzz target (tools/fuzz/fuzz_replies.py) for a bounded time: `make fuzz`.
+"""Run a fuzz target for a bounded time: `make fuzz` runs the reply decoder's
+(tools/fuzz/fuzz_replies.py), then the DNS answer parser's (tools/fuzz/fuzz_dns.py).
 
-    tools/fuzz/run.py [--seconds 60] [--keep-corpus] [--max-len 200] [--out results/fuzz.json]
+    tools/fuzz/run.py [--target replies|dns] [--seconds 60] [--keep-corpus] [--max-len 200]
+                      [--out results/fuzz.json]
+
+The DNS target works the same way from tools/fuzz/corpus-dns, in build/fuzz-dns.
 
 libFuzzer (through atheris) starts from the committed seeds (tools/fuzz/corpus) and keeps the
 inputs that reach new coverage in build/fuzz/corpus (emptied first unless --keep-corpus). The
@@ -24,9 +28,26 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# The targets: name -> (the target's file, its seeds, its work folder under build/).
+TARGETS = {
+    "replies": ("fuzz_replies", "corpus", "fuzz"),
+    "dns": ("fuzz_dns", "corpus-dns", "fuzz-dns"),
+}
 SEEDS = os.path.join(ROOT, "tools", "fuzz", "corpus")
 WORK = os.path.join(ROOT, "build", "fuzz")
 TARGET = os.path.join(HERE, "fuzz_replies.py")
+TARGET_MODULE = "fuzz_replies"
+
+
+def use_target(name):
+    """Point SEEDS, WORK, TARGET and the covered functions at one target."""
+    global SEEDS, WORK, TARGET, TARGET_MODULE, COVERED_FUNCTIONS
+    module, seeds, work = TARGETS[name]
+    SEEDS = os.path.join(ROOT, "tools", "fuzz", seeds)
+    WORK = os.path.join(ROOT, "build", work)
+    TARGET = os.path.join(HERE, module + ".py")
+    TARGET_MODULE = module
+    COVERED_FUNCTIONS = COVERED[name]
 
 
 def rel(path):
@@ -116,14 +137,21 @@ COVERED_FUNCTIONS = {
     + ["resolve_era", "ntp_to_us", "short_to_us"],
     "timestamp.py": ["refid_text"],
 }
+COVERED = {
+    "replies": COVERED_FUNCTIONS,
+    "dns": {
+        "dns.py": ["answer", "_label", "_name_end", "_same_name", "_u16", "_ip_text"]
+        + ["Resolver.judge", "Resolver.result"]
+    },
+}
 
 
 def function_lines():
     """{(file, line)} of every line with code in COVERED_FUNCTIONS (the def line excluded)."""
     sys.path.insert(0, os.path.join(ROOT, "firmware"))
-    from sntp import exchange, timestamp
+    import importlib
 
-    modules = {"exchange.py": exchange, "timestamp.py": timestamp}
+    modules = {n: importlib.import_module("sntp." + n[:-3]) for n in COVERED_FUNCTIONS}
     lines = set()
     for name, funcs in COVERED_FUNCTIONS.items():
         for qual in funcs:
@@ -140,10 +168,11 @@ def function_lines():
 def replay_lines(files):
     """Replay the inputs through the target under a line tracer: (lines reached, all lines,
     verdict counts)."""
-    sys.path.insert(0, HERE)
-    import fuzz_replies
+    import importlib
 
-    fuzz_replies._load_firmware()
+    sys.path.insert(0, HERE)
+    target = importlib.import_module(TARGET_MODULE)
+    target._load_firmware()
     wanted = function_lines()
     files_wanted = {f for f, _ in wanted}
     hit = set()
@@ -162,7 +191,7 @@ def replay_lines(files):
             with open(path, "rb") as f:
                 data = f.read()
             try:
-                v = fuzz_replies.one_input(data)
+                v = target.one_input(data)
             except Exception as exc:  # noqa: BLE001 - counted, and libFuzzer has said so
                 v = "crash " + type(exc).__name__
             verdicts[v] = verdicts.get(v, 0) + 1
@@ -174,10 +203,19 @@ def replay_lines(files):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, default=60, help="fuzzing time (default 60)")
-    ap.add_argument("--max-len", type=int, default=200, help="longest input in bytes")
+    ap.add_argument(
+        "--max-len", type=int, help="longest input in bytes (200; dns: 600, past 512 bytes)"
+    )
     ap.add_argument("--keep-corpus", action="store_true", help="continue from build/fuzz/corpus")
-    ap.add_argument("--out", default=os.path.join(ROOT, "results", "fuzz.json"))
+    ap.add_argument("--target", choices=sorted(TARGETS), default="replies")
+    ap.add_argument("--out", help="default results/fuzz.json (replies), results/fuzz-dns.json")
     args = ap.parse_args()
+    use_target(args.target)
+    if args.max_len is None:
+        args.max_len = 200 if args.target == "replies" else 600
+    if args.out is None:
+        name = "fuzz.json" if args.target == "replies" else "fuzz-{}.json".format(args.target)
+        args.out = os.path.join(ROOT, "results", name)
     if args.seconds < 1:
         print("fuzz: --seconds must be at least 1", file=sys.stderr)
         return 2
@@ -196,8 +234,8 @@ def main():
     log_path = os.path.join(WORK, "fuzz.log")
     seeds = sorted(os.path.join(SEEDS, n) for n in os.listdir(SEEDS))
     print(
-        "fuzz: {} s from {} seeds in {}; log {}".format(
-            args.seconds, len(seeds), rel(SEEDS), rel(log_path)
+        "fuzz: {}: {} s from {} seeds in {}; log {}".format(
+            args.target, args.seconds, len(seeds), rel(SEEDS), rel(log_path)
         ),
         flush=True,
     )

@@ -10,7 +10,12 @@
 #   service_bytes   heap resident with a Service built and synced once (fake network);
 #   wake_bytes      bytes allocated per idle wake-up of Service.run() (a minute's sleep with
 #                   no request due: the discipline's tick and the policy's schedule);
-#   sync_bytes      bytes allocated per Service.sync() against a fake server (one exchange).
+#   sync_bytes      bytes allocated per Service.sync() against a fake server (one exchange);
+#   dns_import_bytes  heap resident after `from sntp import dns` (the optional resolver);
+#   dns_lookup_bytes  bytes allocated by one sntp.dns lookup (an A and an AAAA question, two
+#                   addresses in the A answer) on a fake socket whose answers were built
+#                   before, the addresses made as net.Address objects without getaddrinfo
+#                   (this port has no socket module): the resolver's own cost.
 # Allocation is read within one call: this port frees nothing made within the current call,
 # so what gc.mem_alloc() grows by there is what was allocated.
 import gc
@@ -96,6 +101,59 @@ def idle(svc, clock):
     return total // WAKES
 
 
+def dns_lookup():
+    """A generator: the resident heap of `from sntp import dns`, then the bytes one lookup
+    allocates (see the top), each step a call into the runtime."""
+    base = heap()
+    from sntp import dns
+    from sntp.net import Address
+
+    yield
+    resident = heap() - base
+    import dnswire
+
+    host = "0.acme.pool.ntp.org"
+    qa, qaaaa = 0x1234, 0xBEEF
+    dns.random_below = lambda n: qa if n == 65536 else (qaaaa - qa - 1) & 0xFFFF
+    server = ("192.0.2.53", 53)
+    answers = (
+        dnswire.addresses(dns.question(host, dnswire.A, qa), ["192.0.2.7", "192.0.2.8"]),
+        dnswire.reply(dns.question(host, dnswire.AAAA, qaaaa)),
+    )
+
+    class Sock:
+        def __init__(self):
+            self.left = [(answers[0], server), (answers[1], server)]
+
+        def bind_random(self):
+            return 50000
+
+        def send(self, data, sockaddr):
+            pass
+
+        def recv(self, timeout_ms):
+            return self.left.pop() if self.left else None
+
+        def close(self):
+            pass
+
+    class Resolver(dns.Resolver):
+        def udp(self, family):
+            return Sock()
+
+        def address(self, ip, port):
+            return [Address(2, (ip, port), (ip, port))]
+
+    res = Resolver(server, 1_000, True)
+    got = res.resolve(host, 123)  # the first: any one-time cost
+    yield
+    a = gc.mem_alloc()
+    got = res.resolve(host, 123)
+    used = gc.mem_alloc() - a
+    assert [x.key for x in got] == [("192.0.2.7", 123), ("192.0.2.8", 123)], got
+    yield (resident, used)
+
+
 def heap():
     gc.collect()
     return gc.mem_alloc()
@@ -140,6 +198,11 @@ def main():
         yield
     svc.run(until_ms=svc.now_ms() + 600_000)  # the last slew done
     yield
+    steps = dns_lookup()
+    dns_bytes = next(steps)
+    while dns_bytes is None:  # a step per call, the last one gives the figures
+        yield
+        dns_bytes = next(steps)
     wake.append(idle(svc, clock))  # with the drift known
     drift = svc.keeper.disc.drift_ppb
     sends = len(svc.net.sent)
@@ -156,6 +219,8 @@ def main():
         "wakes": WAKES,
         "sync_bytes": sum(sync_bytes) // SYNCS,
         "syncs": sync_bytes,
+        "dns_import_bytes": dns_bytes[0],
+        "dns_lookup_bytes": dns_bytes[1],
     }
     print("footprint-wasm32 ({}, sys.maxsize {}):".format(sys.version, sys.maxsize))
     print("  resident after importing the sync core: {} bytes".format(import_bytes))
@@ -167,6 +232,11 @@ def main():
     print(
         "  allocated per sync: {} bytes (each of {}: {})".format(
             doc["sync_bytes"], SYNCS, sync_bytes
+        )
+    )
+    print(
+        "  sntp.dns: resident {} bytes; allocated per lookup (A and AAAA): {} bytes".format(
+            dns_bytes[0], dns_bytes[1]
         )
     )
     if sys.maxsize != (1 << 31) - 1 or "--print-only" in sys.argv:
