@@ -5,8 +5,9 @@
 # failures, a server that leaves the pool, a reboot every 2-6 days (one in five without an
 # RTC: the clock reads 1970 again), three crash loops (60 boots, 10 or 40 s apart), and twice
 # a state file lost or cut in half, and liars under a second (one 400 ms off for ten days,
-# one whose clock walks away 60 ms a day for two weeks). The policy's and the discipline's state are persisted
-# across each reboot as service.py does (one JSON text, the discipline's inside the policy's).
+# one whose clock walks away 60 ms a day for two weeks). The policy's and the discipline's
+# state are persisted across each reboot as service.py does (one JSON text, the
+# discipline's inside the policy's).
 #
 # Asserted over the whole year:
 #   S1 the clock is within the accuracy target (100 ms) at every 10-minute sample once it is
