@@ -117,6 +117,9 @@ def test_an_invalid_board_clock_is_set_and_status_reads_it_back(runtime, servers
     assert abs(after["time"] - time.time()) < 1 and after["last_sync"] >= BUILD_UNIX_S
     assert after["interval"] >= 64 and [s["server"] for s in after["servers"]] == [addr(srv)]
     assert after["servers"][0]["replies"] == 1
+    h = after["health"]
+    assert h["set"] and h["trusted"] and h["requests"] == 1 and h["server"] == addr(srv)
+    assert 0 <= h["bound_ms"] <= 100 and abs(h["offset_ms"] / 1000 - j["offset"]) < 1
     p = sntp(runtime, "status", "--state", path)
     lines = p.stdout.splitlines()
     assert [line.split()[0] for line in lines] == [
@@ -125,9 +128,11 @@ def test_an_invalid_board_clock_is_set_and_status_reads_it_back(runtime, servers
         "last_sync",
         "interval",
         "next",  # the next request (status shows what the state file holds)
+        "health",  # svc.health() at the end of the run (docs/health.md)
         "servers",
     ]
-    assert lines[1].split()[1] == "yes" and addr(srv) in lines[5]
+    assert lines[1].split()[1] == "yes" and addr(srv) in lines[6]
+    assert lines[5].startswith("health     trusted, error bound +/-")
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
