@@ -24,7 +24,7 @@
 #                                      timeout every second (none: no watchdog; RP2040: 8.3 s max)
 from . import policy
 from .compat import const
-from .store import NOT_FOUND, JsonStore, read_json
+from .store import NOT_FOUND, OUT_OF_MEMORY, JsonStore, read_json
 
 MAX_TEXT = const(64)  # bytes of any text value
 KIND = "sntp-config"  # the file's "kind": never taken for a state file (or one for it)
@@ -213,7 +213,9 @@ def load(path, warn=print):
         doc, why = read_json(path + ".tmp")
         why = None if why == NOT_FOUND else why
     values, warnings = validate(doc)
-    if why:  # the configuration's words, not the state file's
+    if why == OUT_OF_MEMORY:  # the file may be good: the defaults, and nothing saved over it
+        warnings.insert(0, "{}: {}: the defaults are used until it is read".format(path, why))
+    elif why:  # the configuration's words, not the state file's
         warnings.insert(0, "{}: {}, ignored: the defaults are used".format(path, why))
     for w in warnings:
         warn("config: " + w)

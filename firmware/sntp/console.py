@@ -51,7 +51,7 @@ COMMANDS = (
     ("set", "KEY VALUE", "change KEY in the pending configuration (validated)"),
     ("unset", "KEY", "put KEY back to its default in the pending configuration"),
     ("save", "", "store the pending configuration (atomic); used from the next reboot"),
-    ("discard", "", "drop the pending changes"),
+    ("discard", "", "drop the pending changes (and read the file again if it failed)"),
     ("status", "", "clock, last sync, offset, drift, interval, servers, KoDs"),
     ("query", "HOST[:PORT]", "one SNTP exchange with HOST; changes no clock"),
     ("sync", "", "ask the time service for a sync now (floors and KoD holds apply)"),
@@ -167,6 +167,9 @@ class Console:
         self.saved = config.load(self.path, note)
         self.pending = _copy(self.saved)
         self.clean = not problems
+        # the file could not be read for want of memory: it may be good, so no save replaces
+        # it with the defaults and this session's changes (discard reads it again)
+        self.unread = any(config.OUT_OF_MEMORY in p for p in problems)
 
     def changed(self):
         """The keys whose pending value differs from the stored one, in schema order."""
@@ -302,6 +305,14 @@ class Console:
     def cmd_save(self, rest):
         if rest:
             return [_err("save takes no argument")]
+        if self.unread:
+            return [
+                _err(
+                    "{} could not be read (out of memory): discard, then set again".format(
+                        self.path
+                    )
+                )
+            ]
         changed = self.changed()
         if not changed and self.clean:
             return ["no changes to save", OK]
@@ -321,6 +332,8 @@ class Console:
         if rest:
             return [_err("discard takes no argument")]
         changed = self.changed()
+        if self.unread:  # read the file again: memory may be there now
+            self.reload()
         self.pending = _copy(self.saved)
         return ["dropped {} change{}".format(len(changed), "" if len(changed) == 1 else "s"), OK]
 

@@ -10,6 +10,7 @@
 # non-UTF-8, non-JSON file, or JSON that is not an object, as {} (there was a boot before:
 # the policy counts it as a short one and waits longer); each with one warning line.
 import errno
+import gc
 import json
 import os
 
@@ -98,11 +99,26 @@ class JsonStore:
 
 
 NOT_FOUND = "not found"
+# The heap had no block for the file's text, even after a collection: nothing is known of the
+# file (it may be perfectly good), so nothing may be saved over it on that account.
+OUT_OF_MEMORY = "out of memory"
 
 
 def read_json(path):
-    """(dict, None), or (None, why): a short reason such as NOT_FOUND or "not JSON"."""
+    """(dict, None), or (None, why): a short reason such as NOT_FOUND, OUT_OF_MEMORY or
+    "not JSON". The file is read in the size it has (a board's heap may have no 16 KB block
+    free when it has a few hundred bytes), and a MemoryError is tried again once after a
+    collection, then said as such."""
+    doc, why = _read(path)
+    if why == OUT_OF_MEMORY:
+        gc.collect()
+        doc, why = _read(path)
+    return doc, why
+
+
+def _read(path):
     try:
+        size = os.stat(path)[6]
         f = open(path, "rb")
     except OSError as e:
         # ENOENT by name (its number is the C library's), or the file is not there when
@@ -112,15 +128,17 @@ def read_json(path):
         return None, "cannot open: " + _text(e)
     try:
         try:
-            data = f.read(MAX_BYTES + 1)
+            data = f.read(min(size, MAX_BYTES) + 1)  # +1: it grew since the stat
         finally:
             f.close()
         if len(data) > MAX_BYTES:
             return None, "larger than {} bytes".format(MAX_BYTES)
         doc = json.loads(data.decode("utf-8"))
+    except MemoryError:
+        return None, OUT_OF_MEMORY
     except OSError as e:
         return None, "cannot read: " + _text(e)
-    except Exception:  # noqa: BLE001 - ValueError/UnicodeError/MemoryError differ by port
+    except Exception:  # noqa: BLE001 - ValueError/UnicodeError differ by port
         return None, "not JSON"
     if not isinstance(doc, dict):
         return None, "not a JSON object"
