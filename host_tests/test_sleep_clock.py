@@ -189,3 +189,20 @@ def test_a_budget_the_poll_floor_cannot_hold_is_said_not_chased():
     assert said[0]["accuracy_ms"] > 100 and "accuracy_ms 100 cannot be held" in said[0]["warning"]
     per_day = len([t for t in all_requests(w) if t >= DAY_MS]) / 2
     assert per_day <= 48 + 4, per_day  # the pool's 30-minute floor, not the budget, paces it
+
+
+def test_a_reboot_with_the_clock_kept_goes_on_bounding_it_and_measures_no_rate():
+    d = Discipline(100)
+    d.correction(0, T0_US, True, 20_000, 5_000)
+    d.tick(0)
+    d.tick(600_000)  # ten minutes awake
+    st = d.state(T0_US + 600_000_000)
+    b = d.bound_us(600_000)
+    again = Discipline(100)  # the board was off 10 s; its RTC ran on
+    assert again.load(st, T0_US + 610_000_000, woke=False) == 0  # nothing applied
+    # the 10 s off count at the whole rate and its uncertainty: undisciplined (here the
+    # rate is unknown: 50 ppm assumed, 500 us)
+    assert again.bound_us(0) >= b + 500, (again.bound_us(0), b)
+    again.correction(30_000, T0_US + 3_600_000_000, True, 20_000, 5_000)
+    assert again.last["measured_ppb"] is None and again.off_ms is None  # no rate from it
+    assert Discipline(100).load(st, None, woke=False) == 0  # a clock lost: nothing to say

@@ -110,13 +110,17 @@ class Discipline:
         self.last = None  # the last correction: kind, offset_us, measured_ppb
         self.warning = None  # what load() dropped, one sentence
         self.warned_ms = 0  # the accuracy last said to be all the poll floor allows (0: none)
+        self.off_ms = None  # a reboot: ms the board was off since the last sync's state (the
+        # RTC ran undisciplined; None: no reboot since the sync); the next offset measures no rate
 
     # ---- persistence ---------------------------------------------------------------------
-    def load(self, st, wall_us=None):
+    def load(self, st, wall_us=None, woke=True):
         """Restore from a persisted dict; absurd or broken fields are dropped (warning says
-        so), never applied. wall_us: a wake from deep sleep, the RTC kept running through
-        it: the last sync's time is restored too, and the sleep clock's drift for the time
-        slept is returned (us to add)."""
+        so), never applied. wall_us: the RTC kept running since the save (a wake from deep
+        sleep; or a reboot with a clock valid then and now): the last sync's time is restored
+        too. A wake returns the sleep clock's drift for the time slept (us to add); a reboot
+        adds nothing (the clock ran undisciplined), counts the time off on the unmeasured
+        sleep clock's terms in the bound, and the next offset measures no rate."""
         if st is None:
             return 0
         if not isinstance(st, dict) or st.get("v") != _STATE_VERSION:
@@ -174,9 +178,15 @@ class Discipline:
         ref, at = st.get("ref_us"), st.get("at_us")
         if wall_us is None or not _is_int(at) or not at <= wall_us:
             return 0
-        if _is_int(ref) and ref <= at:
+        # ref is the true time at the sync: ahead of the clock by a slew still pending then
+        if _is_int(ref) and ref <= at + _STEP_THRESHOLD_US:
             self.ref_unix_us = ref
-        return self.slept(at, wall_us)
+        if woke:
+            return self.slept(at, wall_us)
+        off = st.get("off_ms")
+        off = off if _is_int(off) and 0 <= off < _MS_TOP else 0  # reboots before this one
+        self.off_ms = min(_MS_TOP, off + (wall_us - at) // 1000)
+        return 0
 
     def state(self, wall_us=None):
         return {
@@ -195,6 +205,7 @@ class Discipline:
             "duty": self.duty,
             "root_us": self.root_us,
             "warned_ms": self.warned_ms,
+            "off_ms": self.off_ms,
             "delay_us": self.delay_us,
         }
 
@@ -221,7 +232,9 @@ class Discipline:
         if _is_int(delay_us) and delay_us >= 0:
             self.delay_us = delay_us
         self.root_us = root_us if _is_int(root_us) and 0 <= root_us < _MS_TOP else 0
-        if self.slept_ms:
+        if self.off_ms is not None:  # a reboot in the interval: no rate to learn from it
+            measured = self.off_ms = None
+        elif self.slept_ms:
             measured = self._measure_sleep(offset_us, wall_us, clock_valid)
         else:
             measured = self._measure(offset_us, wall_us, clock_valid)
@@ -387,7 +400,11 @@ class Discipline:
         aw = self.awake_ms
         if self.tick_ms is not None and now_ms > self.tick_ms:
             aw += now_ms - self.tick_ms
-        return self.root_us + (self.delay_us or 0) // 2 + self._grow_us(aw, self.slept_ms)
+        b = self.root_us + (self.delay_us or 0) // 2 + self._grow_us(aw, self.slept_ms)
+        if self.off_ms:  # the RTC ran on undisciplined: the whole rate, and its uncertainty
+            u = abs(self.drift_ppb) + self.sigma_ppb()
+            b += (u // 100) * (self.off_ms // 1000) // 10
+        return b
 
     def _rates(self):
         """(u, k): the awake clock's uncertainty, ppb, and the sleep clock's k (None: not
@@ -578,10 +595,14 @@ class Keeper:
         wall = self.wall_us()
         self.woke = wake is True
         if d is not None:
-            adj = d.load(
-                state.get("discipline") if isinstance(state, dict) else None,
-                wall if self.woke else None,
+            # the RTC ran on since the save: a wake; or a reboot with the clock valid then
+            # and now (the bound goes on; a clock lost or set meanwhile says nothing)
+            st = state.get("discipline") if isinstance(state, dict) else None
+            at = st.get("at_us") if isinstance(st, dict) else None
+            kept = self.woke or (
+                type(at) is int and at >= p.floor_us and wall >= p.floor_us and wake is False
             )
+            adj = d.load(st, wall if kept else None, self.woke)
             d.tick(now_ms)
             if adj:
                 self._adjust(adj)
@@ -632,8 +653,8 @@ class Keeper:
         expect = None  # no discipline: nothing set (or stepped whole); the 1 s rule
         if d is not None:  # no sync since a power-on: the clock ran undisciplined; the budget
             expect = d.bound_us(now_ms)
-            if expect is None:
-                expect = d.accuracy_ms * 1000
+            if expect is None or d.off_ms is not None:  # a reboot's bound is a loose guess
+                expect = min(expect or 1 << 29, d.accuracy_ms * 1000)
         corr = self.policy.result(src, addr, r, now_ms, self.wall_us(), expect)  # before it moves
         if corr is not None:
             self._apply(corr, now_ms)
@@ -707,7 +728,7 @@ class Keeper:
         b = self.bound_us(now_ms)
         since = None
         if d is not None and d.ref_unix_us is not None:
-            since = (d.awake_ms + d.slept_ms) // 1000
+            since = (d.awake_ms + d.slept_ms + (d.off_ms or 0)) // 1000
             if d.tick_ms is not None and now_ms > d.tick_ms:
                 since += (now_ms - d.tick_ms) // 1000
         sends = 0
