@@ -206,7 +206,7 @@ async def lookup_beside(answer, host=HOST, timeout_ms=2_000, ipv6=False, spoof=N
         ticker = asyncio.create_task(tick(gaps, stop))
         t0 = compat.ticks_ms()
         try:
-            got = await res.resolve_async(host, 123)
+            got = await res.resolve_async(host, 123, aio.sleep_ms)
         except NetError as e:
             got = e
         took = compat.ticks_diff(compat.ticks_ms(), t0)
@@ -273,7 +273,7 @@ def test_spoofs_racing_the_server_are_dropped_and_counted():
         res = dns.Resolver(("127.0.0.1", port), 1_000, False)
         server = asyncio.create_task(serve(sock, log, send))
         try:
-            got = await res.resolve_async(HOST, 123)
+            got = await res.resolve_async(HOST, 123, aio.sleep_ms)
             await aio.sleep_ms(20)  # the duplicate arrives
         finally:
             server.cancel()

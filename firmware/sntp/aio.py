@@ -63,7 +63,7 @@ async def exchange_async(net, clock, addr, timeout_ms=client.DEFAULT_TIMEOUT_MS)
 async def resolve_async(net, host, port):
     """net.resolve() awaited: without blocking where net can (sntp.dns.Resolver)."""
     if hasattr(net, "resolve_async"):
-        return await net.resolve_async(host, port)
+        return await net.resolve_async(host, port, sleep_ms)
     return net.resolve(host, port)  # getaddrinfo, or a test's fake: blocks while it runs
 
 

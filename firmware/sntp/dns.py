@@ -38,6 +38,7 @@ from .net import Net, NetError
 TIMEOUT_MS = const(5_000)  # a lookup's whole bound, every try included (glibc: 5 s per try)
 _FIRST_TRY_MS = const(1_000)  # the first send waits this long, each later one twice as long
 _PORT = const(53)
+_SLICE_MAX_MS = const(8)  # the longest wait between looks at the socket (as sntp.aio)
 _TYPE_A = const(1)
 _TYPE_CNAME = const(5)
 _TYPE_AAAA = const(28)
@@ -331,11 +332,11 @@ class Resolver(Net):
         finally:
             self.sock.close()
 
-    async def resolve_async(self, host, port):
-        """resolve() for asyncio: looks at the socket between sleeps, never blocking the loop.
-        Where no DNS server is known, getaddrinfo (which blocks while it runs)."""
-        from .aio import POLL_SLICE_MAX_MS, sleep_ms
-
+    async def resolve_async(self, host, port, sleep_ms):
+        """resolve() for asyncio: looks at the socket between sleeps, never blocking the loop
+        (sleep_ms: the driver's awaitable sleep, sntp.aio.sleep_ms, which calls this: sntp.dns
+        never imports the driver above it). Where no DNS server is known, getaddrinfo (which
+        blocks while it runs)."""
         if not self.start(host):
             return Net.resolve(self, host, port)
         try:
@@ -347,7 +348,7 @@ class Resolver(Net):
                 got = self.sock.recv(0)
                 if got is None:
                     await sleep_ms(min(slice_ms, wait_ms))
-                    slice_ms = min(2 * slice_ms, POLL_SLICE_MAX_MS)
+                    slice_ms = min(2 * slice_ms, _SLICE_MAX_MS)
                 else:
                     self.judge(got)
         finally:
