@@ -32,8 +32,6 @@
 # under the rest is interval_cap_s(); the policy clamps it to its own bounds (30 min against
 # the pool, 36 h at most).
 #
-# Units: drift in ppb (parts per billion), positive when the local clock runs SLOW (the
-# offset, server minus local, grows positive), so the correction added is +drift * elapsed.
 # Two clocks. A board that deep-sleeps keeps time asleep on another oscillator (a stock
 # ESP32: the RTC's ~150 kHz RC, thousands of ppm off and moving with temperature; with an
 # external 32 kHz crystal, tens of ppm). The awake clock is learned as above, from intervals
@@ -47,15 +45,15 @@
 # reply and what is a moving clock the servers decide (policy R5), not a ppm window.
 #
 # Error bound. At any instant: the last sync's root distance and half its round trip (what
-# no poll rate fixes), plus each clock's uncertainty times the time spent on it since (the
-# uncertainty being the largest recent realized error, with a floor that is the wander
-# allowance). The next request is due when it would reach accuracy_ms (interval_cap_s(),
-# left_ms()); health() publishes it.
+# no poll rate fixes), plus the awake clock's sigma times the time awake, plus the sleep
+# clock's k times the root of the time asleep (sleep_k(): its noise adds up as a random
+# walk), plus, after a reboot, the time off at the whole rate. The next request is due when
+# it would reach accuracy_ms (interval_cap_s(), left_ms()); health() publishes it.
 #
 # Units: drift in ppb (parts per billion), positive when the local clock runs SLOW (the
 # offset, server minus local, grows positive), so the correction added is +drift * elapsed.
 from .compat import const
-from .policy import Policy
+from .policy import Policy, _ints
 
 _STEP_THRESHOLD_US = const(128_000)
 _MAX_SLEW_PPM = const(500)  # the Linux kernel's adjtime() rate
@@ -104,7 +102,7 @@ class Discipline:
         self.ref_unix_us = None  # wall time of the last correction (start of the base)
         self.tick_ms = None  # monotonic ms of the last tick()
         self.frac = 0  # drift correction not yet whole us, in ppb*ms (< 10**6)
-        self.rejected = 0  # measurements rejected as outliers
+        self.rejected = 0  # measurements rejected as beyond any clock (_MAX_*_PPB)
         self.delay_us = None  # round trip of the last sync, us (None: unknown)
         self.root_us = 0  # the server's root distance at the last sync, us
         self.last = None  # the last correction: kind, offset_us, measured_ppb
@@ -119,8 +117,8 @@ class Discipline:
         so), never applied. wall_us: the RTC kept running since the save (a wake from deep
         sleep; or a reboot with a clock valid then and now): the last sync's time is restored
         too. A wake returns the sleep clock's drift for the time slept (us to add); a reboot
-        adds nothing (the clock ran undisciplined), counts the time off on the unmeasured
-        sleep clock's terms in the bound, and the next offset measures no rate."""
+        adds nothing (the clock ran undisciplined), counts the time off in the bound at the
+        whole rate (off_ms), and the next offset measures no rate."""
         if st is None:
             return 0
         if not isinstance(st, dict) or st.get("v") != _STATE_VERSION:
@@ -170,8 +168,8 @@ class Discipline:
             self.slept_us = v
         if bad:
             self.warning = "clock state: {} absurd, dropped".format(" ".join(bad))
-        # ref_unix_us is restored only on a wake: after a power cut the clock ran
-        # undisciplined (or was lost), so the next offset is no measure of this estimate
+        # ref_unix_us is restored only when the RTC ran on (wall_us): after a power cut that
+        # lost the clock there is nothing to count from
         r = st.get("delay_us")
         if _is_int(r) and r >= 0:
             self.delay_us = r
@@ -397,14 +395,25 @@ class Discipline:
         from. Small ints for any plausible figure (an idle board may ask)."""
         if self.ref_unix_us is None:
             return None
-        aw = self.awake_ms
-        if self.tick_ms is not None and now_ms > self.tick_ms:
-            aw += now_ms - self.tick_ms
-        b = self.root_us + (self.delay_us or 0) // 2 + self._grow_us(aw, self.slept_ms)
+        b = self.root_us + (self.delay_us or 0) // 2
+        b += self._grow_us(self.awake_now(now_ms), self.slept_ms)
         if self.off_ms:  # the RTC ran on undisciplined: the whole rate, and its uncertainty
             u = abs(self.drift_ppb) + self.sigma_ppb()
             b += (u // 100) * (self.off_ms // 1000) // 10
         return b
+
+    def awake_now(self, now_ms):
+        """ms on the awake clock since the last sync, up to now_ms (ticks count to the last
+        tick)."""
+        aw = self.awake_ms
+        if self.tick_ms is not None and now_ms > self.tick_ms:
+            aw += now_ms - self.tick_ms
+        return aw
+
+    def _split(self, t_s):
+        """t_s seconds as (awake ms, asleep ms) at the last interval's share of sleep."""
+        sl = self.duty
+        return t_s * (1024 - sl) * 1000 // 1024, t_s * sl * 1000 // 1024
 
     def _rates(self):
         """(u, k): the awake clock's uncertainty, ppb, and the sleep clock's k (None: not
@@ -431,12 +440,14 @@ class Discipline:
         """Seconds from (awake_ms, slept_ms) on until _grow_us reaches budget_us, at the last
         interval's share of sleep (bisection: it only grows)."""
         lo, hi = 0, 1 << 22  # 48 days: beyond any interval
-        sl = self.duty
         r = self._rates()
         while lo < hi:
             t = (lo + hi + 1) // 2
-            a = min(awake_ms + t * (1024 - sl) * 1000 // 1024, _MS_TOP)
-            if self._grow_us(a, min(slept_ms + t * sl * 1000 // 1024, _MS_TOP), r) <= budget_us:
+            a, s = self._split(t)
+            if (
+                self._grow_us(min(awake_ms + a, _MS_TOP), min(slept_ms + s, _MS_TOP), r)
+                <= budget_us
+            ):
                 lo = t
             else:
                 hi = t - 1
@@ -455,9 +466,9 @@ class Discipline:
         """The longest poll interval that keeps the predicted error within the budget left
         after the reserve; and while the sleep clock's daily swing is more than the budget
         can absorb (the fit's amplitude x day / pi, what a level alone gets wrong over half a
-        day), at most a quarter day, so that its
-        measurements follow the curve (longer intervals average the swing away: the fit
-        loses it, and the error mid-interval is large while the one found at the end is not)."""
+        day), at most a quarter day, so that its measurements follow the curve (longer
+        intervals average the swing away: the fit loses it, and the error mid-interval is
+        large while the one found at the end is not)."""
         budget = self.accuracy_ms * 1000 - self._reserve_us()
         cap = self._reach_s(budget)
         # a level alone gets a swing of amplitude A wrong by up to A x day / pi: 27,502 s
@@ -468,8 +479,7 @@ class Discipline:
 
     def can_ms(self, interval_s):
         """The accuracy that polling every interval_s holds, ms."""
-        sl = self.duty
-        g = self._grow_us(interval_s * (1024 - sl) * 1000 // 1024, interval_s * sl * 1000 // 1024)
+        g = self._grow_us(*self._split(interval_s))
         return (self._reserve_us() + g) // 1000 + 1
 
     def left_ms(self, now_ms):
@@ -477,9 +487,7 @@ class Discipline:
         or None: no sync to count from."""
         if self.ref_unix_us is None:
             return None
-        aw = self.awake_ms
-        if self.tick_ms is not None and now_ms > self.tick_ms:
-            aw += now_ms - self.tick_ms
+        aw = self.awake_now(now_ms)
         left = self.accuracy_ms * 1000 - self._reserve_us()
         if self._grow_us(aw, self.slept_ms) >= left:
             return 0
@@ -549,13 +557,6 @@ def _recent_ints(v, lo, hi):
     if not isinstance(v, list):
         return None
     return [x for x in v if _is_int(x) and lo <= x <= hi][-_DRIFT_SAMPLES:]
-
-
-def _ints(xs):
-    for x in xs:
-        if not _is_int(x):
-            return False
-    return True
 
 
 def _is_int(v):
@@ -651,10 +652,13 @@ class Keeper:
         """The outcome of a query: the Correction it led to (applied already), or None."""
         d = self.disc
         expect = None  # no discipline: nothing set (or stepped whole); the 1 s rule
-        if d is not None:  # no sync since a power-on: the clock ran undisciplined; the budget
+        if d is not None:
             expect = d.bound_us(now_ms)
-            if expect is None or d.off_ms is not None:  # a reboot's bound is a loose guess
-                expect = min(expect or 1 << 29, d.accuracy_ms * 1000)
+            budget = d.accuracy_ms * 1000
+            # no sync since a power-on (the clock ran undisciplined), or a reboot's bound (a
+            # loose guess): a lone reply counts within the budget at most
+            if expect is None or (d.off_ms is not None and expect > budget):
+                expect = budget
         corr = self.policy.result(src, addr, r, now_ms, self.wall_us(), expect)  # before it moves
         if corr is not None:
             self._apply(corr, now_ms)
@@ -728,9 +732,7 @@ class Keeper:
         b = self.bound_us(now_ms)
         since = None
         if d is not None and d.ref_unix_us is not None:
-            since = (d.awake_ms + d.slept_ms + (d.off_ms or 0)) // 1000
-            if d.tick_ms is not None and now_ms > d.tick_ms:
-                since += (now_ms - d.tick_ms) // 1000
+            since = (d.awake_now(now_ms) + d.slept_ms + (d.off_ms or 0)) // 1000
         sends = 0
         for s in p.sources:
             sends += s.sends

@@ -30,8 +30,8 @@
 #     The count of failed rounds is persisted *before* each round: reboots continue it.
 #  R5 The clock moves only on a Correction from here: from one server when the clock is
 #     valid and the offset is within the clock's own error bound (the Keeper's expect_us:
-#     the discipline's bound, or accuracy_ms before a power-on's first sync; without a
-#     discipline, _AGREE_ABOVE_US); otherwise only from a group of at
+#     the discipline's bound, at most accuracy_ms before a power-on's first sync or after
+#     a reboot; without a discipline, _AGREE_ABOVE_US); otherwise only from a group of at
 #     least two servers that agree and are a strict majority of the replies (rule 11): an
 #     invalid clock as soon as two or more replies all agree (a cold start asks two), else
 #     once every source of the round has been asked. So a lone liar never moves it, nor do
@@ -366,7 +366,6 @@ class Policy:
         self.kods = 0  # KoDs received, all kinds
         self.failed = 0  # rounds failed since this boot
         self.asked = None  # the label of the server asked last
-        self.expect_us = None  # the clock's own error bound at this reply (None: unknown)
         self.now_ms = 0  # the last time we were told
         self.base_ms = 0  # what rebase() took off every ms: events count from the start
 
@@ -756,7 +755,6 @@ class Policy:
         """The outcome of a query action. Returns a Correction to apply, or None.
         expect_us: how wrong the clock may be by its own error bound (None: unknown)."""
         self.now_ms = now_ms
-        self.expect_us = expect_us
         self.awaiting = False
         key = addr.key
         label = src.label
@@ -776,7 +774,7 @@ class Policy:
             self.samples.append(
                 Sample(now_ms, src, key, r.offset_us, r.delay_us, r.root_distance_us or 0)
             )
-            return self._decide(now_ms, wall_us)
+            return self._decide(now_ms, wall_us, expect_us)
         if r.error == exchange.KISS:
             self._kiss(src, key, r.kiss, now_ms, wall_us)
         else:
@@ -790,7 +788,7 @@ class Policy:
                     src.idx = (src.idx + 1) % len(src.addrs)
                 src.want_resolve = True  # at most hourly (dns_next_ms)
         if self.tried is not None and self.samples:
-            return self._decide(now_ms, wall_us)  # replies so far may settle the round
+            return self._decide(now_ms, wall_us, expect_us)  # replies may settle the round
         self.due_ms = now_ms  # next source in this round, floors permitting
         return None
 
@@ -820,7 +818,7 @@ class Policy:
             src.addr_fails += 1
         self.emit("kod", server=src.label, address=key_text(key), code=code, **fields)
 
-    def _decide(self, now_ms, wall_us):
+    def _decide(self, now_ms, wall_us, expect_us):
         """R5: a Correction when the samples of this round justify one."""
         samples = [s for s in self.samples if now_ms - s.t_ms <= _SAMPLE_MAX_AGE_MS]
         self.samples = samples
@@ -832,8 +830,8 @@ class Policy:
         # an offset within the clock's own error bound is no surprise: one server will do;
         # one outside it needs a majority (so a liar moves the clock only within the bound)
         agree_us = _AGREE_ABOVE_US
-        if self.expect_us is not None:
-            agree_us = self.expect_us + latest.delay_us // 2
+        if expect_us is not None:
+            agree_us = expect_us + latest.delay_us // 2
         if len(self.sources) == 1 or (valid and abs(latest.offset_us) <= agree_us):
             chosen = [latest]
         else:
@@ -919,10 +917,7 @@ class Policy:
         if self.last_sync_unix_s is not None:
             t = max(t, (self.last_sync_unix_s + self.config.poll_min_s) * 1000 - wall_us // 1000)
         if t < d - now_ms:
-            self.due_ms = now_ms + t
-            self.next_due_unix_s = (wall_us // 1000 + t) // 1000
-            self.dirty = True
-            self.emit("bound", wait_ms=t, interval_s=self.interval_s)
+            self._due(now_ms, t, wall_us, "bound")
 
     def _round_failed(self, now_ms, wall_us):
         self.tried = None
@@ -948,6 +943,10 @@ class Policy:
     def _schedule(self, now_ms, delay_ms, wall_us, why, **fields):
         if why != "start":
             delay_ms = self._jitter(delay_ms)
+        self._due(now_ms, delay_ms, wall_us, why, **fields)
+
+    def _due(self, now_ms, delay_ms, wall_us, why, **fields):
+        """The next round delay_ms from now (persisted by the wall clock), said as why."""
         self.due_ms = now_ms + delay_ms
         self.next_due_unix_s = (wall_us // 1000 + delay_ms) // 1000
         self.dirty = True
