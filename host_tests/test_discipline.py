@@ -5,6 +5,7 @@ import simdev as sim
 from test_policy import DAY_MS, T0, Rng, all_requests, check_invariants, zone_world
 
 from sntp import discipline as dsc
+from sntp.keeper import Keeper
 from sntp.policy import Config
 
 MS = 1000
@@ -105,7 +106,7 @@ def test_small_offsets_are_slewed_at_a_bounded_rate_and_time_never_runs_back():
     disc.tick(0)
     assert disc.correction(-50_000, T0, True) == 0  # 50 ms ahead: slewed, not stepped
     rtc = [T0]  # the RTC reading, us
-    keeper = dsc.Keeper(Config(), lambda n: 0, lambda: rtc[0])  # the disciplined time API
+    keeper = Keeper(Config(), lambda n: 0, lambda: rtc[0])  # the disciplined time API
     last = keeper.time_us(rtc[0])
     applied = 0
     for k in range(1, 2_001):  # 200 s in 100 ms ticks

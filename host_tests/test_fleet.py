@@ -575,7 +575,7 @@ def test_the_bound_is_judged_at_every_sampled_instant(monkeypatch):
     assert f["bound_samples"] == f["err_samples"] > 0 and f["bound_coverage"] == 0
     monkeypatch.undo()  # the firmware without Keeper.bound_us: no bound, never one made up
     f = report.figures(sc.name, engine.Shard(sc, "sntp", 3, 0, 3).run())
-    if not hasattr(__import__("sntp.discipline").discipline.Keeper, "bound_us"):
+    if not hasattr(__import__("sntp.keeper").keeper.Keeper, "bound_us"):
         assert f["bound_coverage"] is None and f["bound_median_ms"] is None
     else:  # the firmware's own bound, read at every sample
         assert f["bound_samples"] == f["err_samples"] and f["bound_median_ms"] is not None

@@ -96,7 +96,7 @@ class BlobStore:
 class Persisted(sim.Device):
     """sim.Device whose state survives reboots as service.py keeps it: one JSON text (what
     store.JsonStore writes) holding the policy's state and, under "discipline", the
-    discipline's, restored by the same discipline.Keeper as Service.boot()."""
+    discipline's, restored by the same keeper.Keeper as Service.boot()."""
 
     def __init__(self, *args, **kw):
         super().__init__(*args, store=BlobStore(), **kw)

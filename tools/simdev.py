@@ -10,7 +10,7 @@ import struct
 import ntpwire
 
 from sntp import exchange
-from sntp.discipline import Keeper
+from sntp.keeper import Keeper
 from sntp.policy import Config
 
 _NTP_1970 = ntpwire.NTP_1970_S
@@ -138,7 +138,7 @@ class MemStore:
 
 
 class Device:
-    """One simulated device: the real discipline.Keeper (policy, discipline, persisted state)
+    """One simulated device: the real keeper.Keeper (policy, discipline, persisted state)
     on a simulated clock, with a log of events. It is its own rtc: adjust() moves its error."""
 
     TIMEOUT_MS = 5_000

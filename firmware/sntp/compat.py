@@ -95,3 +95,11 @@ def random_bytes(n):
 def random_below(n):
     """A uniform integer in [0, n) for n <= 2**32 (48 random bits: negligible modulo bias)."""
     return int.from_bytes(random_bytes(6), "big") % n
+
+
+def ints(xs):
+    """True when every item is an int (not a bool, not a float): persisted lists."""
+    for x in xs:
+        if type(x) is not int:
+            return False
+    return True

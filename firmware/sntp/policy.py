@@ -1,7 +1,7 @@
 # The good-citizen policy: when to ask whom, backoff, Kiss-o'-Death, DNS, falseticker defence.
 #
 # Theory of operation. The Policy is a state machine without I/O: it never reads a clock,
-# a socket or a file. discipline.Keeper drives it for every driver (service.py, aio.py and
+# a socket or a file. keeper.Keeper drives it for every driver (service.py, aio.py and
 # the simulators in tools/):
 #   1. at due_ms (None: nothing to do until something changes), poll(now_ms, wall_us)
 #      answers None, ("resolve", source) or ("query", source, address);

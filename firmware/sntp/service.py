@@ -1,7 +1,7 @@
 # The blocking time service: the policy driven in real time, with a network and a clock.
 #
 # The loop, one turn of which is _step() (aio.py's run() takes the same turns, awaiting
-# instead of blocking); every decision, correction and save is the discipline.Keeper's,
+# instead of blocking); every decision, correction and save is the keeper.Keeper's,
 # this file only does I/O and waits:
 #   keeper.tick(now): the drift correction and slew since the last wake-up;
 #   sleep keeper.wait_ms(now) (at most a minute; a second while slewing), or else
@@ -29,7 +29,7 @@
 # failed), "config" (a configuration warning). Each is a dict with "event" and "t_ms".
 from . import client, compat
 from .compat import const
-from .discipline import Keeper
+from .keeper import Keeper
 from .exchange import unix_us
 from .net import Net, NetError
 from .policy import Config

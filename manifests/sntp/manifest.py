@@ -13,6 +13,7 @@ package(
         "compat.py",
         "discipline.py",
         "exchange.py",
+        "keeper.py",
         "net.py",
         "policy.py",
         "rtc.py",

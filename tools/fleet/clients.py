@@ -5,7 +5,7 @@
 # goes out through World.send() at one wake; its outcome is handled at a later wake, when
 # the reply (or the deadline) comes, so the queue orders sends and replies in time.
 #
-# SntpClient runs firmware/sntp unchanged: discipline.Keeper (the policy, the discipline
+# SntpClient runs firmware/sntp unchanged: keeper.Keeper (the policy, the discipline
 # and the persisted state, bound as in service.py and tools/simdev.py) decides every lookup
 # and request, every request is built by exchange.Exchange and every reply is real bytes
 # judged by it, and each Correction goes through the Keeper to the clock. The baselines
@@ -16,7 +16,7 @@ import ntpwire
 import simdev as sim
 
 from sntp import exchange
-from sntp.discipline import Keeper
+from sntp.keeper import Keeper
 
 from .model import DAY_MS, DENY, MIN_MS, NO_BOUND, OK, RATE, Device
 

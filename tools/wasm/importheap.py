@@ -20,6 +20,7 @@ ORDER = (
     "sntp.net",
     "sntp.policy",
     "sntp.discipline",
+    "sntp.keeper",
     "sntp.store",
     "sntp.client",
     "sntp.service",
