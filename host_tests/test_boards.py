@@ -24,6 +24,7 @@ import settings  # noqa: E402
 from sntp import aio, compat  # noqa: E402
 from sntp import rtc as sntp_rtc  # noqa: E402
 from sntp.rtc import SECOND_RESOLUTION, US_RESOLUTION, BoardRTC  # noqa: E402
+from sntp.schema import Config  # noqa: E402
 
 PERIOD = 1 << 30
 US = 1_000_000
@@ -439,7 +440,9 @@ def test_settings_bad_values_fall_back_one_by_one():
         assert word in lines[0], word
     assert s["wifi_ssid"] == "" and s["wifi_pass"] == "" and s["servers"] == []
     assert s["zone"] == "acme" and s["accuracy_ms"] == 100 and s["country"] == "DE"
-    assert settings.service_config(s) == {"zone": "acme", "accuracy_ms": 100, "poll_max_s": 86400}
+    c = Config.from_dict(s)  # the service takes the settings whole
+    assert [h for h, _ in c.servers] == ["{}.acme.pool.ntp.org".format(i) for i in range(4)]
+    assert c.accuracy_ms == 100 and c.poll_max_s == 86_400 and c.warnings == []
 
 
 def test_settings_good_file():
@@ -452,11 +455,9 @@ def test_settings_good_file():
     lines = []
     s = settings.load(path, lines.append)
     assert lines == [] and s["wifi_ssid"] == "net" and s["wifi_pass"] == "password"
-    assert settings.service_config(s) == {
-        "servers": ["ntp.example.com"],
-        "factory_server": "10.0.0.1",
-        "accuracy_ms": 50,
-    }
+    c = Config.from_dict(s)
+    assert c.servers == [("ntp.example.com", 123)] and c.factory == ("10.0.0.1", 123)
+    assert c.accuracy_ms == 50 and c.warnings == [] and not c.poll_max_explicit
     assert settings.has_servers(s) and not settings.has_servers(settings.defaults())
 
 
@@ -536,18 +537,19 @@ def test_board_without_wifi_credentials_says_so_and_runs_its_application():
     assert board.service is None and len([x for x in lines if x.startswith("app: ")]) == 3
 
 
-def test_board_without_sntp_config_names_the_extra_and_runs_its_application():
-    # the core frozen alone: no sntp.config (settings.config is None), no console either
-    saved = settings.config
-    settings.config = None
+def test_board_settings_and_service_need_no_console_module():
+    # the core frozen alone (no sntp-console extra): the settings are read with sntp.schema,
+    # which is in the core, and the service runs; only the console is missing
+    import sys
+
+    saved = {m: sys.modules.pop(m) for m in ("sntp.config", "sntp.console") if m in sys.modules}
     try:
         board, lines = run_board('{"wifi_ssid": "net", "zone": "acme"}', FakeWLAN())
+        loaded = [m for m in ("sntp.config", "sntp.console") if m in sys.modules]
     finally:
-        settings.config = saved
-    assert board.service is None and board.settings is None
-    assert [x for x in lines if "sntp.config" in x] == [
-        settings.NO_CONFIG + " (no time service, no console)"
-    ]
+        sys.modules.update(saved)
+    assert board.service is not None and board.settings["zone"] == "acme"
+    assert loaded == [], loaded
     assert len([line for line in lines if line.startswith("app: ")]) == 3
 
 

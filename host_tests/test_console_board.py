@@ -88,6 +88,25 @@ def test_boot_window_without_a_line_goes_on():
     assert entered is False and len(printed) == 1 and "configuration console" in printed[0]
 
 
+def test_a_line_without_the_console_module_says_so_once_and_the_board_goes_on():
+    import sys
+
+    saved = sys.modules.get("sntp.console")
+    sys.modules["sntp.console"] = None  # type: ignore[assignment]  # an import of it fails
+    printed = []
+    try:
+        entered = asyncio.run(
+            serialconsole.boot_window(fresh("none.json"), FakeSerial(b"\r").reader(),
+                                      printed.append, 2_000)
+        )
+    finally:
+        if saved is None:
+            del sys.modules["sntp.console"]
+        else:
+            sys.modules["sntp.console"] = saved
+    assert entered is False and printed[-1] == serialconsole.NO_CONSOLE
+
+
 def test_boot_window_with_a_line_runs_the_console_until_exit():
     path = fresh("boot.json")
     printed = []

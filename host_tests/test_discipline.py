@@ -6,7 +6,7 @@ from test_policy import DAY_MS, T0, Rng, all_requests, check_invariants, zone_wo
 
 from sntp import discipline as dsc
 from sntp.keeper import Keeper
-from sntp.policy import Config
+from sntp.schema import Config
 
 MS = 1000
 # The discipline's limits as its design states them (not read from discipline.py)

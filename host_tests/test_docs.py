@@ -252,13 +252,13 @@ def test_the_reliability_docs_say_what_the_state_file_keeps():
     import sys
 
     sys.path.insert(0, os.path.join(ROOT, "firmware"))
-    from sntp import policy
+    from sntp import policy, schema, state
 
     text = read(os.path.join(ROOT, "docs", "reliability.md"))
     claim = between(text, "- restarts (", "\n- ")
     named = re.findall(r"\(`(\w+)`\)", claim)
     assert sorted(named) == ["denied", "rate"], claim
-    st = policy.Policy(policy.Config.from_dict({"zone": "acme"}), lambda n: 0).state()
+    st = state.write(policy.Policy(schema.Config.from_dict({"zone": "acme"}), lambda n: 0))
     assert set(named) | {"sent"} <= set(st)
     for doc in DOCS:
         stale = re.search(r"not persisted|sends are dated by the wall clock", read(doc))

@@ -7,6 +7,7 @@
 import simdev as sim
 
 from sntp import policy as pol
+from sntp import schema, state
 
 T0 = 1_800_000_000_000_000  # true time at the start, Unix us (2027)
 DAY_MS = 86_400_000
@@ -27,6 +28,11 @@ RATE_MIN_MS = 600_000  # rule 5: after a RATE, at least 10 minutes
 RATE_MAX_MS = 8_192_000  # 2**13 s from RATE alone (RFC 8633 5.4)
 RERESOLVE_MIN_MS = 3_600_000  # rule 16: a name is re-resolved at most hourly after failures
 ADDR_FAILS_SWITCH = 2  # an address that failed twice in a row is dropped for the next
+
+
+def start_with(p, now_ms, wall_us, st, wake=False):
+    """Policy.start with a saved dict, read as the Keeper reads it."""
+    p.start(now_ms, wall_us, state.read(st, now_ms, wall_us, p.floor_us, p.config, wake), wake)
 
 
 class Rng:
@@ -379,7 +385,7 @@ def test_sync_now_obeys_the_floor_and_the_hourly_cap():
 
 def test_ten_thousand_devices_started_in_the_same_second_spread_their_first_request():
     rng = Rng(42)
-    cfg = pol.Config.from_dict({"zone": "acme"})
+    cfg = schema.Config.from_dict({"zone": "acme"})
     buckets = [0] * 61
     for _ in range(10_000):
         p = pol.Policy(cfg, rng.below)
@@ -393,7 +399,7 @@ def test_ten_thousand_devices_started_in_the_same_second_spread_their_first_requ
 
 
 def test_bad_configuration_values_are_clamped_or_rejected_with_a_reason():
-    c = pol.Config.from_dict(
+    c = schema.Config.from_dict(
         {
             "servers": [
                 "ok.example",
@@ -418,7 +424,7 @@ def test_bad_configuration_values_are_clamped_or_rejected_with_a_reason():
 
 
 def test_persisted_state_garbage_is_ignored():
-    cfg = pol.Config.from_dict({"zone": "acme"})
+    cfg = schema.Config.from_dict({"zone": "acme"})
     for junk in (
         None,
         3,
@@ -428,7 +434,7 @@ def test_persisted_state_garbage_is_ignored():
         {"v": 99},
     ):
         p = pol.Policy(cfg, Rng(1).below)
-        p.start(0, T0, junk)
+        start_with(p, 0, T0, junk)
         assert p.fails == 0 and p.interval_s == cfg.poll_min_s
         assert 0 <= p.due_ms <= STARTUP_VALID_MS
 
@@ -525,7 +531,7 @@ def test_a_rate_hold_is_kept_across_reboots_with_or_without_a_valid_clock():
 
 
 def test_rate_holds_from_an_older_or_garbage_state_get_a_safe_default_and_one_warning():
-    cfg = pol.Config.from_dict({"servers": ["ntp.example.net"]})
+    cfg = schema.Config.from_dict({"servers": ["ntp.example.net"]})
     held = [
         ({"v": 1, "boots": 4}, False),  # an older version: no RATE holds saved
         ({"v": 1, "rate": 5}, False),
@@ -537,7 +543,7 @@ def test_rate_holds_from_an_older_or_garbage_state_get_a_safe_default_and_one_wa
         p = pol.Policy(cfg, Rng(1).below)
         events = []
         p.subscribe(events.append)
-        p.start(0, T0, st)
+        start_with(p, 0, T0, st)
         warned = [e for e in events if e["event"] == "config"]
         assert len(warned) == 1 and "rate" in warned[0]["warning"], (st, warned)
         assert p.due_ms >= REBOOT_MIN_MS  # a state means a boot before: a reboot's wait
@@ -548,11 +554,11 @@ def test_rate_holds_from_an_older_or_garbage_state_get_a_safe_default_and_one_wa
             assert peer.rate_until_ms == 0 and peer.last_send_ms is None, st
     # a state saved by this version restores without a warning
     p = pol.Policy(cfg, Rng(1).below)
-    p.start(0, T0, held[2][0])
+    start_with(p, 0, T0, held[2][0])
     p2 = pol.Policy(cfg, Rng(1).below)
     events = []
     p2.subscribe(events.append)
-    p2.start(0, T0, p.state(T0))
+    start_with(p2, 0, T0, state.write(p, T0))
     assert [e for e in events if e["event"] == "config"] == []
     assert p2._peer(("10.0.0.1", 123)).rate_gap_ms == RATE_MAX_MS
 
@@ -573,7 +579,7 @@ def test_a_rate_is_saved_at_once_before_the_round_goes_on():
 def test_an_unreadable_or_older_state_or_an_unknown_reset_cause_is_a_short_boot():
     # each gets one warning, and the crash-loop guard's first step (30-37.5 s after the
     # last request) on top of a reboot's wait: longer, never shorter
-    cfg = pol.Config.from_dict({"servers": ["ntp.example.net"]})
+    cfg = schema.Config.from_dict({"servers": ["ntp.example.net"]})
     t_ms = 1_000_000
     sent = [["10.0.0.1:123", 0, 5_000]]  # asked 5 s before the last save
     long_ago = {"v": 1, "boots": 9, "short": 0, "up": 700_000, "open": False, "sent": sent}
@@ -594,7 +600,7 @@ def test_an_unreadable_or_older_state_or_an_unknown_reset_cause_is_a_short_boot(
         p = pol.Policy(cfg, Rng(1).below)
         events = []
         p.subscribe(events.append)
-        p.start(t_ms, 0, st, wake)  # the clock reads 1970
+        start_with(p, t_ms, 0, st, wake)  # the clock reads 1970
         warned = [e["warning"] for e in events if e["event"] == "config"]
         short = p.short > 0
         assert short == (st is not cases[0][0]), (st, wake, p.short)
@@ -608,7 +614,7 @@ def test_an_unreadable_or_older_state_or_an_unknown_reset_cause_is_a_short_boot(
 
 
 def test_a_wake_from_deep_sleep_decides_from_the_saved_due_time_alone():
-    cfg = pol.Config.from_dict({"servers": ["ntp.example.net"]})
+    cfg = schema.Config.from_dict({"servers": ["ntp.example.net"]})
     now_s = T0 // 1_000_000 + 86_400
     st = {
         "v": 1,
@@ -623,21 +629,21 @@ def test_a_wake_from_deep_sleep_decides_from_the_saved_due_time_alone():
         "saved_ms": (now_s - 600) * 1000,
     }
     p = pol.Policy(cfg, Rng(1).below)
-    p.start(0, now_s * 1_000_000, dict(st), True)
+    start_with(p, 0, now_s * 1_000_000, dict(st), True)
     assert p.due(0) == 1_096_000 and p.boots == 3 and p.short == 2  # not a boot
     p = pol.Policy(cfg, Rng(1).below)
-    p.start(0, now_s * 1_000_000, dict(st, next_due_unix_s=now_s - 5), True)
+    start_with(p, 0, now_s * 1_000_000, dict(st, next_due_unix_s=now_s - 5), True)
     assert p.due(0) == 0  # fell due while asleep: at once, no start-up spread
     # a clock never set (1970) ran on through the sleep too: its differences still count
     p = pol.Policy(cfg, Rng(1).below)
-    p.start(0, 100_000_000, dict(st, saved_ms=40_000, next_due_unix_s=130), True)
+    start_with(p, 0, 100_000_000, dict(st, saved_ms=40_000, next_due_unix_s=130), True)
     assert p.due(0) == 30_000 and p.boots == 3 and p.short == 2
     p = pol.Policy(cfg, Rng(1).below)
-    p.start(0, 100_000_000, dict(st, saved_ms=40_000, next_due_unix_s=130), False)
+    start_with(p, 0, 100_000_000, dict(st, saved_ms=40_000, next_due_unix_s=130), False)
     assert p.due(0) >= REBOOT_MIN_MS and p.boots == 4 and p.short == 3  # a reset: a boot
     sent = [["10.0.0.1:123", (now_s - 60) * 1000, 0] for _ in range(HOURLY_CAP)]
     p = pol.Policy(cfg, Rng(1).below)
-    p.start(0, now_s * 1_000_000, dict(st, next_due_unix_s=now_s - 5, sent=sent), True)
+    start_with(p, 0, now_s * 1_000_000, dict(st, next_due_unix_s=now_s - 5, sent=sent), True)
     assert p.due(0) == HOUR_MS - 60_000 + 1 + 250  # the hourly cap: not due before then
 
 
@@ -667,14 +673,14 @@ def test_a_configured_ip_address_must_be_one_of_the_site():
     site += ["fe80::1", "[fd00::2]:123", "fc00::9", "::ffff:10.1.1.1", "ntp.example.com"]
     public = ["8.8.8.8", "172.32.0.1", "192.0.2.1", "11.0.0.1", "2001:db8::1", "fe00::1"]
     public += ["::", "::ffff:8.8.8.8", "256.1.1.1"]
-    c = pol.Config.from_dict({"servers": site[:4]})
-    assert c.servers == [pol.parse_server(s) for s in site[:4]] and c.warnings == []
+    c = schema.Config.from_dict({"servers": site[:4]})
+    assert c.servers == [schema.parse_server(s) for s in site[:4]] and c.warnings == []
     for text in site:
-        assert pol.server_refusal(pol.parse_server(text)[0]) is None, text
+        assert schema.server_refusal(schema.parse_server(text)[0]) is None, text
     for text in public:
-        why = pol.server_refusal(pol.parse_server(text)[0])
-        assert why is not None and why.startswith(pol.parse_server(text)[0] + ": "), text
-        c = pol.Config.from_dict({"servers": [text, "ntp.example.com"]})
+        why = schema.server_refusal(schema.parse_server(text)[0])
+        assert why is not None and why.startswith(schema.parse_server(text)[0] + ": "), text
+        c = schema.Config.from_dict({"servers": [text, "ntp.example.com"]})
         assert c.servers == [("ntp.example.com", 123)], text
         assert c.warnings == ["servers: {}, ignored".format(why)], (text, c.warnings)
 

@@ -21,8 +21,10 @@ import sys
 from fakes import exists, fresh_path
 
 from sntp import config, store
+from sntp import state as saved_state
 from sntp.discipline import Discipline
-from sntp.policy import Config, Policy
+from sntp.policy import Policy
+from sntp.schema import Config
 
 SECRET = "correct horse battery staple"
 _OPEN = open  # the real one: store.open is wrapped below, this module's is not
@@ -318,10 +320,11 @@ def state(fails, drift_ppb, denied):
     """A state dict as service.py saves it: the policy's, with the discipline's inside."""
     cfg = Config.from_dict({"zone": "acme"})
     p = Policy(cfg, lambda n: 0)
-    p.start(0, T_UNIX_US, {"v": 1, "fails": fails, "denied": denied})
+    st = {"v": 1, "fails": fails, "denied": denied}
+    p.start(0, T_UNIX_US, saved_state.read(st, 0, T_UNIX_US, p.floor_us, cfg))
     d = Discipline()
     d.load({"v": 1, "drift_ppb": drift_ppb, "samples": [drift_ppb] * 3})
-    out = p.state()
+    out = saved_state.write(p)
     out["discipline"] = d.state()
     return json.loads(json.dumps(out))  # as it reads back
 
@@ -332,7 +335,7 @@ def restored(st):
     p = Policy(cfg, lambda n: 0)
     d = Discipline()
     d.load(st.get("discipline") if isinstance(st, dict) else None)
-    p.start(0, T_UNIX_US, st)
+    p.start(0, T_UNIX_US, saved_state.read(st, 0, T_UNIX_US, p.floor_us, cfg))
     return p.fails, d.drift_ppb, sorted(p.denied_wall)
 
 

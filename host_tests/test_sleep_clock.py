@@ -11,7 +11,8 @@ from test_service_loop import make
 
 from sntp import aio
 from sntp.discipline import Discipline
-from sntp.policy import Config, Policy
+from sntp.policy import Policy
+from sntp.schema import Config
 
 T0_US = 1_800_230_400_000_000  # 2027-01-18 00:00 UTC
 MIN_US = 60_000_000

@@ -11,7 +11,7 @@ import ntpwire
 
 from sntp import exchange
 from sntp.keeper import Keeper
-from sntp.policy import Config
+from sntp.schema import Config
 
 _NTP_1970 = ntpwire.NTP_1970_S
 

@@ -11,7 +11,7 @@
 import json
 import sys
 
-from sntp import client, exchange, policy
+from sntp import client, exchange, schema
 from sntp.timestamp import (
     BUILD_UNIX_S,
     NTP_1970_S,
@@ -140,7 +140,7 @@ def parse_server(text, option=None):
     syntax, so that a mistyped server is a usage error here, not a resolver failure later."""
     problem = None
     try:
-        host, port = policy.parse_server(text)
+        host, port = schema.parse_server(text)
         if not _host_ok(host):
             problem = "bad server name {!r}".format(text)
     except ValueError as e:  # no `raise from` on MicroPython: raised below
@@ -188,7 +188,7 @@ def _host_ok(host):
     for label in labels:
         if not 0 < len(label) <= 63 or label[0] == "-" or label[-1] == "-":
             return False
-    return True  # the characters were checked by policy.parse_server
+    return True  # the characters were checked by schema.parse_server
 
 
 def _ipv4_ok(text):
@@ -386,7 +386,7 @@ def _option_value(opts, option, value):
         opts["for_ms"] = ms
     elif option == "--server":
         host, _ = parse_server(value, "--server")
-        why = policy.server_refusal(host)  # the configuration's rule: one function decides
+        why = schema.server_refusal(host)  # the configuration's rule: one function decides
         if why:
             raise UsageError("--server: " + why)
         opts["servers"].append(value)
@@ -440,12 +440,10 @@ def _is_dir(path):
 
 
 def _bounds(key, unit):
-    """(lo, hi, unit) of an integer key of the configuration schema (sntp.config.SCHEMA:
-    'int:LO:HI'): the bounds the policy would clamp to."""
-    from sntp import config
-
-    _, lo, hi = config.SCHEMA[key][0].split(":")
-    return int(lo), int(hi), unit
+    """(lo, hi, unit) of an integer key of the configuration schema (sntp.schema.SCHEMA):
+    the bounds the policy would clamp to."""
+    _, _, lo, hi = schema.SCHEMA[key]
+    return lo, hi, unit
 
 
 RANGES = {
@@ -457,10 +455,10 @@ RANGES = {
 def _config(opts):
     """The policy's Config; anything it would clamp or drop is a usage error here."""
     names = len(opts["servers"]) + (4 if opts["zone"] is not None else 0)
-    if names > policy.MAX_SOURCES:
+    if names > schema.MAX_SOURCES:
         raise UsageError(
             "at most {} servers, a --zone counting as 4 (rule 17); got more than {}".format(
-                policy.MAX_SOURCES, policy.MAX_SOURCES
+                schema.MAX_SOURCES, schema.MAX_SOURCES
             )
         )
     d = {"servers": opts["servers"]}
@@ -469,7 +467,7 @@ def _config(opts):
     for key in ("poll_min_s", "accuracy_ms"):
         if opts[key] is not None:
             d[key] = opts[key]
-    config = policy.Config.from_dict(d)
+    config = schema.Config.from_dict(d)
     if opts["poll_min_s"] is not None and config.poll_min_s != opts["poll_min_s"]:
         raise UsageError(
             "--poll-min wants at least {} s with pool.ntp.org servers (the pool's terms, "

@@ -4,7 +4,7 @@
 #   console    a window at boot (BOOT_WINDOW_MS: a line on the serial enters the provisioning
 #              console before anything starts), then on demand: a line typed at any time
 #              opens it beside the running service (serialconsole.py, sntp.console)
-#   settings   /config.json (settings.py, sntp.config's schema): Wi-Fi, vendor zone or
+#   settings   /config.json (settings.py, sntp.schema's keys): Wi-Fi, vendor zone or
 #              servers, factory server, accuracy_ms, poll bounds, log_level
 #   rtc        board.make_rtc(): sntp.rtc.BoardRTC, the service's clock and rtc
 #   wifi       wifi.Wifi: joined once (at most 20 s), then kept up by a task
@@ -148,8 +148,6 @@ async def main(
     cancelling the tasks it started.
     """
     gate = serialconsole.Gate(out)
-    if settings_mod.config is None:
-        console = None  # sntp.console came with sntp.config, in the same extra
     if console is not None:
         await serialconsole.boot_window(config_path, console, out, window_ms, reboot)
         out = gate.out  # from here on, held back while the console is open
@@ -177,8 +175,7 @@ async def main(
         await b.wifi.connect()  # at most 20 s; the service starts either way
         b.tasks.append(asyncio.create_task(b.wifi.keep()))
         store = JsonStore(state_path, lambda text: out("sntp: " + text))
-        config = settings_mod.service_config(s)
-        b.service = aio.AsyncService(config, clock=b.rtc, rtc=b.rtc, store=store, wake=rtc.woke())
+        b.service = aio.AsyncService(s, clock=b.rtc, rtc=b.rtc, store=store, wake=rtc.woke())
         level = s["log_level"]
         b.service.subscribe(lambda e: shown(e, level) and out(event_line(e)))
         b.tasks.append(asyncio.create_task(b.service.run()))

@@ -41,8 +41,6 @@ async def check(
     net (sntp.net.Net()-like) and the paths are for the host tests; the board uses defaults.
     """
     s = settings_mod.load(config_path, out)
-    if s is None:
-        return fail(out, "no sntp.config in this firmware")
     if not s["wifi_ssid"]:
         return fail(out, "no Wi-Fi credentials in {}".format(config_path))
     if not settings_mod.has_servers(s):
@@ -53,7 +51,7 @@ async def check(
     if not await wifi.connect():
         return fail(out, "Wi-Fi did not join")
     svc = aio.AsyncService(
-        settings_mod.service_config(s),
+        s,
         net=net,
         clock=rtc,
         rtc=rtc,
@@ -116,7 +114,8 @@ def _note_address(e, sent):
 def _address(net, label, address_text):
     """The net.Address of label that was asked (or its first one now), or None."""
     from sntp.net import NetError
-    from sntp.policy import key_text, parse_server
+    from sntp.policy import key_text
+    from sntp.schema import parse_server
 
     try:
         host, port = parse_server(label)

@@ -15,7 +15,7 @@
 # with select.poll, never read while nothing is there, so
 # the event loop is never blocked by an idle serial line.
 # sntp.console (the optional console package) is imported when the first line arrives: a
-# board nobody types to never loads it.
+# board nobody types to never loads it, and one without it says so and runs on.
 import sys
 
 from sntp.aio import sleep_ms
@@ -25,6 +25,7 @@ _MAX_LINE = const(256)  # sntp.console.MAX_LINE: bytes of a line kept (+1: too l
 BOOT_WINDOW_MS = const(3_000)  # how long a booting board waits for a line
 _POLL_MS = const(50)  # how often stdin is looked at while waiting
 HELD_MAX = const(20)  # lines of the board's own output kept while the console is open
+NO_CONSOLE = "console: sntp.console is not in this firmware: freeze sntp-console with sntp"
 
 
 class LineReader:
@@ -122,6 +123,16 @@ async def _session(con, reader, line, write):
         line = reader.line()
 
 
+def _console(out):
+    """sntp.console's Console, or None, said in one line, when the firmware lacks it."""
+    try:
+        from sntp.console import Console
+    except ImportError:
+        out(NO_CONSOLE)
+        return None
+    return Console
+
+
 async def boot_window(config_path, reader, out=print, window_ms=BOOT_WINDOW_MS, reboot=reset):
     """At boot: wait window_ms for a line on stdin; if one comes, run the console (without a
     time service) until exit. True when the console was entered."""
@@ -133,8 +144,9 @@ async def boot_window(config_path, reader, out=print, window_ms=BOOT_WINDOW_MS, 
             return False
         await sleep_ms(_POLL_MS)
         line = reader.line()
-    from sntp.console import Console
-
+    Console = _console(out)
+    if Console is None:
+        return False
     con = Console(config_path, reboot=reboot, warn=out)
     await _session(con, reader, line, out)
     out("console: closed, the board starts")
@@ -149,9 +161,10 @@ async def on_demand(config_path, service, reader, gate, reboot=reset):
         if line is None:
             await sleep_ms(_POLL_MS)
             continue
+        Console = _console(gate.direct)
+        if Console is None:
+            return
         gate.open = True
-        from sntp.console import Console
-
         con = Console(config_path, service=service, reboot=reboot, warn=gate.direct)
         try:
             await _session(con, reader, line, gate.direct)

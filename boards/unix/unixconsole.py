@@ -53,7 +53,7 @@ class UnixBoard:
             self.rtc = SoftRTC()
         values = config.load(self.config_path, lambda line: None)  # the console said it
         self.service = Service(
-            config.policy_dict(values),
+            values,
             clock=self.rtc,
             rtc=self.rtc,
             store=self.state,

@@ -35,7 +35,8 @@
 # Integers only, as everywhere in firmware/ (times are formatted from integer us).
 from . import config
 from .compat import const
-from .policy import key_text, parse_server
+from .policy import key_text
+from .schema import parse_server
 from .timestamp import NTP_1970_S, US_PER_S, format_us, format_utc
 
 MAX_LINE = const(256)  # bytes of a command line, without its line end
@@ -245,9 +246,9 @@ class Console:
             lines.append("  {:<26}{}".format((name + " " + args).strip(), what))
         lines.append("keys (set KEY VALUE; a value in double quotes keeps its spaces):")
         for k in config.KEYS:
-            kind, default, rule = config.SCHEMA[k]
+            default = config.SCHEMA[k][1]
             shown = config.text(k, default) if default not in (None, "", []) else "none"
-            lines.append("  {:<15}default {:<6} {}".format(k, shown, rule))
+            lines.append("  {:<15}default {:<6} {}".format(k, shown, config.rule(k)))
         lines.append("every reply ends with a line: ok, or err REASON")
         return lines + [OK]
 

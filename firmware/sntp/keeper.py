@@ -3,6 +3,7 @@
 # only do I/O and wait; whatever is decided, applied or saved is decided, applied or saved
 # here, and what a console or a tool needs of the policy it asks here too (status, sync_now,
 # subscribe): nothing outside policy.py sets a Policy field.
+from . import state as saved
 from .compat import const
 from .discipline import Discipline
 from .policy import Policy
@@ -57,7 +58,8 @@ class Keeper:
                 self._adjust(adj)
             if d.samples or d.sleep:  # a known drift lifts the interval's default ceiling
                 p.set_interval_cap(d.interval_cap_s(), now_ms)
-        p.start(now_ms, self.wall_us(), state, wake)
+        wall = self.wall_us()
+        p.start(now_ms, wall, saved.read(state, now_ms, wall, p.floor_us, p.config, wake), wake)
         for w in p.config.warnings + ([d.warning] if d is not None and d.warning else []):
             p.emit("config", warning=w)
         if d is not None and self.woke:  # asked when the error bound says, not before
@@ -224,7 +226,7 @@ class Keeper:
             if self.store is None:
                 return  # nothing to persist: the state is not even built
             wall = self.wall_us()
-            state = p.state(wall)
+            state = saved.write(p, wall)
             if self.disc is not None:
                 state["discipline"] = self.disc.state(wall)
             if not self.store.save(state):

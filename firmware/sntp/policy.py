@@ -18,10 +18,10 @@
 #
 # Rules of this file (what holds whatever the events):
 #  R1 Never two requests to one address less than _MIN_GAP_MS apart (rule 1); a RATE kiss
-#     widens that address's gap (rule 5); DENY/RSTR stop it for _DENY_HOLD_S. Both holds
+#     widens that address's gap (rule 5); DENY/RSTR stop it for DENY_HOLD_S. Both holds
 #     are kept across reboots; a RATE hold as the ms left at the last save, which a clock
 #     valid then and at boot counts down, and which otherwise starts again at boot.
-#  R2 Never more than _HOURLY_CAP requests in any hour in total, whatever the configuration.
+#  R2 Never more than HOURLY_CAP requests in any hour in total, whatever the configuration.
 #  R3 Every interval is randomized: a uniform 0-25 % on top (_JITTER_DIV), so nothing aligns
 #     with the wall clock (rule 15). There is no cron-like schedule anywhere.
 #  R4 A failed round backs off: 30 s doubling to 1 h while the clock is invalid or never
@@ -45,12 +45,13 @@
 #     a wake from deep sleep is no boot, and asks only when due. Unreadable: a short boot.
 # Everything here is integers (ms, us, s); randomness comes from the rand_below callable.
 from . import exchange
-from .compat import const
+from .compat import const, ints
 from .exchange import BUILD_UNIX_S
+from .schema import MAX_SOURCES, POOL_SUFFIX, SCHEMA
 
 _MIN_GAP_MS = const(15_000)  # R1: RFC 4330 section 10 MUST
-_HOURLY_CAP = const(12)  # R2: requests in any 3600 s (a round is at most 4)
-_HOUR_MS = const(3_600_000)
+HOURLY_CAP = const(12)  # R2: requests in any 3600 s (a round is at most 4)
+HOUR_MS = const(3_600_000)
 _JITTER_DIV = const(4)  # R3: a wait is lengthened by a uniform [0, 1/4)
 # Start-up (rule 12): an invalid clock (before the build date) wants time soon, but a fleet
 # restored from a power cut must spread out: the first request after 0-60 s (RFC 4330: 1-5
@@ -59,27 +60,23 @@ _JITTER_DIV = const(4)  # R3: a wait is lengthened by a uniform [0, 1/4)
 _STARTUP_INVALID_MS = const(60_000)
 _STARTUP_VALID_MS = const(1_800_000)
 _REBOOT_MIN_MS = const(15_000)
-# Crash-loop guard (R8): a boot is short when the one before it saved less than _LONG_BOOT_MS of
+# Crash-loop guard (R8): a boot is short when the one before it saved less than LONG_BOOT_MS of
 # uptime, or died with a request in flight. The k-th short boot in a row sends nothing until
 # min(15 s x 2**k, 1 h), jittered, has passed since the last request, counted in uptime (a
 # lower bound of real time that needs no valid clock: the time the board was off counts as
-# nothing). The uptime is saved at 15 s, 30 s, 60 s ... up to _LONG_BOOT_MS of each boot.
-_LONG_BOOT_MS = const(600_000)
+# nothing). The uptime is saved at 15 s, 30 s, 60 s ... up to LONG_BOOT_MS of each boot.
+LONG_BOOT_MS = const(600_000)
 _MARK_FIRST_MS = const(15_000)
 _CRASH_SHIFT_TOP = const(8)  # 15 s x 2**8 is past the hour
-_SHORT_MAX = const(64)  # the count of short boots stops there
+SHORT_MAX = const(64)  # the count of short boots stops there
 _BACKOFF_MIN_MS = const(30_000)  # R4 (lwIP: 15 s to 150 s, too fast)
 _BACKOFF_MAX_MS = const(3_600_000)
 # R1 across restarts: the persisted send times move with each correction at once, while the
 # discipline slews one under its 128 ms step threshold over minutes: slack on the safe side.
-_SLEW_SLACK_MS = const(250)
-# Poll interval: the NTP Pool's terms forbid SNTP clients polling more often than every
-# 30 minutes (rule 14); other servers may be polled from 64 s. 4 h at most until the
-# clock discipline knows the drift; 36 h at most in any case.
-_POOL_POLL_MIN_S = const(1_800)
-_LOCAL_POLL_MIN_S = const(64)
-_DEFAULT_POLL_MAX_S = const(14_400)
-_POLL_MAX_LIMIT_S = const(131_072)
+SLEW_SLACK_MS = const(250)
+# Poll interval: the schema's bounds (schema.py: the pool's 30 min floor, rule 14, 64 s for
+# other servers, 4 h until the discipline knows the drift); 36 h at most in any case.
+_POLL_TOP_S = SCHEMA["poll_max_s"][3]
 # Kiss-o'-Death (rule 5). RATE: that address's gap becomes at least twice the poll interval
 # and at least 10 min (chrony waits 4 polls, >= 256 s; ntpsec >= 9 x 64 s), doubled by each
 # further RATE, never above 2**13 s from that alone (RFC 8633 5.4); and at least twice the
@@ -87,16 +84,15 @@ _POLL_MAX_LIMIT_S = const(131_072)
 # several intervals: the rate it sees must still halve, rule 5's MUST), kept until a day
 # after that gap has passed. DENY/RSTR: that address is not used for a day, across reboots.
 _RATE_MIN_MS = const(600_000)
-_RATE_MAX_MS = const(8_192_000)
-_RATE_HOLD_MS = const(86_400_000)
-_RATE_GAP_TOP = const(262_144_000)  # 2 x _POLL_MAX_LIMIT_S: the widest gap a RATE can set
-_DENY_HOLD_S = const(86_400)
+RATE_MAX_MS = const(8_192_000)
+RATE_HOLD_MS = const(86_400_000)
+RATE_GAP_TOP = const(262_144_000)  # 2 x _POLL_TOP_S: the widest gap a RATE can set
+DENY_HOLD_S = const(86_400)
 # R5: an offset above 1 s, or any offset while the clock is invalid, needs two servers that
 # agree within _AGREE_TOLERANCE_US plus half their two round trips.
 _AGREE_ABOVE_US = const(1_000_000)
 _AGREE_TOLERANCE_US = const(250_000)
 _SAMPLE_MAX_AGE_MS = const(900_000)  # older replies are not compared
-MAX_SOURCES = const(4)  # the pool asks for no more than four servers at once (rule 17)
 # R7: a name that fails to resolve is retried after 1 min, 5 min, then at most hourly (rule
 # 16). An address that failed twice in a row is dropped for the next one; a name is
 # re-resolved at most hourly after failures, and once a day anyway (rule 4).
@@ -105,9 +101,7 @@ _DNS_RETRY_MAX_MS = const(3_600_000)
 _RERESOLVE_MIN_MS = const(3_600_000)
 _REFRESH_MS = const(86_400_000)
 _ADDR_FAILS_SWITCH = const(2)
-_STATE_VERSION = const(1)
 
-_POOL_SUFFIX = "pool.ntp.org"
 _NO_REPLY = (exchange.TIMEOUT, exchange.BAD_ORIGIN, exchange.SHORT, exchange.WRONG_SOURCE)
 
 
@@ -139,7 +133,7 @@ class Source:
     def __init__(self, host, port):
         self.host = host  # name as configured
         self.port = port  # UDP port
-        self.pool = host.endswith(_POOL_SUFFIX)  # the pool's terms apply
+        self.pool = host.endswith(POOL_SUFFIX)  # the pool's terms apply
         self.addrs = []  # driver Address objects (.key = (ip, port)), resolver order
         self.idx = 0  # index of the address in use
         self.addr_fails = 0  # consecutive failures of the address in use
@@ -170,166 +164,6 @@ def key_text(key):
     return ("[{}]:{}" if ":" in ip else "{}:{}").format(ip, port)
 
 
-# ---- configuration: the one place that validates the policy's settings --------------------
-def _digits(t):
-    return bool(t) and all("0" <= c <= "9" for c in t)  # ASCII only, as on the boards
-
-
-def parse_server(text):
-    """'host', 'host:port', '[v6]:port' -> (host, port). Raises ValueError."""
-    if not isinstance(text, str):
-        raise ValueError("{!r} is not a string".format(text))
-    host, port = text, "123"
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise ValueError("unclosed [ in {!r}".format(text))
-        host, rest = text[1:end], text[end + 1 :]
-        if rest:
-            if rest[0] != ":":
-                raise ValueError("bad port in {!r}".format(text))
-            port = rest[1:]
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    if not _digits(port) or not 0 < int(port) < 65536:
-        raise ValueError("bad port in {!r}".format(text))
-    ok = 0 < len(host) <= 253
-    for c in host:  # ASCII only: isalpha() takes any letter on CPython, not on the boards
-        ok = ok and ("a" <= c.lower() <= "z" or "0" <= c <= "9" or c in ".-_:")
-    if not ok:
-        raise ValueError("bad server name {!r}".format(text))
-    return host, int(port)
-
-
-def server_refusal(host):
-    """Why host may not be a configured server, or None. Any name may (rule 3: names let the
-    operator move servers); an IP address only when the site runs it: private (10/8,
-    172.16/12, 192.168/16), link-local (169.254/16, fe80::/10), unique-local (fc00::/7) or
-    loopback (127/8, ::1), as a factory or site server is. A public address baked into
-    devices is the rule's lesson: its owner cannot move it, and may never have agreed."""
-    low = host.lower()
-    v4 = low[7:] if low.startswith("::ffff:") and "." in low else host  # IPv4 as IPv6
-    parts = v4.split(".")
-    if len(parts) == 4 and all(_digits(p) and len(p) <= 3 for p in parts):
-        a, b = int(parts[0]), int(parts[1])
-        if max(int(p) for p in parts) > 255:
-            return "{}: not an IP address".format(host)
-        if a in (10, 127) or (a, b) in ((169, 254), (192, 168)) or (a == 172 and 16 <= b < 32):
-            return None
-    elif ":" in host:
-        first = low.split(":")[0]
-        if low == "::1" or (
-            first
-            and len(first) <= 4
-            and all(c in "0123456789abcdef" for c in first)
-            and (int(first, 16) & 0xFFC0 == 0xFE80 or int(first, 16) & 0xFE00 == 0xFC00)
-        ):
-            return None
-    else:
-        return None  # a name
-    return (
-        "{}: a public IP address; give a name, or a private, link-local, unique-local or "
-        "loopback address (rule 3)".format(host)
-    )
-
-
-def zone_label(zone):
-    """A vendor zone of the NTP Pool (one DNS label, like acme), lower-cased. ValueError."""
-    ok = isinstance(zone, str) and 0 < len(zone) <= 63 and zone[0] != "-" and zone[-1] != "-"
-    for c in zone if ok else "":
-        ok = ok and ("a" <= c.lower() <= "z" or "0" <= c <= "9" or c == "-")
-    if not ok:
-        raise ValueError("zone must be one DNS label such as acme")
-    return zone.lower()
-
-
-def _int_in(d, key, lo, hi, default, warnings):
-    v = d.get(key)
-    if v is None:
-        return default
-    if not isinstance(v, int) or isinstance(v, bool):
-        warnings.append("{}: not an integer, using {}".format(key, default))
-        return default
-    c = min(max(v, lo), hi)
-    if c != v:
-        warnings.append("{}: {} clamped to {}".format(key, v, c))
-    return c
-
-
-class Config:
-    """Validated settings. from_dict() clamps or drops every bad field and says why."""
-
-    def __init__(self):
-        self.servers = []  # [(host, port)], at most MAX_SOURCES
-        self.factory = None  # (host, port) used alone until the first good sync, or None
-        self.poll_min_s = _POOL_POLL_MIN_S  # s, after clamping to the safe floor
-        self.poll_max_s = _DEFAULT_POLL_MAX_S  # s
-        self.poll_max_explicit = False  # configured: the clock discipline may not exceed it
-        self.accuracy_ms = 100  # how far the clock may wander between polls (discipline.py)
-        self.warnings = []  # what was clamped or dropped, one sentence each
-
-    @staticmethod
-    def from_dict(d):
-        c = Config()
-        w = c.warnings
-        names = []
-        zone = d.get("zone")
-        if zone is not None:
-            try:
-                zone = zone_label(zone)
-                names = ["{}.{}.pool.ntp.org".format(i, zone) for i in range(4)]
-            except ValueError as e:
-                w.append("zone: {!r}: {}, ignored".format(zone, e.args[0]))
-        servers = d.get("servers") or []
-        if not isinstance(servers, list):
-            w.append("servers: not a list, ignored")
-            servers = []
-        for text in names + servers:
-            try:
-                hp = parse_server(text)
-            except ValueError as e:
-                w.append("servers: {}, ignored".format(e.args[0]))
-                continue
-            why = server_refusal(hp[0])
-            if why:
-                w.append("servers: {}, ignored".format(why))
-                continue
-            if hp in c.servers:
-                continue
-            if len(c.servers) == MAX_SOURCES:
-                w.append("servers: more than {}, {} ignored (rule 17)".format(MAX_SOURCES, text))
-                continue
-            c.servers.append(hp)
-        if d.get("factory_server") is not None:
-            try:
-                c.factory = parse_server(d["factory_server"])  # an IP address is fine here
-            except ValueError as e:
-                w.append("factory_server: {}, ignored".format(e.args[0]))
-        pool = any(h.endswith(_POOL_SUFFIX) for h, _ in c.servers)
-        lo = _POOL_POLL_MIN_S if pool else _LOCAL_POLL_MIN_S
-        c.poll_min_s = _int_in(d, "poll_min_s", lo, _POLL_MAX_LIMIT_S, max(lo, 1024), w)
-        lo = c.poll_min_s
-        c.poll_max_s = _int_in(
-            d, "poll_max_s", lo, _POLL_MAX_LIMIT_S, max(lo, _DEFAULT_POLL_MAX_S), w
-        )
-        c.poll_max_explicit = d.get("poll_max_s") is not None
-        # 1 ms is below what SNTP over the Internet can hold; a minute is no target at all
-        c.accuracy_ms = _int_in(d, "accuracy_ms", 1, 60_000, 100, w)
-        return c
-
-
-def _opt_int(v):
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-def _ints(xs):
-    """True when every item is an int (not a bool, not a float)."""
-    for x in xs:
-        if type(x) is not int:
-            return False
-    return True
-
-
 class Policy:
     """The scheduler. One instance per device; no module-level state (a fleet can run many)."""
 
@@ -344,7 +178,7 @@ class Policy:
         self.peers = {}  # address key -> Peer
         self.denied_wall = {}  # key text -> Unix s until which it is denied (persisted)
         self.listeners = []  # callables(event dict)
-        # [key text, Unix ms, ms] of the last _HOURLY_CAP sends, oldest first (R1, R2; persisted)
+        # [key text, Unix ms, ms] of the last HOURLY_CAP sends, oldest first (R1, R2; persisted)
         self.sent = []
         self.interval_s = config.poll_min_s  # current poll interval, s
         self.cap_s = None  # the clock discipline's longest safe interval, s (None: unknown)
@@ -352,7 +186,7 @@ class Policy:
         self.boots = 0  # boots seen in the persisted state
         self.short = 0  # consecutive short boots, this one included (the crash-loop guard)
         self.boot_ms = 0  # when this boot started
-        self.mark_ms = None  # the next uptime checkpoint (a save), None: past _LONG_BOOT_MS
+        self.mark_ms = None  # the next uptime checkpoint (a save), None: past LONG_BOOT_MS
         self.quiet_ms = None  # the crash-loop guard: no request before this
         self.rr = 0  # rotation index into sources
         self.due_ms = None  # next time poll() has something to do; None: never
@@ -405,8 +239,9 @@ class Policy:
             s.t_ms = back(s.t_ms)
 
     # ---- start-up and persistence ---------------------------------------------------------
-    def start(self, now_ms, wall_us, state=None, wake=False):
-        """Begin at now_ms, with the persisted state of the last run (a dict, or None).
+    def start(self, now_ms, wall_us, saved=None, wake=False):
+        """Begin at now_ms, with the persisted state of the last run (a state.Saved; None:
+        nothing saved).
 
         wake: True, a wake from deep sleep (the RTC ran on); None, the reset cause is unknown
         (counted as a short boot); False, a power-on or reset."""
@@ -414,10 +249,10 @@ class Policy:
         self.mark_ms = now_ms + _MARK_FIRST_MS
         valid = wall_us >= self.floor_us
         woke = wake is True  # the RTC ran on: its differences hold, valid or not
-        short = self._load(state, now_ms, wall_us, wake is None, woke)
+        short = self._restore(saved) if saved is not None else wake is None
         if not woke:
             self.boots += 1
-            self.short = min(self.short + 1, _SHORT_MAX) if short else 0
+            self.short = min(self.short + 1, SHORT_MAX) if short else 0
         self.dirty = True
         if self.factory_source is not None and self.last_sync_unix_s is None:
             self.sources = [self.factory_source]
@@ -434,7 +269,7 @@ class Policy:
                 delay = max(delay, self._backoff_ms(valid))
             if self.short and self.sent:  # the crash-loop guard, from the last request
                 wait = self._jitter(
-                    min(_MARK_FIRST_MS << min(self.short, _CRASH_SHIFT_TOP), _HOUR_MS)
+                    min(_MARK_FIRST_MS << min(self.short, _CRASH_SHIFT_TOP), HOUR_MS)
                 )
                 self.quiet_ms = self.sent[-1][2] + wait
                 delay = max(delay, self.quiet_ms - now_ms)
@@ -451,7 +286,7 @@ class Policy:
             if self.fails > 0:
                 longest = max(longest, _BACKOFF_MAX_MS)
             longest = max(longest + longest // _JITTER_DIV, _STARTUP_VALID_MS)
-            delay = max(delay, min(until_due, longest, _POLL_MAX_LIMIT_S * 1000))
+            delay = max(delay, min(until_due, longest, _POLL_TOP_S * 1000))
         self._schedule(
             now_ms, max(0, delay), wall_us, "start", clock_valid=valid, short=self.short
         )
@@ -473,140 +308,34 @@ class Policy:
         d = self.due_ms
         if d is None:
             return None
-        if len(self.sent) >= _HOURLY_CAP:
-            d = max(d, self.sent[0][2] + _HOUR_MS)
+        if len(self.sent) >= HOURLY_CAP:
+            d = max(d, self.sent[0][2] + HOUR_MS)
         return max(0, d - now_ms)
 
-    def _load(self, st, now_ms, wall_us, unknown_cause, woke=False):
-        """Restore the persisted state; True when the boot before this one was short (or
-        cannot be told: an unreadable state, an older one, an unknown reset cause)."""
-        w = ["reset cause unknown, counted as a short boot"] if unknown_cause else []
-        if st is None:  # the first boot
-            return self._warn(w, unknown_cause)
-        if not isinstance(st, dict) or st.get("v") != _STATE_VERSION:
-            self.boots = 1  # there was a boot before
-            return self._warn(["unreadable, counted as a short boot"])
-        c = self.config
-        self.fails = _int_in(st, "fails", 0, 64, 0, w)
-        self.boots = _int_in(st, "boots", 1, 1 << 30, 1, w)  # a state: booted before
-        self.short = _int_in(st, "short", 0, _SHORT_MAX, 1, w)
-        self.rr = _int_in(st, "rr", 0, MAX_SOURCES - 1, 0, w)  # the rotation goes on
-        up = st.get("up")
-        short = bool(unknown_cause or st.get("open") is not False or w)  # died mid-exchange
-        if type(up) is not int or up < 0:
-            w.append("no uptime saved, counted as a short boot")
-            short = True
-        elif up < _LONG_BOOT_MS:
-            short = True
-        top = c.poll_max_s if c.poll_max_explicit else _POLL_MAX_LIMIT_S
-        self.interval_s = _int_in(st, "interval_s", c.poll_min_s, top, c.poll_min_s, w)
-        self.last_sync_unix_s = _opt_int(st.get("last_sync_unix_s"))
-        self.next_due_unix_s = _opt_int(st.get("next_due_unix_s"))
-        valid = wall_us >= self.floor_us
-        at = st.get("saved_ms")
-        # the clock counts the time between the save and now: valid then and now, or it ran on
-        # through a deep sleep (a never-set clock too)
-        wall_ok = type(at) is int and (woke or valid and at * 1000 >= self.floor_us)
-        sent = st.get("sent")
-        if not isinstance(sent, list):
-            sent = []
-        # R1, R2 across restarts: the last hour's sends, each as the uptime since it at the
-        # save (the time the board was off counts as nothing: no clock needed), or by the
-        # wall clock when it was valid then and is now and says longer
-        for item in sent[-_HOURLY_CAP:]:
-            ok = isinstance(item, list) and 1 < len(item) < 4 and isinstance(item[0], str)
-            if not (ok and _ints(item[1:])):
-                continue
-            ago = item[2] if len(item) == 3 and item[2] >= 0 else 0  # older: just sent
-            if wall_ok:
-                ago = max(ago, wall_us // 1000 - item[1])
-            if ago < _HOUR_MS:
-                # +1: the saved time was truncated to the ms; and the slack: the saved
-                # times moved by a whole correction at once, which the discipline may
-                # still be slewing in: the floor must not come short
-                sent_ms = now_ms - ago + 1 + _SLEW_SLACK_MS
-                self.sent.append([item[0], item[1], sent_ms])
-                peer = self._peer_by_text(item[0])
-                if peer.last_send_ms is None or peer.last_send_ms < sent_ms:
-                    peer.last_send_ms = sent_ms
-        self.sent.sort(key=lambda x: x[2])
-        denied = st.get("denied")
-        if isinstance(denied, dict):
-            for k, until in denied.items():
-                if not isinstance(until, int) or not isinstance(k, str):
-                    continue
-                # with an invalid clock we cannot tell how long is left: keep a full hold
-                left_s = until - wall_us // 1_000_000 if valid else _DENY_HOLD_S
-                if left_s > 0:
-                    self.denied_wall[k] = until
-                    self._peer_by_text(k).denied_until_ms = (
-                        now_ms + min(left_s, _DENY_HOLD_S) * 1000
-                    )
-        # RATE holds: ms left at the save; by the wall clock only when it was valid then
-        # and is now, else they start again at this boot (longer, never shorter)
-        rate = st.get("rate")
-        gone = max(0, wall_us // 1000 - at - _SLEW_SLACK_MS) if wall_ok else 0
-        if not isinstance(rate, dict):
-            w.append("rate: none restored")
-            rate = {}
-        for k, v in rate.items():
-            if not isinstance(k, str):
-                continue
-            ok = isinstance(v, list) and len(v) == 3 and _ints(v)
-            if ok:
-                gap, hold, until = v
-                ok = (
-                    0 < gap <= _RATE_GAP_TOP
-                    and 0 <= hold <= gap
-                    and 0 < until <= gap + _RATE_HOLD_MS
-                )
-            if not ok:  # unreadable: held as long as a RATE alone can hold it
-                w.append("rate: {} unreadable, held".format(k))
-                gap = hold = _RATE_MAX_MS
-                until = gap + _RATE_HOLD_MS
-            if until - gone > 0:
-                peer = self._peer_by_text(k)
-                peer.rate_gap_ms = gap
-                peer.rate_until_ms = now_ms + until - gone
-                sent = now_ms + max(0, hold - gone) - gap  # asked again once the hold is over
-                if peer.last_send_ms is None or peer.last_send_ms < sent:
-                    peer.last_send_ms = sent
-        return self._warn(w, short)
-
-    def _warn(self, w, ret=True):
-        if w:
-            self.emit("config", warning="state: " + "; ".join(w))
-        return ret
-
-    def state(self, wall_us=None):
-        """The dict to persist (small, JSON-able). Call when self.dirty, then clear it.
-        wall_us: the clock now, which dates the RATE holds (when it is valid)."""
-        now = self.now_ms
-        rate = {}
-        for k, p in self.peers.items():
-            if p.rate_until_ms > now:
-                left = 0 if p.last_send_ms is None else p.last_send_ms + p.rate_gap_ms - now
-                rate[k[1] if k[0] == "text" else key_text(k)] = [
-                    p.rate_gap_ms,
-                    min(max(0, left), p.rate_gap_ms),
-                    p.rate_until_ms - now,
-                ]
-        return {
-            "rate": rate,
-            "saved_ms": wall_us // 1000 if wall_us is not None else None,
-            "v": _STATE_VERSION,
-            "fails": self.fails,
-            "boots": self.boots,
-            "short": self.short,
-            "rr": self.rr,
-            "up": now - self.boot_ms,  # this boot's uptime: was it short (the guard)
-            "open": self.awaiting,  # a request in flight: the boot died in it, if the last
-            "interval_s": self.interval_s,
-            "last_sync_unix_s": self.last_sync_unix_s,
-            "next_due_unix_s": self.next_due_unix_s,
-            "denied": dict(self.denied_wall),
-            "sent": [[x[0], x[1], now - x[2]] for x in self.sent],
-        }
+    def _restore(self, sv):
+        """Take a saved state (state.Saved) in; True when the boot before this one was short
+        (or cannot be told: an unreadable state, an older one, an unknown reset cause)."""
+        self.fails, self.boots, self.short, self.rr = sv.fails, sv.boots, sv.shorts, sv.rr
+        if not sv.first:
+            self.interval_s = sv.interval_s or self.interval_s
+            self.last_sync_unix_s = sv.last_sync_unix_s
+            self.next_due_unix_s = sv.next_due_unix_s
+        self.sent = sv.sent
+        for text, _, sent_ms in sv.sent:
+            peer = self._peer_by_text(text)
+            if peer.last_send_ms is None or peer.last_send_ms < sent_ms:
+                peer.last_send_ms = sent_ms
+        for text, until_s, until_ms in sv.denied:
+            self.denied_wall[text] = until_s
+            self._peer_by_text(text).denied_until_ms = until_ms
+        for text, gap, until_ms, sent_ms in sv.rate:
+            peer = self._peer_by_text(text)
+            peer.rate_gap_ms, peer.rate_until_ms = gap, until_ms
+            if peer.last_send_ms is None or peer.last_send_ms < sent_ms:
+                peer.last_send_ms = sent_ms
+        if sv.warnings:
+            self.emit("config", warning="state: " + "; ".join(sv.warnings))
+        return sv.short
 
     def _peer_by_text(self, text):
         # denied entries are persisted as text; peers are keyed by (ip, port)
@@ -632,7 +361,7 @@ class Policy:
         if m is not None and now_ms >= m:  # an uptime checkpoint: save it
             self.dirty = True
             m -= self.boot_ms
-            self.mark_ms = None if m >= _LONG_BOOT_MS else self.boot_ms + 2 * m
+            self.mark_ms = None if m >= LONG_BOOT_MS else self.boot_ms + 2 * m
         if self.due_ms is None or now_ms < self.due_ms or self.awaiting:
             return None
         if not self.sources:  # only a factory server was configured, and it has done its job
@@ -643,11 +372,11 @@ class Policy:
             self.tried, self.samples = [], []
             self.fails += 1  # R4: counted before the round, undone by success
             self.dirty = True
-        # R2: the hourly ceiling, whatever else happens (sent holds the last _HOURLY_CAP)
+        # R2: the hourly ceiling, whatever else happens (sent holds the last HOURLY_CAP)
         sent = self.sent
-        if len(sent) >= _HOURLY_CAP and now_ms - sent[0][2] < _HOUR_MS:
-            self.due_ms = sent[0][2] + _HOUR_MS
-            self.emit("hold", reason="hourly cap", cap=_HOURLY_CAP, wait_ms=self.due_ms - now_ms)
+        if len(sent) >= HOURLY_CAP and now_ms - sent[0][2] < HOUR_MS:
+            self.due_ms = sent[0][2] + HOUR_MS
+            self.emit("hold", reason="hourly cap", cap=HOURLY_CAP, wait_ms=self.due_ms - now_ms)
             return None
         src, wait_ms = self._pick(now_ms)
         if src is None:
@@ -665,7 +394,7 @@ class Policy:
             peer.gap_ms = now_ms - peer.last_send_ms
         peer.last_send_ms = now_ms
         sent.append([key_text(addr.key), wall_us // 1000, now_ms])
-        if len(sent) > _HOURLY_CAP:
+        if len(sent) > HOURLY_CAP:
             sent.pop(0)
         self.dirty = True  # a restart must know this send (R1, R2)
         self.tried.append(src)
@@ -719,7 +448,7 @@ class Policy:
                 gap = max(gap, peer.rate_gap_ms)
             if peer.last_send_ms is not None and now_ms - peer.last_send_ms < gap:
                 left = gap - (now_ms - peer.last_send_ms)
-                if left <= _MIN_GAP_MS + _SLEW_SLACK_MS:  # only the hard floor: worth waiting
+                if left <= _MIN_GAP_MS + SLEW_SLACK_MS:  # only the hard floor: worth waiting
                     short_wait = left if short_wait is None else min(short_wait, left)
                 continue
             if not dry:
@@ -799,21 +528,21 @@ class Policy:
         fields = {}
         if code == "RATE":
             gap = min(
-                max(_RATE_MIN_MS, 2 * self.interval_s * 1000, 2 * peer.rate_gap_ms), _RATE_MAX_MS
+                max(_RATE_MIN_MS, 2 * self.interval_s * 1000, 2 * peer.rate_gap_ms), RATE_MAX_MS
             )
             if peer.rate_until_ms > now_ms:  # a further RATE: never shorter than the last
                 peer.rate_gap_ms = max(gap, peer.rate_gap_ms)
             else:  # the first: the gap this address saw, doubled (not compounded after)
-                peer.rate_gap_ms = max(gap, 2 * min(peer.gap_ms, _POLL_MAX_LIMIT_S * 1000))
-            peer.rate_until_ms = now_ms + peer.rate_gap_ms + _RATE_HOLD_MS
+                peer.rate_gap_ms = max(gap, 2 * min(peer.gap_ms, _POLL_TOP_S * 1000))
+            peer.rate_until_ms = now_ms + peer.rate_gap_ms + RATE_HOLD_MS
             self.dirty = True  # kept across reboots (R1)
             fields["gap_ms"] = peer.rate_gap_ms
         elif code == "DENY" or code == "RSTR":
-            peer.denied_until_ms = now_ms + _DENY_HOLD_S * 1000
-            self.denied_wall[key_text(key)] = wall_us // 1_000_000 + _DENY_HOLD_S
+            peer.denied_until_ms = now_ms + DENY_HOLD_S * 1000
+            self.denied_wall[key_text(key)] = wall_us // 1_000_000 + DENY_HOLD_S
             self.dirty = True
             src.want_resolve = True
-            fields["hold_s"] = _DENY_HOLD_S
+            fields["hold_s"] = DENY_HOLD_S
         else:  # unknown or X...: no protocol meaning, a failed exchange (with backoff)
             src.addr_fails += 1
         self.emit("kod", server=src.label, address=key_text(key), code=code, **fields)
@@ -888,11 +617,11 @@ class Policy:
 
     def max_interval_s(self):
         """The interval's ceiling: poll_max_s, or what the clock discipline allows (up to
-        _POLL_MAX_LIMIT_S when the drift is well known) unless poll_max_s was configured."""
+        _POLL_TOP_S when the drift is well known) unless poll_max_s was configured."""
         c = self.config
         if self.cap_s is None:
             return c.poll_max_s
-        top = c.poll_max_s if c.poll_max_explicit else _POLL_MAX_LIMIT_S
+        top = c.poll_max_s if c.poll_max_explicit else _POLL_TOP_S
         return max(c.poll_min_s, min(self.cap_s, top))
 
     def set_interval_cap(self, cap_s, now_ms):

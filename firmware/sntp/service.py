@@ -32,7 +32,7 @@ from .compat import const
 from .keeper import Keeper
 from .exchange import unix_us
 from .net import Net, NetError
-from .policy import Config
+from .schema import Config
 
 _STALL_MS = const(1_000)  # the policy had nothing to do at its own wake-up time: a bug, wait
 _REBASE_AT_MS = const(1 << 29)  # 6.2 days: then
@@ -57,7 +57,7 @@ class Service:
     ):
         if not isinstance(config, Config):
             config = Config.from_dict(config)
-        self.config = config  # policy.Config
+        self.config = config  # schema.Config
         self.net = net if net is not None else Net()
         self.clock = clock if clock is not None else client.SystemClock()
         self.rtc = rtc  # adjust(offset_us), or None

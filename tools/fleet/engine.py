@@ -13,7 +13,7 @@ import sys
 import time
 import zlib
 
-from sntp import policy as pol
+from sntp import schema
 
 from .clients import MODELS, SntpClient
 from .model import DAY_MS, FastOscillator, Stats, World
@@ -67,7 +67,7 @@ class Shard:
         conf = dict(sc.sntp_config)
         if accuracy_ms is not None:  # fleet run --accuracy-ms, make bench's per-scenario budgets
             conf["accuracy_ms"] = accuracy_ms
-        config = pol.Config.from_dict(conf)
+        config = schema.Config.from_dict(conf)
         self.rand = FastRand(self.rng).below
         self.devs = []
         self.heap = []

@@ -21,6 +21,8 @@ ORDER = (
     "sntp.policy",
     "sntp.discipline",
     "sntp.keeper",
+    "sntp.schema",
+    "sntp.state",
     "sntp.store",
     "sntp.client",
     "sntp.service",

@@ -1,0 +1,187 @@
+# The saved state's format: what the policy keeps across restarts (R1, R2, R4, R8 of
+# policy.py), read back into this boot's terms and written out. The Keeper reads it at boot
+# (read(): a Saved, which Policy.start() takes) and writes it when the policy's state changed
+# (write()); the discipline's own part rides along under "discipline" (discipline.py).
+#
+# A small JSON object, version "v": 1:
+#   fails, boots, short, rr    ints: failed rounds, boots seen, short boots in a row, rotation
+#   up, open                   this boot's uptime ms at the save; a request was in flight
+#   interval_s                 the poll interval
+#   last_sync_unix_s, next_due_unix_s, saved_ms   wall times (None while the clock is invalid)
+#   sent                       [[address, Unix ms, ms since]] of the last hour's sends (R1, R2)
+#   denied                     {address: Unix s} DENY/RSTR holds
+#   rate                       {address: [gap ms, ms left of it, ms left of the hold]} RATE holds
+# Anything unreadable counts against sending: a field out of range is clamped or dropped with
+# a warning, the boot counted as short, a hold unreadable as long as a RATE alone can set.
+from .compat import const, ints
+from .policy import (
+    DENY_HOLD_S,
+    HOUR_MS,
+    HOURLY_CAP,
+    LONG_BOOT_MS,
+    RATE_GAP_TOP,
+    RATE_HOLD_MS,
+    RATE_MAX_MS,
+    SHORT_MAX,
+    SLEW_SLACK_MS,
+    key_text,
+)
+from .schema import MAX_SOURCES, SCHEMA
+
+_VERSION = const(1)
+
+
+class Saved:
+    """A saved state in this boot's terms: ms on the boot's now_ms count."""
+
+    def __init__(self):
+        self.first = True  # nothing saved: the first boot
+        self.short = True  # the boot before was short (or cannot be told)
+        self.fails = 0
+        self.boots = 0
+        self.shorts = 0  # short boots in a row before this one
+        self.rr = 0
+        self.interval_s = None
+        self.last_sync_unix_s = None
+        self.next_due_unix_s = None
+        self.sent = []  # [key text, Unix ms, sent at ms], oldest first
+        self.denied = []  # (key text, until Unix s, until ms)
+        self.rate = []  # (key text, gap ms, until ms, as if last sent at ms)
+        self.warnings = []
+
+
+def _int_in(d, key, lo, hi, default, warnings):
+    v = d.get(key)
+    if v is None:
+        return default
+    if type(v) is not int:
+        warnings.append("{}: not an integer, using {}".format(key, default))
+        return default
+    c = min(max(v, lo), hi)
+    if c != v:
+        warnings.append("{}: {} clamped to {}".format(key, v, c))
+    return c
+
+
+def _opt_int(v):
+    return v if type(v) is int else None
+
+
+def read(st, now_ms, wall_us, floor_us, config, wake=False):
+    """The dict a store loaded (None: none) as a Saved. wake as Policy.start's: True, the
+    RTC ran on; None, the reset cause is unknown (a short boot)."""
+    s = Saved()
+    w = s.warnings
+    if wake is None:
+        w.append("reset cause unknown, counted as a short boot")
+    if st is None:  # the first boot
+        s.short = wake is None
+        return s
+    s.first = False
+    if not isinstance(st, dict) or st.get("v") != _VERSION:
+        s.boots = 1  # there was a boot before
+        s.warnings = ["unreadable, counted as a short boot"]
+        return s
+    c = config
+    s.fails = _int_in(st, "fails", 0, 64, 0, w)
+    s.boots = _int_in(st, "boots", 1, 1 << 30, 1, w)  # a state: booted before
+    s.shorts = _int_in(st, "short", 0, SHORT_MAX, 1, w)
+    s.rr = _int_in(st, "rr", 0, MAX_SOURCES - 1, 0, w)  # the rotation goes on
+    up = st.get("up")
+    short = bool(wake is None or st.get("open") is not False or w)  # died mid-exchange
+    if type(up) is not int or up < 0:
+        w.append("no uptime saved, counted as a short boot")
+        short = True
+    elif up < LONG_BOOT_MS:
+        short = True
+    top = c.poll_max_s if c.poll_max_explicit else SCHEMA["poll_max_s"][3]
+    s.interval_s = _int_in(st, "interval_s", c.poll_min_s, top, c.poll_min_s, w)
+    s.last_sync_unix_s = _opt_int(st.get("last_sync_unix_s"))
+    s.next_due_unix_s = _opt_int(st.get("next_due_unix_s"))
+    valid = wall_us >= floor_us
+    at = st.get("saved_ms")
+    # the clock counts the time between the save and now: valid then and now, or it ran on
+    # through a deep sleep (a never-set clock too)
+    wall_ok = type(at) is int and (wake is True or valid and at * 1000 >= floor_us)
+    sent = st.get("sent")
+    if not isinstance(sent, list):
+        sent = []
+    # R1, R2 across restarts: the last hour's sends, each as the uptime since it at the save
+    # (the time the board was off counts as nothing: no clock needed), or by the wall clock
+    # when it was valid then and is now and says longer
+    for item in sent[-HOURLY_CAP:]:
+        ok = isinstance(item, list) and 1 < len(item) < 4 and isinstance(item[0], str)
+        if not (ok and ints(item[1:])):
+            continue
+        ago = item[2] if len(item) == 3 and item[2] >= 0 else 0  # older: just sent
+        if wall_ok:
+            ago = max(ago, wall_us // 1000 - item[1])
+        if ago < HOUR_MS:
+            # +1: the saved time was truncated to the ms; and the slack: the saved times
+            # moved by a whole correction at once, which the discipline may still be slewing
+            # in: the floor must not come short
+            s.sent.append([item[0], item[1], now_ms - ago + 1 + SLEW_SLACK_MS])
+    s.sent.sort(key=lambda x: x[2])
+    denied = st.get("denied")
+    if isinstance(denied, dict):
+        for k, until in denied.items():
+            if not isinstance(until, int) or not isinstance(k, str):
+                continue
+            # with an invalid clock we cannot tell how long is left: keep a full hold
+            left_s = until - wall_us // 1_000_000 if valid else DENY_HOLD_S
+            if left_s > 0:
+                s.denied.append((k, until, now_ms + min(left_s, DENY_HOLD_S) * 1000))
+    # RATE holds: ms left at the save; by the wall clock only when it was valid then and is
+    # now, else they start again at this boot (longer, never shorter)
+    rate = st.get("rate")
+    gone = max(0, wall_us // 1000 - at - SLEW_SLACK_MS) if wall_ok else 0
+    if not isinstance(rate, dict):
+        w.append("rate: none restored")
+        rate = {}
+    for k, v in rate.items():
+        if not isinstance(k, str):
+            continue
+        ok = isinstance(v, list) and len(v) == 3 and ints(v)
+        if ok:
+            gap, hold, until = v
+            ok = 0 < gap <= RATE_GAP_TOP and 0 <= hold <= gap and 0 < until <= gap + RATE_HOLD_MS
+        if not ok:  # unreadable: held as long as a RATE alone can hold it
+            w.append("rate: {} unreadable, held".format(k))
+            gap = hold = RATE_MAX_MS
+            until = gap + RATE_HOLD_MS
+        if until - gone > 0:  # asked again once the hold is over
+            s.rate.append((k, gap, now_ms + until - gone, now_ms + max(0, hold - gone) - gap))
+    s.short = short
+    return s
+
+
+def write(p, wall_us=None):
+    """Policy p's state as the dict to save (small, JSON-able). wall_us: the clock now, which
+    dates the RATE holds (when it is valid)."""
+    now = p.now_ms
+    rate = {}
+    for k, peer in p.peers.items():
+        if peer.rate_until_ms > now:
+            last = peer.last_send_ms
+            left = 0 if last is None else last + peer.rate_gap_ms - now
+            rate[k[1] if k[0] == "text" else key_text(k)] = [
+                peer.rate_gap_ms,
+                min(max(0, left), peer.rate_gap_ms),
+                peer.rate_until_ms - now,
+            ]
+    return {
+        "rate": rate,
+        "saved_ms": wall_us // 1000 if wall_us is not None else None,
+        "v": _VERSION,
+        "fails": p.fails,
+        "boots": p.boots,
+        "short": p.short,
+        "rr": p.rr,
+        "up": now - p.boot_ms,  # this boot's uptime: was it short (the guard)
+        "open": p.awaiting,  # a request in flight: the boot died in it, if the last
+        "interval_s": p.interval_s,
+        "last_sync_unix_s": p.last_sync_unix_s,
+        "next_due_unix_s": p.next_due_unix_s,
+        "denied": dict(p.denied_wall),
+        "sent": [[x[0], x[1], now - x[2]] for x in p.sent],
+    }
