@@ -162,7 +162,9 @@ def check_attack_changed_nothing(days, clock_error_us, seed):
     assert p.kods == 0 and p.denied_wall == {}
     for peer in p.peers.values():
         assert peer.rate_gap_ms == 0 and peer.denied_until_ms == 0
-    assert state.write(p) == state.write(cd.policy)  # the same backoff, interval and persisted state
+    assert state.write(p) == state.write(
+        cd.policy
+    )  # the same backoff, interval and persisted state
     # every real reply was still accepted
     answered = sum(len(s.requests) for k, s in w.servers.items() if k != ("10.0.0.4", 123))
     silent = len(w.servers[("10.0.0.4", 123)].requests)

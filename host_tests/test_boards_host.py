@@ -212,9 +212,9 @@ def test_tz_installs_and_runs_on_its_own(tmp_path):
     assert r.returncode == 0 and r.stdout.strip() == "3600", r.stderr
 
 
-def test_the_board_program_on_a_core_only_firmware_names_the_missing_extra(tmp_path):
-    # sntp with the core's modules only (as frozen alone): the board program starts, and its
-    # settings say in one line which extra to freeze instead of an ImportError
+def test_the_board_program_on_a_core_only_firmware_reads_its_settings(tmp_path):
+    # sntp with the core's modules only (as frozen alone): the board program starts and
+    # reads its settings with sntp.schema (the core's), so its time service runs too
     lib = tmp_path / "lib"
     (lib / "sntp").mkdir(parents=True)
     for m in core_modules():
@@ -230,8 +230,9 @@ def test_the_board_program_on_a_core_only_firmware_names_the_missing_extra(tmp_p
     r = micropython(script, path, ROOT)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].startswith("board: sntp.config is not in this firmware: freeze sntp-console")
-    assert lines[1:] == ["None", "imported"], r.stdout
+    assert lines[0] == "config: /nonexistent/config.json not found: no Wi-Fi, no NTP servers"
+    assert lines[1].startswith("{") and "'wifi_ssid': ''" in lines[1], r.stdout
+    assert lines[2:] == ["imported"], r.stdout
 
 
 def micropython(script, path, cwd):

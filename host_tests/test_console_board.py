@@ -96,8 +96,9 @@ def test_a_line_without_the_console_module_says_so_once_and_the_board_goes_on():
     printed = []
     try:
         entered = asyncio.run(
-            serialconsole.boot_window(fresh("none.json"), FakeSerial(b"\r").reader(),
-                                      printed.append, 2_000)
+            serialconsole.boot_window(
+                fresh("none.json"), FakeSerial(b"\r").reader(), printed.append, 2_000
+            )
         )
     finally:
         if saved is None:

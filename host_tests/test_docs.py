@@ -119,8 +119,9 @@ SUFFIX = {"_US": "us", "_MS": "ms", "_S": "s", "_PPB": "ppb", "_PPM": "ppm"}
 def constant(name):
     import importlib
 
-    for mod in ("policy", "discipline", "exchange", "client", "service", "console", "config",
-                "net", "timestamp", "aio", "dns"):  # fmt: skip
+    for mod in ("policy", "sources", "vote", "state", "schema", "keeper", "discipline",
+                "exchange", "client", "service", "console", "config", "net", "timestamp", "aio",
+                "dns"):  # fmt: skip
         m = importlib.import_module("sntp." + mod)
         for n in (name, "_" + name):  # a private const() is an attribute on CPython too
             if hasattr(m, n):

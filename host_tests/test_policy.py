@@ -7,7 +7,7 @@
 import simdev as sim
 
 from sntp import policy as pol
-from sntp import schema, state
+from sntp import schema, sources, state
 
 T0 = 1_800_000_000_000_000  # true time at the start, Unix us (2027)
 DAY_MS = 86_400_000
@@ -28,11 +28,6 @@ RATE_MIN_MS = 600_000  # rule 5: after a RATE, at least 10 minutes
 RATE_MAX_MS = 8_192_000  # 2**13 s from RATE alone (RFC 8633 5.4)
 RERESOLVE_MIN_MS = 3_600_000  # rule 16: a name is re-resolved at most hourly after failures
 ADDR_FAILS_SWITCH = 2  # an address that failed twice in a row is dropped for the next
-
-
-def start_with(p, now_ms, wall_us, st, wake=False):
-    """Policy.start with a saved dict, read as the Keeper reads it."""
-    p.start(now_ms, wall_us, state.read(st, now_ms, wall_us, p.floor_us, p.config, wake), wake)
 
 
 class Rng:
@@ -434,7 +429,7 @@ def test_persisted_state_garbage_is_ignored():
         {"v": 99},
     ):
         p = pol.Policy(cfg, Rng(1).below)
-        start_with(p, 0, T0, junk)
+        p.start(0, T0, junk)
         assert p.fails == 0 and p.interval_s == cfg.poll_min_s
         assert 0 <= p.due_ms <= STARTUP_VALID_MS
 
@@ -543,24 +538,24 @@ def test_rate_holds_from_an_older_or_garbage_state_get_a_safe_default_and_one_wa
         p = pol.Policy(cfg, Rng(1).below)
         events = []
         p.subscribe(events.append)
-        start_with(p, 0, T0, st)
+        p.start(0, T0, st)
         warned = [e for e in events if e["event"] == "config"]
         assert len(warned) == 1 and "rate" in warned[0]["warning"], (st, warned)
         assert p.due_ms >= REBOOT_MIN_MS  # a state means a boot before: a reboot's wait
-        peer = p._peer(("10.0.0.1", 123))
+        peer = sources.peer_of(p.peers, ("10.0.0.1", 123))
         if rate_held:  # unreadable: held as long as a RATE alone can hold it
             assert peer.rate_gap_ms >= RATE_MAX_MS and peer.last_send_ms == 0, st
         else:
             assert peer.rate_until_ms == 0 and peer.last_send_ms is None, st
     # a state saved by this version restores without a warning
     p = pol.Policy(cfg, Rng(1).below)
-    start_with(p, 0, T0, held[2][0])
+    p.start(0, T0, held[2][0])
     p2 = pol.Policy(cfg, Rng(1).below)
     events = []
     p2.subscribe(events.append)
-    start_with(p2, 0, T0, state.write(p, T0))
+    p2.start(0, T0, state.write(p, T0))
     assert [e for e in events if e["event"] == "config"] == []
-    assert p2._peer(("10.0.0.1", 123)).rate_gap_ms == RATE_MAX_MS
+    assert sources.peer_of(p2.peers, ("10.0.0.1", 123)).rate_gap_ms == RATE_MAX_MS
 
 
 def test_a_rate_is_saved_at_once_before_the_round_goes_on():
@@ -600,7 +595,7 @@ def test_an_unreadable_or_older_state_or_an_unknown_reset_cause_is_a_short_boot(
         p = pol.Policy(cfg, Rng(1).below)
         events = []
         p.subscribe(events.append)
-        start_with(p, t_ms, 0, st, wake)  # the clock reads 1970
+        p.start(t_ms, 0, st, wake)  # the clock reads 1970
         warned = [e["warning"] for e in events if e["event"] == "config"]
         short = p.short > 0
         assert short == (st is not cases[0][0]), (st, wake, p.short)
@@ -629,21 +624,21 @@ def test_a_wake_from_deep_sleep_decides_from_the_saved_due_time_alone():
         "saved_ms": (now_s - 600) * 1000,
     }
     p = pol.Policy(cfg, Rng(1).below)
-    start_with(p, 0, now_s * 1_000_000, dict(st), True)
+    p.start(0, now_s * 1_000_000, dict(st), True)
     assert p.due(0) == 1_096_000 and p.boots == 3 and p.short == 2  # not a boot
     p = pol.Policy(cfg, Rng(1).below)
-    start_with(p, 0, now_s * 1_000_000, dict(st, next_due_unix_s=now_s - 5), True)
+    p.start(0, now_s * 1_000_000, dict(st, next_due_unix_s=now_s - 5), True)
     assert p.due(0) == 0  # fell due while asleep: at once, no start-up spread
     # a clock never set (1970) ran on through the sleep too: its differences still count
     p = pol.Policy(cfg, Rng(1).below)
-    start_with(p, 0, 100_000_000, dict(st, saved_ms=40_000, next_due_unix_s=130), True)
+    p.start(0, 100_000_000, dict(st, saved_ms=40_000, next_due_unix_s=130), True)
     assert p.due(0) == 30_000 and p.boots == 3 and p.short == 2
     p = pol.Policy(cfg, Rng(1).below)
-    start_with(p, 0, 100_000_000, dict(st, saved_ms=40_000, next_due_unix_s=130), False)
+    p.start(0, 100_000_000, dict(st, saved_ms=40_000, next_due_unix_s=130), False)
     assert p.due(0) >= REBOOT_MIN_MS and p.boots == 4 and p.short == 3  # a reset: a boot
     sent = [["10.0.0.1:123", (now_s - 60) * 1000, 0] for _ in range(HOURLY_CAP)]
     p = pol.Policy(cfg, Rng(1).below)
-    start_with(p, 0, now_s * 1_000_000, dict(st, next_due_unix_s=now_s - 5, sent=sent), True)
+    p.start(0, now_s * 1_000_000, dict(st, next_due_unix_s=now_s - 5, sent=sent), True)
     assert p.due(0) == HOUR_MS - 60_000 + 1 + 250  # the hourly cap: not due before then
 
 

@@ -321,7 +321,7 @@ def state(fails, drift_ppb, denied):
     cfg = Config.from_dict({"zone": "acme"})
     p = Policy(cfg, lambda n: 0)
     st = {"v": 1, "fails": fails, "denied": denied}
-    p.start(0, T_UNIX_US, saved_state.read(st, 0, T_UNIX_US, p.floor_us, cfg))
+    p.start(0, T_UNIX_US, st)
     d = Discipline()
     d.load({"v": 1, "drift_ppb": drift_ppb, "samples": [drift_ppb] * 3})
     out = saved_state.write(p)
@@ -335,7 +335,7 @@ def restored(st):
     p = Policy(cfg, lambda n: 0)
     d = Discipline()
     d.load(st.get("discipline") if isinstance(st, dict) else None)
-    p.start(0, T_UNIX_US, saved_state.read(st, 0, T_UNIX_US, p.floor_us, cfg))
+    p.start(0, T_UNIX_US, st)
     return p.fails, d.drift_ppb, sorted(p.denied_wall)
 
 

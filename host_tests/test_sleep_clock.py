@@ -123,7 +123,7 @@ def test_an_offset_within_the_clocks_own_bound_needs_no_majority():
     p.sync_now(0)
     a = p.poll(0, wall)
     # 2 s off, on a valid clock: above the 1 s rule, but the clock said it may be 3 s wrong
-    corr = p.result(a[1], a[2], Reply(2_000_000), 50, wall, expect_us=3_000_000)
+    corr = p.result(a.src, a.addr, Reply(2_000_000), 50, wall, expect_us=3_000_000)
     assert corr is not None and corr.offset_us == 2_000_000 and corr.root_us == 10_000
 
 
@@ -131,16 +131,16 @@ def test_an_offset_outside_the_bound_still_needs_a_majority():
     p, wall = four_server_policy()
     p.sync_now(0)
     a = p.poll(0, wall)
-    assert p.result(a[1], a[2], Reply(2_000_000), 50, wall, expect_us=500_000) is None
+    assert p.result(a.src, a.addr, Reply(2_000_000), 50, wall, expect_us=500_000) is None
     p, wall = four_server_policy()
     p.sync_now(0)
     a = p.poll(0, wall)
-    assert p.result(a[1], a[2], Reply(2_000_000), 50, wall) is None  # no bound: 1 s rule
+    assert p.result(a.src, a.addr, Reply(2_000_000), 50, wall) is None  # no bound: 1 s rule
     p, wall = four_server_policy()
     p.sync_now(0)
     a = p.poll(0, wall)
     # under a second, but outside the bound: a majority (once, a lone reply under 1 s did)
-    assert p.result(a[1], a[2], Reply(400_000), 50, wall, expect_us=100_000) is None
+    assert p.result(a.src, a.addr, Reply(400_000), 50, wall, expect_us=100_000) is None
 
 
 def test_health_before_and_after_a_sync_and_as_time_goes_on():

@@ -12,6 +12,7 @@ import ntpwire
 from sntp import exchange
 from sntp.keeper import Keeper
 from sntp.schema import Config
+from sntp.sources import RESOLVE
 
 _NTP_1970 = ntpwire.NTP_1970_S
 
@@ -199,7 +200,7 @@ class Device:
             self.discipline,
         )
         self.keeper, self.policy = k, k.policy
-        k.policy.subscribe(self.events.append)
+        k.subscribe(self.events.append)
         k.boot(now_ms, not ask_now, wake)
 
     def advance(self, now_ms):
@@ -249,11 +250,11 @@ class Device:
                 if k.policy.next_ms() == now:
                     raise RuntimeError("policy stalled at {} ms".format(now))
                 continue
-            if action[0] == "resolve":
-                src = action[1]
+            if action.kind == RESOLVE:
+                src = action.src
                 k.resolved(src, self.world.resolve(src.host, src.port, now), now)
             else:
-                now = self._query(action[1], action[2], now)
+                now = self._query(action.src, action.addr, now)
 
     def _query(self, src, addr, now):
         self.nonce += 1

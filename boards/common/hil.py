@@ -114,8 +114,8 @@ def _note_address(e, sent):
 def _address(net, label, address_text):
     """The net.Address of label that was asked (or its first one now), or None."""
     from sntp.net import NetError
-    from sntp.policy import key_text
     from sntp.schema import parse_server
+    from sntp.sources import key_text
 
     try:
         host, port = parse_server(label)

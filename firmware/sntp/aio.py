@@ -20,6 +20,7 @@ from . import client
 from .compat import TYPE_CHECKING, const
 from .net import NetError
 from .service import Service
+from .sources import RESOLVE
 
 POLL_SLICE_MAX_MS = const(8)  # the longest wait between looks at the socket
 
@@ -95,16 +96,16 @@ class AsyncService(Service):
             if isinstance(w, int):
                 if w > 0:
                     await sleep_ms(w)
-            elif w[0] == "resolve":
-                src, detail = w[1], None
+            elif w.kind == RESOLVE:
+                src, detail = w.src, None
                 try:
                     addrs = await resolve_async(self.net, src.host, src.port)
                 except NetError as e:
                     addrs, detail = None, e.message
                 self.keeper.resolved(src, addrs, self.loop_ms(), detail)
             else:
-                r = await exchange_async(self.net, self.clock, w[2], self.timeout_ms)
-                self.keeper.result(w[1], w[2], r, self.loop_ms())
+                r = await exchange_async(self.net, self.clock, w.addr, self.timeout_ms)
+                self.keeper.result(w.src, w.addr, r, self.loop_ms())
         self.keeper.save()
         return self.now_ms()
 
@@ -112,8 +113,9 @@ class AsyncService(Service):
         """Service.sync() as a coroutine: the same summary dict."""
         from .summary import begin, end
 
-        await self.run(until_ms, begin(self))
-        return end(self)
+        watch = begin(self)
+        await self.run(until_ms, watch[0])
+        return end(self, watch)
 
 
 def start(config, listener=None, **kw):

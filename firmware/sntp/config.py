@@ -35,8 +35,10 @@ def rule(key):
     kind, _, lo, hi = SCHEMA[key]
     if kind not in _UNITS:
         return HELP[key]
-    bounds = "{}{}".format(hi, _UNITS[kind]) if kind == "names" else "{}-{}{}".format(
-        lo, hi, _UNITS[kind]
+    bounds = (
+        "{}{}".format(hi, _UNITS[kind])
+        if kind == "names"
+        else "{}-{}{}".format(lo, hi, _UNITS[kind])
     )
     return "{} ({})".format(HELP[key], bounds)
 

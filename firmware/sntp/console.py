@@ -35,8 +35,8 @@
 # Integers only, as everywhere in firmware/ (times are formatted from integer us).
 from . import config
 from .compat import const
-from .policy import key_text
 from .schema import parse_server
+from .sources import key_text
 from .timestamp import NTP_1970_S, US_PER_S, format_us, format_utc
 
 MAX_LINE = const(256)  # bytes of a command line, without its line end
@@ -138,7 +138,7 @@ class Console:
     warn         one line per configuration problem found when loading
     sync         sync() -> the summary dict of Service.sync(), for a driver that can run a
                  blocking sync (the unix board); None: the service's policy is asked
-                 (policy.sync_now) and its running loop does the rest
+                 (Service.sync_now) and its running loop does the rest
     """
 
     def __init__(self, config_path, service=None, query=None, reboot=None, warn=print, sync=None):
@@ -393,9 +393,8 @@ class Console:
                     OK,
                 ]
             return [_err("sync: {} ({})".format(s["error"], s["detail"]))]
-        if not svc.policy.sources:
+        if not svc.sync_now():
             return [_err("no servers configured (rule 3: there is no built-in default)")]
-        svc.policy.sync_now(svc.loop_ms())
         return ["sync requested: the service asks as soon as its floors and holds allow", OK]
 
     def cmd_reboot(self, rest):
@@ -474,15 +473,12 @@ def health_text(h):
 def status_lines(svc, tz=None):
     """The status of a running Service, one fact a line (no OK); with tz (a TZ rule), the
     local time too."""
-    pol = svc.policy
-    now = svc.loop_ms()
     st = svc.status()
     wall = svc.wall_us()
-    valid = wall >= pol.floor_us
     lines = [
         "clock      {} ({})".format(
             _utc(wall),
-            "valid" if valid else "not valid: before {}".format(_utc(pol.floor_us)[:10]),
+            "valid" if st["valid"] else "not valid: before {}".format(_utc(st["floor_us"])[:10]),
         )
     ]
     if tz:
@@ -496,8 +492,8 @@ def status_lines(svc, tz=None):
                 _signed_s(disc.last["offset_us"]), disc.last["kind"]
             )
         )
-    elif pol.last_offset_us is not None:
-        lines.append("offset     {} (at the last sync)".format(_signed_s(pol.last_offset_us)))
+    elif st["last_offset_us"] is not None:
+        lines.append("offset     {} (at the last sync)".format(_signed_s(st["last_offset_us"])))
     else:
         lines.append("offset     none since boot")
     if disc is None:
@@ -517,43 +513,28 @@ def status_lines(svc, tz=None):
     )
     lines.append("failed     {} round{}".format(st["fails"], "" if st["fails"] == 1 else "s"))
     lines.append("kods       {}".format(st["kods"]))
-    factory = pol.factory_source is not None and pol.sources == [pol.factory_source]
-    if not pol.sources:
+    if not st["servers"]:
         lines.append("servers    none configured (no NTP traffic)")
-    for i, src in enumerate(pol.sources):
-        s = st["servers"][i]
+    for s in st["servers"]:
         lines.append(
             "server     {} address={} state={} sends={} replies={} kods={} dns_failures={}".format(
                 s["server"],
                 s["address"] or "-",
-                _server_state(pol, src, now) + (",factory" if factory else ""),
+                s["state"] + (",factory" if st["factory"] else ""),
                 s["sends"],
                 s["replies"],
                 s["kods"],
                 s["dns_failures"],
             )
         )
-    for text in sorted(pol.denied_wall):
+    denied = st["denied"]
+    for text in sorted(denied):
         lines.append(
             "denied     {} until {} UTC (Kiss-o'-Death)".format(
-                text, _utc(pol.denied_wall[text] * US_PER_S)[:19]
+                text, _utc(denied[text] * US_PER_S)[:19]
             )
         )
     return lines
-
-
-def _server_state(pol, src, now_ms):
-    if not src.addrs:
-        if src.dns_fails:
-            return "dns-retry-in-{}s".format(max(0, src.dns_next_ms - now_ms) // 1000)
-        return "unresolved"
-    peer = pol.peers.get(src.addrs[src.idx].key)
-    if peer is not None:
-        if peer.denied_until_ms > now_ms:
-            return "denied-{}s".format((peer.denied_until_ms - now_ms) // 1000)
-        if peer.rate_until_ms > now_ms:
-            return "rate-limited-gap-{}s".format(peer.rate_gap_ms // 1000)
-    return "ok"
 
 
 def serve(console, readline_bytes, write):

@@ -7,6 +7,7 @@ from . import state as saved
 from .compat import const
 from .discipline import Discipline
 from .policy import Policy
+from .sources import key_text
 
 _MAX_SLEEP_MS = const(60_000)  # a driver wakes at least once a minute
 _SLEW_TICK_MS = const(1_000)  # and every second while a slew is in progress
@@ -58,8 +59,7 @@ class Keeper:
                 self._adjust(adj)
             if d.samples or d.sleep:  # a known drift lifts the interval's default ceiling
                 p.set_interval_cap(d.interval_cap_s(), now_ms)
-        wall = self.wall_us()
-        p.start(now_ms, wall, saved.read(state, now_ms, wall, p.floor_us, p.config, wake), wake)
+        p.start(now_ms, self.wall_us(), state, wake)
         for w in p.config.warnings + ([d.warning] if d is not None and d.warning else []):
             p.emit("config", warning=w)
         if d is not None and self.woke:  # asked when the error bound says, not before
@@ -89,7 +89,7 @@ class Keeper:
         return top if due is None else min(top, due - now_ms)
 
     def poll(self, now_ms):
-        """The policy's next action (None, ('resolve', src) or ('query', src, addr))."""
+        """The policy's next action: None, or a policy.Action (RESOLVE or QUERY)."""
         action = self.policy.poll(now_ms, self.wall_us())
         self.save()
         return action
@@ -141,7 +141,7 @@ class Keeper:
                 cap = d.interval_cap_s()
                 p.set_interval_cap(cap, now_ms)
                 self._budget(cap)
-                p.dirty = True  # the discipline's state is saved with the policy's
+                p.changed()  # the discipline's state is saved with the policy's
                 p.emit(
                     "drift",
                     drift_ppb=d.drift_ppb,
@@ -204,7 +204,7 @@ class Keeper:
         """Just before a deep sleep: the drift up to now, then the state saved (the wake
         applies the sleep clock's drift from here)."""
         self.tick(now_ms)
-        self.policy.dirty = True
+        self.policy.changed()
         self.save()
 
     def _adjust(self, us):
@@ -221,8 +221,7 @@ class Keeper:
     def save(self):
         """Persist the state if it changed; a failed save is retried at the next change."""
         p = self.policy
-        if p.dirty:
-            p.dirty = False
+        if p.saved():
             if self.store is None:
                 return  # nothing to persist: the state is not even built
             wall = self.wall_us()
@@ -238,6 +237,42 @@ class Keeper:
         if self.disc is not None and self.disc.tick_ms is not None:
             self.disc.tick_ms -= d_ms
 
+    # ---- what a console, a summary or a tool asks of the policy ---------------------------
+    def subscribe(self, fn, skip=None):
+        """fn(event dict) for every event (the policy's, the keeper's) whose kind is not in
+        skip; an event nobody hears is not even built."""
+        self.policy.subscribe(fn, skip)
+
+    def unsubscribe(self, fn):
+        self.policy.unsubscribe(fn)
+
+    def sync_now(self, now_ms):
+        """A person asked: a round now, within every floor and hold. False: no servers."""
+        ok = self.policy.sync_now(now_ms)
+        self.save()
+        return ok
+
+    def status(self, now_ms):
+        """A record of the policy for status lines: interval_s, fails, kods, next_ms (None:
+        nothing scheduled), last_sync_unix_s, last_offset_us, valid (the clock), floor_us
+        (the build date), factory (only the factory server is asked), denied ({address:
+        Unix s}), servers: server, address, sends, replies, kods, pool, dns_failures and
+        state (ok, unresolved, dns-retry-in-Ns, denied-Ns or rate-limited-gap-Ns)."""
+        p = self.policy
+        return {
+            "interval_s": p.interval_s,
+            "fails": p.fails,
+            "kods": p.kods,
+            "next_ms": None if p.due_ms is None else max(0, p.due_ms - now_ms),
+            "last_sync_unix_s": p.last_sync_unix_s,
+            "last_offset_us": p.last_offset_us,
+            "valid": self.wall_us() >= p.floor_us,
+            "floor_us": p.floor_us,
+            "factory": p.factory_source is not None and p.sources == [p.factory_source],
+            "denied": dict(p.denied_wall),
+            "servers": [_server(p, s, now_ms) for s in p.sources],
+        }
+
     def time_us(self, t_us):
         """The clock reading t_us made monotonic: a slew or a negative drift correction never
         makes it run backwards; only a step (the policy's agreement rules passed) moves it
@@ -246,3 +281,28 @@ class Keeper:
             return self.last_us
         self.last_us = t_us
         return t_us
+
+
+def _server(p, s, now_ms):
+    """The status record of source s of policy p."""
+    state = "ok"
+    if not s.addrs:
+        state = "unresolved"
+        if s.dns_fails:
+            state = "dns-retry-in-{}s".format(max(0, s.dns_next_ms - now_ms) // 1000)
+    else:
+        peer = p.peers.get(s.addrs[s.idx].key)
+        if peer is not None and peer.denied_until_ms > now_ms:
+            state = "denied-{}s".format((peer.denied_until_ms - now_ms) // 1000)
+        elif peer is not None and peer.rate_until_ms > now_ms:
+            state = "rate-limited-gap-{}s".format(peer.rate_gap_ms // 1000)
+    return {
+        "server": s.label,
+        "address": key_text(s.addrs[s.idx].key) if s.addrs else None,
+        "state": state,
+        "sends": s.sends,
+        "replies": s.replies,
+        "kods": s.kods,
+        "pool": s.pool,
+        "dns_failures": s.dns_fails,
+    }

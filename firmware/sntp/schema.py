@@ -132,9 +132,9 @@ def check(key, value):
     if kind == "tz":
         why = None
         try:
-            from . import tz  # only here: the optional package, imported when a rule is set
+            from .tz import parse  # the optional package, only when a rule is set
 
-            tz.parse(value)
+            parse(value)
         except ImportError:
             why = "needs the sntp.tz package (package-tz.json)"
         except ValueError as e:

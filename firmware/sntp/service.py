@@ -29,10 +29,11 @@
 # failed), "config" (a configuration warning). Each is a dict with "event" and "t_ms".
 from . import client, compat
 from .compat import const
-from .keeper import Keeper
 from .exchange import unix_us
+from .keeper import Keeper
 from .net import Net, NetError
 from .schema import Config
+from .sources import RESOLVE
 
 _STALL_MS = const(1_000)  # the policy had nothing to do at its own wake-up time: a bug, wait
 _REBASE_AT_MS = const(1 << 29)  # 6.2 days: then
@@ -42,7 +43,7 @@ _REBASE_MS = const(1 << 28)  # every ms is taken back by 3.1 days
 class Service:
     """One device's time service. Construct, then run() (forever, or until_ms), or sync()."""
 
-    awaits_lookups = False  # True in aio.py: _step() hands it ('resolve', source) to await
+    awaits_lookups = False  # True in aio.py: _step() hands it a RESOLVE action to await
 
     def __init__(
         self,
@@ -70,7 +71,6 @@ class Service:
         self.ms = 0  # ms counted since then, never wrapping (loop_ms)
         self.booted = False  # boot() ran: state loaded, first round scheduled
         self.wake = wake  # True: woke from deep sleep; None: reset cause unknown (rtc.woke())
-        self.watch = None  # the listener of the sync() in progress, and its summary
 
     # ---- clocks and events ---------------------------------------------------------------
     def loop_ms(self):
@@ -101,9 +101,18 @@ class Service:
         back). The RTC itself is kept right too, so plain time.time() stays right."""
         return self.keeper.time_us(self.clock.now_us())
 
-    def subscribe(self, fn):
-        """fn(event dict) for every event; raising in fn stops the loop (keep it simple)."""
-        self.policy.subscribe(fn)  # the policy emits every event, the keeper's too
+    def subscribe(self, fn, skip=None):
+        """fn(event dict) for every event whose kind is not in skip (an event nobody hears
+        is not even built); raising in fn stops the loop (keep it simple)."""
+        self.keeper.subscribe(fn, skip)
+
+    def unsubscribe(self, fn):
+        self.keeper.unsubscribe(fn)
+
+    def sync_now(self):
+        """Ask as soon as the floors and holds allow (a running loop does it). False: there
+        is no server to ask."""
+        return self.keeper.sync_now(self.loop_ms())
 
     # ---- start-up --------------------------------------------------------------------------
     def boot(self, startup_delay=True):
@@ -147,8 +156,8 @@ class Service:
                 if w > 0:
                     self.clock.sleep_ms(w)
             else:
-                r = client.exchange_with(self.net, self.clock, w[2], self.timeout_ms)
-                self.keeper.result(w[1], w[2], r, self.loop_ms())
+                r = client.exchange_with(self.net, self.clock, w.addr, self.timeout_ms)
+                self.keeper.result(w.src, w.addr, r, self.loop_ms())
         self.keeper.save()
         return self.now_ms()
 
@@ -165,8 +174,8 @@ class Service:
         if action is None:
             due = self.policy.due_ms
             return _STALL_MS if due is not None and due <= now else 0
-        if action[0] == "resolve" and not self.awaits_lookups:  # blocks (net.resolve)
-            src, detail = action[1], None
+        if action.kind == RESOLVE and not self.awaits_lookups:  # blocks (net.resolve)
+            src, detail = action.src, None
             try:
                 addrs = self.net.resolve(src.host, src.port)
             except NetError as e:
@@ -186,8 +195,9 @@ class Service:
         """
         from .summary import begin, end  # loaded by the first sync(): run() needs none of it
 
-        self.run(until_ms, begin(self))
-        return end(self)
+        watch = begin(self)
+        self.run(until_ms, watch[0])
+        return end(self, watch)
 
     def _wait_ms(self, now, until_ms, stop):
         """ms to wait before the next poll (0 or less: poll now), or None: stop serving."""
@@ -202,4 +212,5 @@ class Service:
         return wait_ms
 
     def status(self):
-        return self.policy.status(self.loop_ms())
+        """The policy's record for status lines (keeper.Keeper.status)."""
+        return self.keeper.status(self.loop_ms())

@@ -1,7 +1,7 @@
-# The saved state's format: what the policy keeps across restarts (R1, R2, R4, R8 of
-# policy.py), read back into this boot's terms and written out. The Keeper reads it at boot
-# (read(): a Saved, which Policy.start() takes) and writes it when the policy's state changed
-# (write()); the discipline's own part rides along under "discipline" (discipline.py).
+# Restarts (R8 of policy.py): what the policy keeps across them, read back into this boot's
+# terms (read(): a Saved, which Policy.start() takes) and written out (write(), when the
+# keeper saves), and how long a boot waits before its first request (boot_delay()). The
+# discipline's own part rides along under "discipline" (discipline.py).
 #
 # A small JSON object, version "v": 1:
 #   fails, boots, short, rr    ints: failed rounds, boots seen, short boots in a row, rotation
@@ -14,20 +14,29 @@
 # Anything unreadable counts against sending: a field out of range is clamped or dropped with
 # a warning, the boot counted as short, a hold unreadable as long as a RATE alone can set.
 from .compat import const, ints
-from .policy import (
-    DENY_HOLD_S,
-    HOUR_MS,
-    HOURLY_CAP,
-    LONG_BOOT_MS,
-    RATE_GAP_TOP,
-    RATE_HOLD_MS,
-    RATE_MAX_MS,
-    SHORT_MAX,
-    SLEW_SLACK_MS,
-    key_text,
-)
 from .schema import MAX_SOURCES, SCHEMA
+from .sources import DENY_HOLD_S, RATE_GAP_TOP, RATE_HOLD_MS, RATE_MAX_MS, SLEW_SLACK_MS, key_text
 
+HOURLY_CAP = const(12)  # R2: requests in any 3600 s (a round is at most 4): the sends kept
+HOUR_MS = const(3_600_000)
+JITTER_DIV = const(4)  # R3: a wait is lengthened by a uniform [0, 1/4)
+BACKOFF_MAX_MS = const(3_600_000)  # R4: the longest backoff of a clock that wants time
+# Start-up (rule 12): an invalid clock (before the build date) wants time soon, but a fleet
+# restored from a power cut must spread out: the first request after 0-60 s (RFC 4330: 1-5
+# min; lwIP's 0-5 s is too short). A valid clock can wait 0-30 min. A reboot waits at least
+# 15 s, so that it cannot bring a second request within MIN_GAP_MS of one sent before it.
+_STARTUP_INVALID_MS = const(60_000)
+STARTUP_VALID_MS = const(1_800_000)
+_REBOOT_MIN_MS = const(15_000)
+# Crash-loop guard (R8): a boot is short when the one before it saved less than LONG_BOOT_MS
+# of uptime, or died with a request in flight. The k-th short boot in a row sends nothing
+# until min(15 s x 2**k, 1 h), jittered, has passed since the last request, counted in uptime
+# (a lower bound of real time that needs no valid clock: the time the board was off counts
+# as nothing). The uptime is saved at 15 s, 30 s, 60 s ... up to LONG_BOOT_MS of each boot.
+LONG_BOOT_MS = const(600_000)
+MARK_FIRST_MS = const(15_000)
+_CRASH_SHIFT_TOP = const(8)  # 15 s x 2**8 is past the hour
+SHORT_MAX = const(64)  # the count of short boots stops there
 _VERSION = const(1)
 
 
@@ -185,3 +194,36 @@ def write(p, wall_us=None):
         "denied": dict(p.denied_wall),
         "sent": [[x[0], x[1], now - x[2]] for x in p.sent],
     }
+
+
+def boot_delay(p, now_ms, wall_us, valid, woke):
+    """(ms until a booting policy p's first request, the crash-loop guard's end or None).
+
+    A boot: the start-up spread (rule 12), at least a reboot's floor, the backoff after
+    failures, the guard after short boots (R8). A wake: at once. Either way no sooner than
+    the saved deadline when the clock can tell it, and no later than a jittered interval (or
+    backoff) or the start-up window: a deadline further off means the clock was set back
+    since the save (a user setting the RTC), and would postpone the sync that puts it right
+    by as much."""
+    delay, quiet = 0, None
+    if not woke:
+        delay = p.rand_below(STARTUP_VALID_MS if valid else _STARTUP_INVALID_MS)
+        if p.boots > 1:
+            delay = max(delay, _REBOOT_MIN_MS + p.rand_below(_REBOOT_MIN_MS))
+        if p.fails > 0:
+            delay = max(delay, p.backoff_ms(valid))
+        if p.short and p.sent:  # the crash-loop guard, from the last request
+            wait = p.jitter(min(MARK_FIRST_MS << min(p.short, _CRASH_SHIFT_TOP), HOUR_MS))
+            quiet = p.sent[-1][2] + wait
+            delay = max(delay, quiet - now_ms)
+    if (valid or woke) and p.next_due_unix_s is not None:
+        until_due = p.next_due_unix_s * 1000 - wall_us // 1000
+        if until_due < 0 and p.last_sync_unix_s is not None and not woke:
+            # fell due while off: a random time within one interval (R4)
+            until_due = p.rand_below(p.interval_s * 1000)
+        longest = p.interval_s * 1000
+        if p.fails > 0:
+            longest = max(longest, BACKOFF_MAX_MS)
+        longest = max(longest + longest // JITTER_DIV, STARTUP_VALID_MS)
+        delay = max(delay, min(until_due, longest, SCHEMA["poll_max_s"][3] * 1000))
+    return max(0, delay), quiet

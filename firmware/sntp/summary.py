@@ -1,8 +1,8 @@
 # The summary of a sync(), for Service.sync and aio.AsyncService.sync: everything but the
-# waiting. A listener of the sync's events fills it in; begin() returns the stop() that ends
-# the run when the sync is over (a correction, the policy giving up for now, or a next
-# request too far away), end() the summary. Imported by the first sync(): a board that only
-# runs the service never loads it.
+# waiting. A listener of the sync's events fills it in. begin() returns (stop, listener,
+# summary): stop() ends the run when the sync is over (a correction, the policy giving up
+# for now, or a next request too far away); end() unsubscribes and returns the summary.
+# Imported by the first sync(): a board that only runs the service never loads it.
 from .compat import const
 
 _GIVE_UP = ("backoff", "idle", "hold")  # a sync ends when the policy gives up for now
@@ -75,28 +75,25 @@ def begin(svc):
 
     def stop():
         if not over[0]:
-            due = svc.policy.due_ms
-            if due is not None and due - svc.loop_ms() > _SYNC_MAX_WAIT_MS:
+            due = svc.due()
+            if due is not None and due > _SYNC_MAX_WAIT_MS:
                 over[0] = True  # the next request is further away than a person should wait
-                wait_s = (due - svc.loop_ms()) // 1000
-                fail("deferred", "next request allowed in {} s".format(wait_s))
+                fail("deferred", "next request allowed in {} s".format(due // 1000))
         return over[0]
 
-    svc.watch = (watch, s)
     svc.subscribe(watch)
     svc.boot(startup_delay=False)
-    svc.policy.sync_now(svc.loop_ms())
-    if svc.policy.due_ms is None:  # no servers: nothing to ask
+    if not svc.sync_now():  # no servers: nothing to ask
         over[0] = True
         if s["error"] is None:
             fail("no-servers", "no servers configured (rule 3: no built-in default)")
-    return stop
+    return stop, watch, s
 
 
-def end(svc):
-    watch, s = svc.watch
-    svc.watch = None
-    svc.policy.listeners.remove(watch)
+def end(svc, begun):
+    """The summary of the sync begin() started (begun: what it returned)."""
+    _, watch, s = begun
+    svc.unsubscribe(watch)
     svc.keeper.save()
     if s["ok"]:
         if s["clock_set"]:

@@ -17,6 +17,7 @@ import simdev as sim
 
 from sntp import exchange
 from sntp.keeper import Keeper
+from sntp.sources import RESOLVE
 
 from .model import DAY_MS, DENY, MIN_MS, NO_BOUND, OK, RATE, Device
 
@@ -138,13 +139,13 @@ class SntpClient(Device):
             if nxt is not None and nxt <= t_ms:
                 raise RuntimeError("policy stalled at {} ms".format(t_ms))
             return nxt
-        if action[0] == "resolve":
-            src = action[1]
+        if action.kind == RESOLVE:
+            src = action.src
             found = self.world.resolve(src.host, t_ms, self)
             servers = self.world.servers
             k.resolved(src, [servers[i].addr for i in found] if found else None, m)
             return max(t_ms, self.next_ms())
-        src, addr = action[1], action[2]
+        src, addr = action.src, action.addr
         self.nonce += 1
         nonce = struct.pack("!II", self.nonce, self.rand(1 << 30))
         t1 = self.wall_us(t_ms)
