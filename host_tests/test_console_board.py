@@ -251,3 +251,26 @@ def test_log_level_filters_the_service_events():
     ):
         got = [e for e in (send, kod, bad_store, failed_dns) if app.shown(e, level)]
         assert got == shown, level
+
+
+def test_the_events_a_log_level_hides_are_never_built():
+    # what app.hidden(level) names, the board subscribes as skipped: the policy builds no
+    # event dict for them (Policy.hears), and a kind a level shows is never in it
+    import app
+
+    for level in app.LEVELS:
+        hidden = app.hidden(level)
+        for kind in hidden:
+            assert not app.shown({"event": kind, "ok": True, "applied": True}, level), kind
+    assert set(app.hidden("info")) == {"send", "reply", "poll", "wait"}
+    assert app.hidden("debug") == ()
+    from sntp import policy, schema
+
+    p = policy.Policy(schema.Config.from_dict({"servers": ["ntp.example.com"]}), lambda n: 0)
+    seen = []
+    p.subscribe(seen.append, app.hidden("info"))
+    assert not p.hears("send") and p.hears("step") and p.hears("kod")
+    p.subscribe(seen.append)  # a second listener that wants everything
+    assert p.hears("send")
+    p.unsubscribe(seen.append)
+    assert p.listeners == [] and not p.hears("step")

@@ -67,6 +67,12 @@ def event_level(e):
     return EVENT_LEVELS.get(kind, "info")
 
 
+def hidden(log_level):
+    """The event kinds log_level never shows: the service does not even build them."""
+    top = LEVELS.index(log_level) if log_level in LEVELS else len(LEVELS) - 1
+    return tuple(k for k, v in EVENT_LEVELS.items() if LEVELS.index(v) > top)
+
+
 def shown(e, log_level):
     """True when event e is at or above log_level (an unknown level shows everything)."""
     top = LEVELS.index(log_level) if log_level in LEVELS else len(LEVELS) - 1
@@ -177,7 +183,7 @@ async def main(
         store = JsonStore(state_path, lambda text: out("sntp: " + text))
         b.service = aio.AsyncService(s, clock=b.rtc, rtc=b.rtc, store=store, wake=rtc.woke())
         level = s["log_level"]
-        b.service.subscribe(lambda e: shown(e, level) and out(event_line(e)))
+        b.service.subscribe(lambda e: shown(e, level) and out(event_line(e)), hidden(level))
         b.tasks.append(asyncio.create_task(b.service.run()))
     if console is not None:
         b.tasks.append(

@@ -84,7 +84,7 @@ class Emitter:
         self.listeners.append([fn, skip])
 
     def unsubscribe(self, fn):
-        self.listeners = [x for x in self.listeners if x[0] is not fn]
+        self.listeners = [x for x in self.listeners if x[0] != fn]
 
     def hears(self, kind):
         for _, skip in self.listeners:
