@@ -324,10 +324,10 @@ def test_the_crash_loop_guard_shows_in_the_figures(monkeypatch):
     # without the guard (its wait never doubling past 15 s) the same loop sends more: the
     # persisted hourly ceiling alone still holds both targets, so the figure, not the
     # target, is what the guard moves
-    from sntp import policy
+    from sntp import state
 
     guarded = restart_figures(["crash-loop"], n=10)["crash-loop"]
-    monkeypatch.setattr(policy, "_CRASH_SHIFT_TOP", 0)
+    monkeypatch.setattr(state, "_CRASH_SHIFT_TOP", 0)
     bare = restart_figures(["crash-loop"], n=10)["crash-loop"]
     assert bare["requests_per_device_day"] > 1.3 * guarded["requests_per_device_day"]
     assert bare["worst_hour_max"] > guarded["worst_hour_max"]
@@ -354,9 +354,9 @@ def test_the_liars_extra_questions_are_counted():
 
 
 def test_cold_restore_check_fails_when_the_start_up_wait_is_long(monkeypatch):
-    from sntp import policy
+    from sntp import state
 
-    monkeypatch.setattr(policy, "_STARTUP_INVALID_MS", 600_000)  # 0-10 min instead of 0-60 s
+    monkeypatch.setattr(state, "_STARTUP_INVALID_MS", 600_000)  # 0-10 min instead of 0-60 s
     f = restart_figures(["restore-cold-liar"], n=20)
     assert any("median time" in x for x in unmet(f, "restore-cold-liar"))
 

@@ -34,33 +34,12 @@
 #     R1 and R2 hold with the clock in 1970; the k-th short boot in a row waits (state.py);
 #     a wake from deep sleep is no boot, and asks only when due. Unreadable: a short boot.
 # Everything here is integers (ms, us, s); randomness comes from the rand_below callable.
-from . import exchange
+from . import exchange, sources, state
 from .compat import const
 from .exchange import BUILD_UNIX_S
 from .schema import SCHEMA
-from .sources import (
-    DENY_HOLD_S,
-    DNS_RETRY_FIRST_MS,
-    QUERY,
-    RESOLVE,
-    Action,
-    Source,
-    key_text,
-    next_source,
-    peer_by_text,
-    peer_of,
-)
-from .state import (
-    BACKOFF_MAX_MS,
-    HOUR_MS,
-    HOURLY_CAP,
-    JITTER_DIV,
-    LONG_BOOT_MS,
-    MARK_FIRST_MS,
-    SHORT_MAX,
-    boot_delay,
-    read,
-)
+from .sources import DENY_HOLD_S, Action, Source, key_text, next_source, peer_by_text, peer_of
+from .state import BACKOFF_MAX_MS, HOUR_MS, HOURLY_CAP, JITTER_DIV
 from .vote import AGREE_ABOVE_US, Correction, Sample, best, choose, near
 
 _BACKOFF_MIN_MS = const(30_000)  # R4 (lwIP: 15 s to 150 s, too fast)
@@ -166,13 +145,13 @@ class Policy(Emitter):
         wake from deep sleep (the RTC ran on); None, the reset cause is unknown (a short
         boot); False, a power-on or reset."""
         self.now_ms = self.boot_ms = now_ms
-        self.mark_ms = now_ms + MARK_FIRST_MS
+        self.mark_ms = now_ms + state.MARK_FIRST_MS
         valid = wall_us >= self.floor_us
         woke = wake is True  # the RTC ran on: its differences hold, valid or not
-        short = self._restore(read(saved, now_ms, wall_us, self.floor_us, self.config, wake))
+        short = self._restore(state.read(saved, now_ms, wall_us, self.floor_us, self.config, wake))
         if not woke:
             self.boots += 1
-            self.short = min(self.short + 1, SHORT_MAX) if short else 0
+            self.short = min(self.short + 1, state.SHORT_MAX) if short else 0
         self.dirty = True
         if self.factory_source is not None and self.last_sync_unix_s is None:
             self.sources = [self.factory_source]
@@ -180,7 +159,7 @@ class Policy(Emitter):
             self.due_ms = None
             self.emit("idle", reason="no servers configured: no NTP traffic (rule 3)")
             return
-        delay, self.quiet_ms = boot_delay(self, now_ms, wall_us, valid, woke)
+        delay, self.quiet_ms = state.boot_delay(self, now_ms, wall_us, valid, woke)
         self._due(now_ms, max(0, delay), wall_us, "start", clock_valid=valid, short=self.short)
 
     def _restore(self, sv):
@@ -229,13 +208,13 @@ class Policy(Emitter):
 
     # ---- the loop ------------------------------------------------------------------------
     def poll(self, now_ms, wall_us):
-        """What to do now: None, or self.action (RESOLVE or QUERY; see Action)."""
+        """What to do now: None, or self.action (RESOLVE or QUERY; see sources.Action)."""
         self.now_ms = now_ms
         m = self.mark_ms
         if m is not None and now_ms >= m:  # an uptime checkpoint: save it
             self.dirty = True
             m -= self.boot_ms
-            self.mark_ms = None if m >= LONG_BOOT_MS else self.boot_ms + 2 * m
+            self.mark_ms = None if m >= state.LONG_BOOT_MS else self.boot_ms + 2 * m
         if self.due_ms is None or now_ms < self.due_ms or self.awaiting:
             return None
         if not self.sources:  # only a factory server was configured, and it has done its job
@@ -274,8 +253,9 @@ class Policy(Emitter):
             else:
                 src.idx = j
                 self.rr = (self.rr + i + 1) % n
-            src.dns_next_ms = now_ms + DNS_RETRY_FIRST_MS  # no second lookup until reported
-            a.kind = RESOLVE
+            # no second lookup until this one is reported
+            src.dns_next_ms = now_ms + sources.DNS_RETRY_FIRST_MS
+            a.kind = sources.RESOLVE
             return a
         src.idx = j
         self.rr = (self.rr + i + 1) % n
@@ -291,7 +271,7 @@ class Policy(Emitter):
         self.asked = src.label
         if self.hears("send"):
             self.emit("send", server=src.label, address=sent[-1][0])
-        a.kind = QUERY
+        a.kind = sources.QUERY
         return a
 
     # ---- outcomes ------------------------------------------------------------------------
@@ -398,7 +378,7 @@ class Policy(Emitter):
         offset = pick.offset_us
         outliers = [s for s in samples if not near(s, pick)]
         if outliers:  # falsetickers: reported, never followed
-            self._disagree(outliers, offset)
+            self._disagree(outliers, chosen_us=offset)
         if wall_us + offset < self.floor_us:
             self.emit("reject", server=pick.src.label, reason="before-build-date")
             self.samples = [s for s in samples if s not in chosen]
@@ -425,12 +405,9 @@ class Policy(Emitter):
         self._schedule(now_ms, self.interval_s * 1000, wall_us + offset, "poll")
         return Correction(offset, servers, pick.delay_us, pick.root_us)
 
-    def _disagree(self, samples, chosen_us=None):
-        offsets = [s.offset_us for s in samples]
+    def _disagree(self, samples, **chosen):
         servers = [s.src.label for s in samples]
-        if chosen_us is None:
-            return self.emit("disagree", offsets_us=offsets, servers=servers)
-        self.emit("disagree", offsets_us=offsets, servers=servers, chosen_us=chosen_us)
+        self.emit("disagree", offsets_us=[s.offset_us for s in samples], servers=servers, **chosen)
 
     # ---- intervals -----------------------------------------------------------------------
     def max_interval_s(self):

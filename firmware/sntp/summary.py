@@ -75,10 +75,11 @@ def begin(svc):
 
     def stop():
         if not over[0]:
-            due = svc.due()
-            if due is not None and due > _SYNC_MAX_WAIT_MS:
+            due = svc.policy.due_ms  # the round's time (the hourly cap says so itself)
+            if due is not None and due - svc.loop_ms() > _SYNC_MAX_WAIT_MS:
                 over[0] = True  # the next request is further away than a person should wait
-                fail("deferred", "next request allowed in {} s".format(due // 1000))
+                wait_s = (due - svc.loop_ms()) // 1000
+                fail("deferred", "next request allowed in {} s".format(wait_s))
         return over[0]
 
     svc.subscribe(watch)

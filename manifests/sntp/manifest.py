@@ -19,10 +19,12 @@ package(
         "rtc.py",
         "schema.py",
         "service.py",
+        "sources.py",
         "state.py",
         "store.py",
         "summary.py",
         "timestamp.py",
+        "vote.py",
     ),
     base_path="../../firmware",
 )

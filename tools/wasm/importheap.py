@@ -23,6 +23,8 @@ ORDER = (
     "sntp.keeper",
     "sntp.schema",
     "sntp.state",
+    "sntp.sources",
+    "sntp.vote",
     "sntp.store",
     "sntp.client",
     "sntp.service",
