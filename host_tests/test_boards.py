@@ -538,14 +538,14 @@ def test_board_without_wifi_credentials_says_so_and_runs_its_application():
 
 
 def test_board_settings_and_service_need_no_console_module():
-    # the core frozen alone (no sntp-console extra): the settings are read with sntp.schema,
+    # the core frozen alone (no sntp-console extra): the settings are read with sntp.config,
     # which is in the core, and the service runs; only the console is missing
     import sys
 
-    saved = {m: sys.modules.pop(m) for m in ("sntp.config", "sntp.console") if m in sys.modules}
+    saved = {m: sys.modules.pop(m) for m in ("sntp.console",) if m in sys.modules}
     try:
         board, lines = run_board('{"wifi_ssid": "net", "zone": "acme"}', FakeWLAN())
-        loaded = [m for m in ("sntp.config", "sntp.console") if m in sys.modules]
+        loaded = [m for m in ("sntp.console",) if m in sys.modules]
     finally:
         sys.modules.update(saved)
     assert board.service is not None and board.settings["zone"] == "acme"

@@ -19,7 +19,7 @@ VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 # optional extra, name -> modules, in package-NAME.json and manifest-NAME.py. The console's
 # package holds the console and the configuration schema, which only it and the board
 # program's settings use.
-EXTRAS = {"console": ("config.py", "console.py"), "dns": ("dns.py",), "tz": ("tz.py",)}
+EXTRAS = {"console": ("console.py",), "dns": ("dns.py",), "tz": ("tz.py",)}
 
 
 def firmware_modules():

@@ -77,7 +77,7 @@ def test_help_lists_every_command_and_every_key_with_its_rule():
     for name, _, _ in console.COMMANDS:
         assert "\n  " + name in text, name
     for k in config.KEYS:
-        assert "\n  " + k + " " in text and config.rule(k) in text, k
+        assert "\n  " + k + " " in text and console.rule(k) in text, k
     assert ask(con, "help me")[-1].startswith("err ")
 
 

@@ -12,18 +12,19 @@
 # falls back to its default; either way one line on the console says what was dropped.
 # Without wifi_ssid the board has no Wi-Fi and no time service; the application still runs.
 # Never commit a real passphrase.
-from sntp import schema
+from sntp import config
 from sntp.store import NOT_FOUND, read_json
 
 CONFIG_PATH = "/config.json"
 
 
 def defaults():
-    return schema.defaults()
+    return config.defaults()
 
 
 def load(path=CONFIG_PATH, warn=print):
-    """The settings: every key of sntp.schema, from the file where valid. Never raises."""
+    """The settings: every key of sntp.schema, checked by sntp.config (the core's), from the
+    file where valid. Never raises."""
     doc, why = read_json(path)
     if doc is None and why == NOT_FOUND:
         # a console save cut between removing the old file and the rename (FAT): the
@@ -41,7 +42,7 @@ def load(path=CONFIG_PATH, warn=print):
 def check(doc, path=CONFIG_PATH, warn=print):
     """Validate a decoded config object: wrong keys and values fall back to their defaults,
     with one line saying which."""
-    values, warnings = schema.validate(doc, schema.KIND)
+    values, warnings = config.validate(doc)
     if warnings:
         warn("config: {}: {}".format(path, "; ".join(warnings)))
     return values

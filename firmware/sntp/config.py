@@ -1,51 +1,134 @@
-# The device configuration file, for the console: the help text of each key, the console's
-# value parsing, and the file's load and save. The keys themselves (kind, default, bounds)
-# and their checks are sntp.schema's, the one source, which a headless board loads alone.
+# The device configuration file: every key checked against sntp.schema's table (the one
+# source of each key's kind, default and bounds), and the file's load and save. The board
+# program reads its settings with it at boot (boards/common/settings.py); the console
+# (sntp.console, the optional package) adds the help text and the commands.
 #
 # Stored as a small JSON object on the board's flash (/config.json; the unix board: a file
 # named on the command line). Loading never fails: a missing file is the defaults, a broken
 # file or field falls back to the default for that field, with one line saying so.
 # Saving goes through store.JsonStore: a temporary file, then a rename over the old one, so a
 # power cut at any byte leaves the old or the new configuration, never a broken one.
-from . import schema
-from .schema import KEYS, KIND, MASK, SCHEMA, SECRET_KEYS, check, defaults, hide  # noqa: F401
+from .schema import KEYS, KIND, MAX_TEXT, SCHEMA, parse_server, server_refusal, zone_label
 from .store import NOT_FOUND, OUT_OF_MEMORY, JsonStore, read_json
 
-HELP = {  # key -> what `help` says of it; rule() adds the bounds from SCHEMA
-    "zone": "NTP Pool vendor zone: 0-3.ZONE.pool.ntp.org",
-    "servers": "NTP servers, comma-separated: names, or site addresses",
-    "factory_server": "a name or IP address used only until the first sync",
-    "wifi_ssid": "Wi-Fi network name",
-    "wifi_pass": "Wi-Fi passphrase, or empty; never shown",
-    "accuracy_ms": "how far the clock may wander between polls, ms",
-    "poll_min_s": "shortest poll interval, s; pool names: {} at least".format(
-        schema.POOL_POLL_MIN_S
-    ),
-    "poll_max_s": "longest poll interval, s",
-    "log_level": "error, warn, info or debug",
-    "country": "Wi-Fi regulatory country, 2 letters (e.g. DE), or empty",
-    "tz": "local time rule, e.g. CET-1CEST,M3.5.0,M10.5.0/3 (docs/localtime.md)",
-    "wdt_s": "watchdog timeout, s: the board feeds machine.WDT every second",
-}
-_UNITS = {"int": "", "names": " at most", "text": " bytes", "secret": " characters"}
+SECRET_KEYS = ("wifi_pass",)
+LOG_LEVELS = ("error", "warn", "info", "debug")
+MASK = "********"
 
 
-def rule(key):
-    """The help line of key: what it is, and its bounds (SCHEMA's)."""
-    kind, _, lo, hi = SCHEMA[key]
-    if kind not in _UNITS:
-        return HELP[key]
-    bounds = (
-        "{}{}".format(hi, _UNITS[kind])
-        if kind == "names"
-        else "{}-{}{}".format(lo, hi, _UNITS[kind])
-    )
-    return "{} ({})".format(HELP[key], bounds)
+def defaults():
+    out = {}
+    for k in KEYS:
+        d = SCHEMA[k][1]
+        out[k] = list(d) if isinstance(d, list) else d
+    return out
+
+
+def _printable(text):
+    for c in text:
+        if ord(c) < 0x20 or ord(c) == 0x7F:
+            return False
+    return True
+
+
+def check(key, value):
+    """A JSON value for key -> the valid value. Raises ValueError(reason) otherwise."""
+    if key not in SCHEMA:
+        raise ValueError("unknown key {}".format(key))
+    kind, default, lo, hi = SCHEMA[key]
+    if value is None:
+        if default is None:
+            return None
+        raise ValueError("{} cannot be empty".format(key))
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("{} must be a whole number".format(key))
+        if not lo <= value <= hi:
+            raise ValueError("{} must be {} to {}".format(key, lo, hi))
+        return value
+    if kind == "names":
+        if not isinstance(value, list):
+            raise ValueError("servers must be a list of names")
+        if len(value) > hi:
+            raise ValueError("at most {} servers (rule 17)".format(hi))
+        for name in value:
+            if not isinstance(name, str):
+                raise ValueError("a server must be a name")
+            why = server_refusal(parse_server(name)[0])  # ValueError with a reason
+            if why:
+                raise ValueError(why)
+        return list(value)
+    if not isinstance(value, str):
+        raise ValueError("{} must be text".format(key))
+    n = len(value.encode())
+    if n > MAX_TEXT or not _printable(value):
+        raise ValueError("{}: at most {} bytes of printable text".format(key, MAX_TEXT))
+    if kind == "label":
+        return zone_label(value)
+    if kind == "host":
+        parse_server(value)
+        return value
+    if kind == "text" and not lo <= n <= hi:
+        raise ValueError("{} must be {} to {} bytes".format(key, lo, hi))
+    if kind == "secret" and value and not lo <= len(value) <= hi:
+        raise ValueError("{} must be {} to {} characters, or empty".format(key, lo, hi))
+    if kind == "choice" and value not in LOG_LEVELS:
+        raise ValueError("{} must be one of {}".format(key, ", ".join(LOG_LEVELS)))
+    if kind == "tz":
+        why = None
+        try:
+            from .tz import parse  # the optional package, only when a rule is set
+
+            parse(value)
+        except ImportError:
+            why = "needs the sntp.tz package (package-tz.json)"
+        except ValueError as e:
+            why = e.args[0]
+        if why is not None:
+            raise ValueError("tz: " + why)
+    if kind == "country":
+        if value and not (n == hi and all("a" <= c.lower() <= "z" for c in value)):
+            raise ValueError("country must be {} letters, or empty".format(hi))
+        return value.upper()
+    return value
+
+
+def hide(text, secrets):
+    """text with each secret in it replaced by MASK: as typed, and as repr() escapes it (an
+    error message quoting a value with {!r} turns a backslash or a quote into an escape)."""
+    for s in secrets:
+        if s:
+            for form in (s, repr(s)[1:-1]):
+                if form in text:
+                    text = text.replace(form, MASK)
+    return text
 
 
 def validate(doc):
-    """schema.validate, with this file's own "kind" field not taken for a key."""
-    return schema.validate(doc, KIND)
+    """A loaded object -> (values, warnings): each bad or unknown field dropped, with a reason.
+    A passphrase pasted into another field never shows in that field's warning."""
+    values = defaults()
+    warnings = []
+    if not isinstance(doc, dict):
+        if doc is not None:
+            warnings.append("configuration is not a JSON object: defaults used")
+        return values, warnings
+    for k, v in doc.items():
+        if k == "kind" and v == KIND:
+            continue
+        if k not in SCHEMA:
+            warnings.append("{}: unknown key, ignored".format(k))
+            continue
+        try:
+            values[k] = check(k, v)
+        except ValueError as e:
+            warnings.append("{}: {}; default used".format(k, e.args[0]))
+    secrets = []
+    for k in SECRET_KEYS:  # the file's, valid or not (a short one too: it is still meant)
+        v = doc.get(k)
+        if isinstance(v, str) and v:
+            secrets.append(v)
+    return values, [hide(w, secrets) for w in warnings]
 
 
 def parse_value(key, text):

@@ -35,7 +35,7 @@
 # Integers only, as everywhere in firmware/ (times are formatted from integer us).
 from . import config
 from .compat import const
-from .schema import parse_server
+from .schema import POOL_POLL_MIN_S, parse_server
 from .sources import key_text
 from .timestamp import NTP_1970_S, US_PER_S, format_us, format_utc
 
@@ -59,6 +59,35 @@ COMMANDS = (
     ("reboot", "", "restart the device (save or discard changes first)"),
     ("exit", "", "leave the console (save or discard changes first)"),
 )
+
+HELP = {  # key -> what `help` says of it; rule() adds the bounds from SCHEMA
+    "zone": "NTP Pool vendor zone: 0-3.ZONE.pool.ntp.org",
+    "servers": "NTP servers, comma-separated: names, or site addresses",
+    "factory_server": "a name or IP address used only until the first sync",
+    "wifi_ssid": "Wi-Fi network name",
+    "wifi_pass": "Wi-Fi passphrase, or empty; never shown",
+    "accuracy_ms": "how far the clock may wander between polls, ms",
+    "poll_min_s": "shortest poll interval, s; pool names: {} at least".format(POOL_POLL_MIN_S),
+    "poll_max_s": "longest poll interval, s",
+    "log_level": "error, warn, info or debug",
+    "country": "Wi-Fi regulatory country, 2 letters (e.g. DE), or empty",
+    "tz": "local time rule, e.g. CET-1CEST,M3.5.0,M10.5.0/3 (docs/localtime.md)",
+    "wdt_s": "watchdog timeout, s: the board feeds machine.WDT every second",
+}
+_UNITS = {"int": "", "names": " at most", "text": " bytes", "secret": " characters"}
+
+
+def rule(key):
+    """The help line of key: what it is, and its bounds (SCHEMA's)."""
+    kind, _, lo, hi = config.SCHEMA[key]
+    if kind not in _UNITS:
+        return HELP[key]
+    bounds = (
+        "{}{}".format(hi, _UNITS[kind])
+        if kind == "names"
+        else "{}-{}{}".format(lo, hi, _UNITS[kind])
+    )
+    return "{} ({})".format(HELP[key], bounds)
 
 
 def utf8_ok(data):
@@ -248,7 +277,7 @@ class Console:
         for k in config.KEYS:
             default = config.SCHEMA[k][1]
             shown = config.text(k, default) if default not in (None, "", []) else "none"
-            lines.append("  {:<15}default {:<6} {}".format(k, shown, config.rule(k)))
+            lines.append("  {:<15}default {:<6} {}".format(k, shown, rule(k)))
         lines.append("every reply ends with a line: ok, or err REASON")
         return lines + [OK]
 

@@ -7,7 +7,6 @@ from . import state as saved
 from .compat import const
 from .discipline import Discipline
 from .policy import Policy
-from .sources import key_text
 
 _MAX_SLEEP_MS = const(60_000)  # a driver wakes at least once a minute
 _SLEW_TICK_MS = const(1_000)  # and every second while a slew is in progress
@@ -252,27 +251,6 @@ class Keeper:
         self.save()
         return ok
 
-    def status(self, now_ms):
-        """A record of the policy for status lines: interval_s, fails, kods, next_ms (None:
-        nothing scheduled), last_sync_unix_s, last_offset_us, valid (the clock), floor_us
-        (the build date), factory (only the factory server is asked), denied ({address:
-        Unix s}), servers: server, address, sends, replies, kods, pool, dns_failures and
-        state (ok, unresolved, dns-retry-in-Ns, denied-Ns or rate-limited-gap-Ns)."""
-        p = self.policy
-        return {
-            "interval_s": p.interval_s,
-            "fails": p.fails,
-            "kods": p.kods,
-            "next_ms": None if p.due_ms is None else max(0, p.due_ms - now_ms),
-            "last_sync_unix_s": p.last_sync_unix_s,
-            "last_offset_us": p.last_offset_us,
-            "valid": self.wall_us() >= p.floor_us,
-            "floor_us": p.floor_us,
-            "factory": p.factory_source is not None and p.sources == [p.factory_source],
-            "denied": dict(p.denied_wall),
-            "servers": [_server(p, s, now_ms) for s in p.sources],
-        }
-
     def time_us(self, t_us):
         """The clock reading t_us made monotonic: a slew or a negative drift correction never
         makes it run backwards; only a step (the policy's agreement rules passed) moves it
@@ -281,28 +259,3 @@ class Keeper:
             return self.last_us
         self.last_us = t_us
         return t_us
-
-
-def _server(p, s, now_ms):
-    """The status record of source s of policy p."""
-    state = "ok"
-    if not s.addrs:
-        state = "unresolved"
-        if s.dns_fails:
-            state = "dns-retry-in-{}s".format(max(0, s.dns_next_ms - now_ms) // 1000)
-    else:
-        peer = p.peers.get(s.addrs[s.idx].key)
-        if peer is not None and peer.denied_until_ms > now_ms:
-            state = "denied-{}s".format((peer.denied_until_ms - now_ms) // 1000)
-        elif peer is not None and peer.rate_until_ms > now_ms:
-            state = "rate-limited-gap-{}s".format(peer.rate_gap_ms // 1000)
-    return {
-        "server": s.label,
-        "address": key_text(s.addrs[s.idx].key) if s.addrs else None,
-        "state": state,
-        "sends": s.sends,
-        "replies": s.replies,
-        "kods": s.kods,
-        "pool": s.pool,
-        "dns_failures": s.dns_fails,
-    }

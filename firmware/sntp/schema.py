@@ -1,10 +1,9 @@
-# The configuration: every key's kind, default and bounds in one table (SCHEMA), its checks,
-# and Config, the settings the policy and the discipline run on.
+# The configuration: every key's kind, default and bounds in one table (SCHEMA), and Config,
+# the settings the policy and the discipline run on.
 #
-# One source: the policy (Config.from_dict), the discipline (Config.accuracy_ms), the board
-# (boards/common/settings.py validates its file here) and the console (sntp.config, which
-# adds only the help text and the file's load and save) all read SCHEMA; a bound or default
-# is written nowhere else. A headless board loads this module, never the console's.
+# One source: the policy (Config.from_dict), the discipline (Config.accuracy_ms), the checks
+# of a configuration file (sntp.config, which the board loads to read its settings) and the
+# console's help (sntp.console) all read SCHEMA; a bound or default is written nowhere else.
 #
 #   key             kind      default  bounds
 #   zone            label     none     one DNS label of 1-63 characters: 0-3.<zone>.pool.ntp.org
@@ -30,9 +29,6 @@ KIND = "sntp-config"  # a configuration file's "kind": never taken for a state f
 POOL_POLL_MIN_S = const(1_800)  # the pool's terms: no more often than every 30 min (rule 14)
 DEFAULT_POLL_MIN_S = const(1_024)  # without a setting: ntpd's 2**10, gentle on any server
 DEFAULT_POLL_MAX_S = const(14_400)  # without a setting, until the drift is known: 4 h
-SECRET_KEYS = ("wifi_pass",)
-LOG_LEVELS = ("error", "warn", "info", "debug")
-MASK = "********"
 
 # key -> (kind, default, lo, hi): an int's range, or a text's length in bytes. 1 ms is below
 # what SNTP over the Internet can hold, a minute no target at all; 64 s is the protocol's
@@ -67,124 +63,8 @@ KEYS = (  # the order help, show and the saved file use
 )
 
 
-def defaults():
-    out = {}
-    for k in KEYS:
-        d = SCHEMA[k][1]
-        out[k] = list(d) if isinstance(d, list) else d
-    return out
-
-
 def _digits(t):
     return bool(t) and all("0" <= c <= "9" for c in t)  # ASCII only, as on the boards
-
-
-def _printable(text):
-    for c in text:
-        if ord(c) < 0x20 or ord(c) == 0x7F:
-            return False
-    return True
-
-
-def check(key, value):
-    """A JSON value for key -> the valid value. Raises ValueError(reason) otherwise."""
-    if key not in SCHEMA:
-        raise ValueError("unknown key {}".format(key))
-    kind, default, lo, hi = SCHEMA[key]
-    if value is None:
-        if default is None:
-            return None
-        raise ValueError("{} cannot be empty".format(key))
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError("{} must be a whole number".format(key))
-        if not lo <= value <= hi:
-            raise ValueError("{} must be {} to {}".format(key, lo, hi))
-        return value
-    if kind == "names":
-        if not isinstance(value, list):
-            raise ValueError("servers must be a list of names")
-        if len(value) > hi:
-            raise ValueError("at most {} servers (rule 17)".format(hi))
-        for name in value:
-            if not isinstance(name, str):
-                raise ValueError("a server must be a name")
-            why = server_refusal(parse_server(name)[0])  # ValueError with a reason
-            if why:
-                raise ValueError(why)
-        return list(value)
-    if not isinstance(value, str):
-        raise ValueError("{} must be text".format(key))
-    n = len(value.encode())
-    if n > MAX_TEXT or not _printable(value):
-        raise ValueError("{}: at most {} bytes of printable text".format(key, MAX_TEXT))
-    if kind == "label":
-        return zone_label(value)
-    if kind == "host":
-        parse_server(value)
-        return value
-    if kind == "text" and not lo <= n <= hi:
-        raise ValueError("{} must be {} to {} bytes".format(key, lo, hi))
-    if kind == "secret" and value and not lo <= len(value) <= hi:
-        raise ValueError("{} must be {} to {} characters, or empty".format(key, lo, hi))
-    if kind == "choice" and value not in LOG_LEVELS:
-        raise ValueError("{} must be one of {}".format(key, ", ".join(LOG_LEVELS)))
-    if kind == "tz":
-        why = None
-        try:
-            from .tz import parse  # the optional package, only when a rule is set
-
-            parse(value)
-        except ImportError:
-            why = "needs the sntp.tz package (package-tz.json)"
-        except ValueError as e:
-            why = e.args[0]
-        if why is not None:
-            raise ValueError("tz: " + why)
-    if kind == "country":
-        if value and not (n == hi and all("a" <= c.lower() <= "z" for c in value)):
-            raise ValueError("country must be {} letters, or empty".format(hi))
-        return value.upper()
-    return value
-
-
-def hide(text, secrets):
-    """text with each secret in it replaced by MASK: as typed, and as repr() escapes it (an
-    error message quoting a value with {!r} turns a backslash or a quote into an escape)."""
-    for s in secrets:
-        if s:
-            for form in (s, repr(s)[1:-1]):
-                if form in text:
-                    text = text.replace(form, MASK)
-    return text
-
-
-def validate(doc, kind=None):
-    """A loaded object -> (values, warnings): each bad or unknown field dropped, with a reason.
-    A passphrase pasted into another field never shows in that field's warning. kind: the
-    file's own "kind" value, not taken for a key."""
-    values = defaults()
-    warnings = []
-    if not isinstance(doc, dict):
-        if doc is not None:
-            warnings.append("configuration is not a JSON object: defaults used")
-        return values, warnings
-    for k, v in doc.items():
-        if k == "kind" and v == kind:
-            continue
-        if k not in SCHEMA:
-            warnings.append("{}: unknown key, ignored".format(k))
-            continue
-        try:
-            values[k] = check(k, v)
-        except ValueError as e:
-            warnings.append("{}: {}; default used".format(k, e.args[0]))
-    secrets = []
-    for k in SECRET_KEYS:  # the file's, valid or not (a short one too: it is still meant)
-        v = doc.get(k)
-        if isinstance(v, str) and v:
-            secrets.append(v)
-    return values, [hide(w, secrets) for w in warnings]
 
 
 # ---- servers ------------------------------------------------------------------------------

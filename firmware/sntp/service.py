@@ -212,5 +212,7 @@ class Service:
         return wait_ms
 
     def status(self):
-        """The policy's record for status lines (keeper.Keeper.status)."""
-        return self.keeper.status(self.loop_ms())
+        """The policy's record for status lines (summary.status)."""
+        from .summary import status
+
+        return status(self.keeper, self.loop_ms())

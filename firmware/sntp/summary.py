@@ -2,8 +2,10 @@
 # waiting. A listener of the sync's events fills it in. begin() returns (stop, listener,
 # summary): stop() ends the run when the sync is over (a correction, the policy giving up
 # for now, or a next request too far away); end() unsubscribes and returns the summary.
-# Imported by the first sync(): a board that only runs the service never loads it.
+# status() is the policy's record for status lines (the console, tools/sntp). Imported by
+# the first sync() or status(): a board that only runs the service never loads it.
 from .compat import const
+from .sources import key_text
 
 _GIVE_UP = ("backoff", "idle", "hold")  # a sync ends when the policy gives up for now
 _SYNC_MAX_WAIT_MS = const(20_000)  # and does not wait for a request further away (R1)
@@ -103,3 +105,51 @@ def end(svc, begun):
         s["error"] = "unavailable"
         s["detail"] = "no server could be asked now (Kiss-o'-Death hold or DNS backoff)"
     return s
+
+
+def status(k, now_ms):
+    """Keeper k's policy as a record for status lines (Service.status()): interval_s,
+    fails, kods, next_ms (None: nothing scheduled), last_sync_unix_s, last_offset_us, valid
+    (the clock), floor_us (the build date), factory (only the factory server is asked),
+    denied ({address: Unix s}), servers: server, address, sends, replies, kods, pool,
+    dns_failures and state (ok, unresolved, dns-retry-in-Ns, denied-Ns or
+    rate-limited-gap-Ns)."""
+    p = k.policy
+    return {
+        "interval_s": p.interval_s,
+        "fails": p.fails,
+        "kods": p.kods,
+        "next_ms": None if p.due_ms is None else max(0, p.due_ms - now_ms),
+        "last_sync_unix_s": p.last_sync_unix_s,
+        "last_offset_us": p.last_offset_us,
+        "valid": k.wall_us() >= p.floor_us,
+        "floor_us": p.floor_us,
+        "factory": p.factory_source is not None and p.sources == [p.factory_source],
+        "denied": dict(p.denied_wall),
+        "servers": [_server(p, s, now_ms) for s in p.sources],
+    }
+
+
+def _server(p, s, now_ms):
+    """The status record of source s of policy p."""
+    state = "ok"
+    if not s.addrs:
+        state = "unresolved"
+        if s.dns_fails:
+            state = "dns-retry-in-{}s".format(max(0, s.dns_next_ms - now_ms) // 1000)
+    else:
+        peer = p.peers.get(s.addrs[s.idx].key)
+        if peer is not None and peer.denied_until_ms > now_ms:
+            state = "denied-{}s".format((peer.denied_until_ms - now_ms) // 1000)
+        elif peer is not None and peer.rate_until_ms > now_ms:
+            state = "rate-limited-gap-{}s".format(peer.rate_gap_ms // 1000)
+    return {
+        "server": s.label,
+        "address": key_text(s.addrs[s.idx].key) if s.addrs else None,
+        "state": state,
+        "sends": s.sends,
+        "replies": s.replies,
+        "kods": s.kods,
+        "pool": s.pool,
+        "dns_failures": s.dns_fails,
+    }

@@ -1,7 +1,7 @@
-# The optional provisioning console (sntp.console) and the configuration schema (sntp.config),
-# beside the sync core (package-console.json installs the same for mip). The board program's
-# settings need sntp.config: with sntp frozen, freeze this too (a frozen package's submodules
-# are looked up only in the firmware, never in /lib).
+# The optional provisioning console (sntp.console), beside the sync core (package-console.json
+# installs the same for mip). The board program reads its settings with sntp.config, which
+# is in the core: a firmware without this runs its time service, and says the console is
+# missing when a line is typed.
 # ruff: noqa: F821 - metadata(), require() and package() are given by MicroPython's manifest tool
 metadata(
     description="SNTP client for MicroPython fleets: provisioning console",
@@ -10,4 +10,4 @@ metadata(
 )
 
 require("sntp", library="sntp")
-package("sntp", files=("config.py", "console.py"), base_path="../../firmware")
+package("sntp", files=("console.py",), base_path="../../firmware")

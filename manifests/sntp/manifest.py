@@ -11,6 +11,7 @@ package(
         "aio.py",
         "client.py",
         "compat.py",
+        "config.py",
         "discipline.py",
         "exchange.py",
         "keeper.py",
