@@ -124,3 +124,80 @@ def test_a_directory_in_place_of_the_file_is_a_warning():
         assert s.load() == {} and len(warnings) == 1
     finally:
         os.rmdir(path)
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def without_memory_for(*paths):
+    """store's reads of these files run out of memory (as on a fragmented heap, where no block
+    holds the text): the real _read to put back afterwards."""
+    real = store._read
+    store._read = lambda p: (None, store.OUT_OF_MEMORY) if p in paths else real(p)
+    return real
+
+
+def test_a_state_unread_for_want_of_memory_is_not_saved_over_until_it_reads():
+    path = fresh("oom.json")
+    s, warnings = make(path)
+    good = {"v": 1, "fails": 6, "denied": {"192.0.2.1:123": 1795300000}}
+    assert s.save(good)
+    real = without_memory_for(path)
+    try:
+        assert s.load() == {}  # counted as a short boot, as an unreadable file is
+        assert len(warnings) == 1 and store.OUT_OF_MEMORY in warnings[0], warnings
+        assert s.save({"v": 1, "fails": 0}) is False  # tried to read it first: still no memory
+        assert s.save({"v": 1, "fails": 1}) is False
+        assert len(warnings) == 2 and "not saved over" in warnings[1], warnings  # said once
+        assert s.warning == warnings[1] and "\n" not in s.warning
+    finally:
+        store._read = real
+    assert store.read_json(path) == (good, None)  # the holds and the backoff are still there
+    assert not exists(path + ".tmp")
+    assert s.save({"v": 1, "fails": 2}) is True  # it reads now: the save goes ahead
+    assert s.load() == {"v": 1, "fails": 2} and len(warnings) == 2
+
+
+def test_a_later_load_that_reads_lets_the_saves_go_ahead():
+    path = fresh("oom-reload.json")
+    s, warnings = make(path)
+    assert s.save({"v": 1, "fails": 3})
+    real = without_memory_for(path)
+    try:
+        assert s.load() == {} and s.save({"v": 1}) is False
+    finally:
+        store._read = real
+    assert s.load() == {"v": 1, "fails": 3}
+    assert s.save({"v": 1, "fails": 4}) and s.load() == {"v": 1, "fails": 4}
+
+
+def test_on_fat_a_temporary_file_unread_for_want_of_memory_is_not_written_over():
+    # PATH removed, the rename cut: PATH.tmp is the only copy, and it could not be read
+    path = fresh("fat-oom.json")
+    write(path + ".tmp", b'{"v": 1, "fails": 4}')
+    s, warnings = make(path)
+    real = without_memory_for(path + ".tmp")
+    try:
+        assert s.load() == {} and store.OUT_OF_MEMORY in warnings[0], warnings
+        assert s.save({"v": 1}) is False and "not saved over" in warnings[-1]
+        fresh_store = store.JsonStore(path, warnings.append)  # never loaded: save() checks too
+        assert fresh_store.save({"v": 1}) is False
+    finally:
+        store._read = real
+    assert read_bytes(path + ".tmp") == b'{"v": 1, "fails": 4}' and not exists(path)
+    assert s.save({"v": 1, "fails": 5}) and s.load() == {"v": 1, "fails": 5}
+
+
+def test_read_saved_is_the_file_else_its_complete_temporary_one():
+    path = fresh("saved.json")
+    assert store.read_saved(path) == (None, store.NOT_FOUND)
+    write(path + ".tmp", b'{"v": 1, "fai')  # a first save cut while writing: nothing saved
+    assert store.read_saved(path) == (None, store.NOT_FOUND)
+    write(path + ".tmp", b'{"v": 2}')
+    assert store.read_saved(path) == ({"v": 2}, None)
+    write(path, b'{"v": 3}')
+    assert store.read_saved(path) == ({"v": 3}, None)
+    write(path, b"[3]")  # the file's own reason; the temporary file is not read then
+    assert store.read_saved(path) == (None, "not a JSON object")

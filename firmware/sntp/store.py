@@ -9,6 +9,12 @@
 # load() never raises: a missing file loads as None (a first boot); an unreadable, oversized,
 # non-UTF-8, non-JSON file, or JSON that is not an object, as {} (there was a boot before:
 # the policy counts it as a short one and waits longer); each with one warning line.
+# A file that could not be read for want of memory (OUT_OF_MEMORY) also loads as {}, but it
+# may be perfectly good (its holds and backoff): save() does not replace it until it has been
+# read again (each save tries), and says so once.
+#
+# read_saved(PATH) is the one "PATH, else PATH.tmp" reading: the state file here, and the
+# configuration (sntp.config.load, the board's settings.load) with their own words.
 import errno
 import gc
 import json
@@ -28,21 +34,24 @@ class JsonStore:
         self.tmp = path + ".tmp"  # where a save is written before the rename
         self.warn = warn  # callable(one-line text); None: print it
         self.warning = None  # the last warning, for callers that do not pass warn
+        self.unread = False  # the last load() ran out of memory: the file is not saved over
 
     def load(self):
         """The stored object (a dict); {} or None (not found) with one warning. Never raises."""
-        doc, why = read_json(self.path)
+        doc, why = read_saved(self.path)
+        self.unread = why == OUT_OF_MEMORY
         if doc is not None:
             return doc
         if why == NOT_FOUND:
-            tmp, _ = read_json(self.tmp)  # a save that removed PATH but had not renamed yet
-            if tmp is not None:
-                return tmp
             self._warn("{}: not found, starting without saved state".format(self.path))
+            return None
+        if self.unread:
+            self._warn(
+                "{}: {}: starting without saved state, not saved over".format(self.path, why)
+            )
         else:
             self._warn("{}: {}, ignored (starting without saved state)".format(self.path, why))
-            return {}
-        return None
+        return {}
 
     def save(self, doc):
         """Write doc (a JSON-able dict) atomically. False, with one warning, if it failed."""
@@ -54,8 +63,13 @@ class JsonStore:
         except (TypeError, ValueError) as e:
             self._warn("{}: cannot encode the state: {}".format(self.path, _text(e)))
             return False
+        if self.unread:  # the file may hold a good state: read it first (memory may be back)
+            if read_saved(self.path)[1] == OUT_OF_MEMORY:
+                return self._refuse()
+            self.unread = False
         try:
-            self._finish_replace()
+            if not self._finish_replace():
+                return self._refuse()
             f = open(self.tmp, "w")
             try:
                 self._write(f, text)
@@ -76,12 +90,20 @@ class JsonStore:
     def _finish_replace(self):
         # FAT: a save cut between removing PATH and the rename left the good file only in
         # PATH.tmp (load() reads it there). Put it in place before this save truncates
-        # PATH.tmp, or a second cut, or a failing rename, would lose both.
+        # PATH.tmp, or a second cut, or a failing rename, would lose both. False: PATH.tmp
+        # could not be read for want of memory (it may be that good file): not written over.
         if _exists(self.path):
-            return
-        doc, _ = read_json(self.tmp)
+            return True
+        doc, why = read_json(self.tmp)
         if doc is not None:
             os.rename(self.tmp, self.path)
+        return why != OUT_OF_MEMORY
+
+    def _refuse(self):
+        self._warn(
+            "{}: unread ({}): not saved over until it reads".format(self.path, OUT_OF_MEMORY)
+        )
+        return False
 
     def _write(self, f, text):
         # One write; a test overrides this to cut the power half-way.
@@ -102,6 +124,22 @@ NOT_FOUND = "not found"
 # The heap had no block for the file's text, even after a collection: nothing is known of the
 # file (it may be perfectly good), so nothing may be saved over it on that account.
 OUT_OF_MEMORY = "out of memory"
+
+
+def read_saved(path):
+    """(dict, None), or (None, why): the file at path, else path + ".tmp" when path is not
+    found (a save on FAT cut between removing path and the rename: the temporary file is
+    complete by then). why is path's reason, NOT_FOUND when neither is there or the
+    temporary file is broken (a save cut while writing it: nothing complete was saved), and
+    OUT_OF_MEMORY when the temporary file could not be read for want of memory (it may be
+    the good one)."""
+    doc, why = read_json(path)
+    if why != NOT_FOUND:
+        return doc, why
+    doc, why = read_json(path + ".tmp")
+    if doc is not None or why == OUT_OF_MEMORY:
+        return doc, why
+    return None, NOT_FOUND
 
 
 def read_json(path):
