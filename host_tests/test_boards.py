@@ -461,6 +461,48 @@ def test_settings_good_file():
     assert settings.has_servers(s) and not settings.has_servers(settings.defaults())
 
 
+def test_settings_unread_for_want_of_memory_say_so_and_are_never_saved_over():
+    # the heap had no block for the file's text: the defaults for this boot, with a line that
+    # says "out of memory" as sntp.config.load's does; the console, which reads the file
+    # itself, refuses to save over it; once memory is back, the file reads whole
+    from sntp import config, store
+    from sntp.console import Console
+
+    path = fresh_path("test_boards", "oom.json")
+    good = {"kind": config.KIND, "wifi_ssid": "factory-net", "wifi_pass": "password"}
+    text = json.dumps(good)
+    write(path, text)
+    real = store._read
+    store._read = lambda p: (None, store.OUT_OF_MEMORY) if p == path else real(p)
+    try:
+        lines = []
+        assert settings.load(path, lines.append) == settings.defaults()
+        assert len(lines) == 1 and store.OUT_OF_MEMORY in lines[0] and path in lines[0], lines
+        said = []
+        con = Console(path, warn=said.append)
+        assert con.handle(b"set accuracy_ms 50")[-1] == "ok"
+        reply = con.handle(b"save")
+        assert reply[-1].startswith("err ") and store.OUT_OF_MEMORY in reply[-1], reply
+    finally:
+        store._read = real
+    with open(path) as f:
+        assert f.read() == text  # untouched
+    lines = []
+    s = settings.load(path, lines.append)
+    assert lines == [] and s["wifi_ssid"] == "factory-net" and s["wifi_pass"] == "password"
+
+
+def test_settings_read_the_temporary_file_of_a_save_cut_before_its_rename():
+    path = fresh_path("test_boards", "fat.json")  # FAT: the old file removed, then the cut
+    write(path + ".tmp", '{"wifi_ssid": "net", "zone": "acme"}')
+    lines = []
+    s = settings.load(path, lines.append)
+    assert lines == [] and s["wifi_ssid"] == "net" and s["zone"] == "acme"
+    write(path + ".tmp", '{"wifi_ssid": "ne')  # a first save cut while writing: none saved
+    s = settings.load(path, lines.append)
+    assert s == settings.defaults() and len(lines) == 1 and "not found" in lines[0], lines
+
+
 # ---- the board program --------------------------------------------------------------------------
 class FakeWLAN:
     def __init__(self, joins_after=2):

@@ -724,11 +724,11 @@ def test_a_save_that_fails_or_reads_back_wrong_is_an_err():
 
 
 def test_a_configuration_unread_for_want_of_memory_is_never_saved_over():
-    # the heap had no block for the file (store.read_json says OUT_OF_MEMORY): the file may be
-    # good, so save refuses to put the defaults and a change over it until it has been read
+    # the heap had no block for the file (store.read_saved says OUT_OF_MEMORY): the file may
+    # be good, so save refuses to put the defaults and a change over it until it has been read
     good = {"kind": config.KIND, "zone": "acme", "wifi_ssid": "factory-net"}
-    real = config.read_json
-    config.read_json = lambda path: (None, store.OUT_OF_MEMORY)
+    real = config.read_saved
+    config.read_saved = lambda path: (None, store.OUT_OF_MEMORY)
     try:
         con, path, warnings = make(doc=good)
         assert any("out of memory" in w for w in warnings), warnings
@@ -737,7 +737,7 @@ def test_a_configuration_unread_for_want_of_memory_is_never_saved_over():
         assert final(reply).startswith("err ") and "out of memory" in final(reply), reply
         assert json.loads(read_bytes(path)) == good  # untouched
     finally:
-        config.read_json = real
+        config.read_saved = real
     assert final(ask(con, "discard")) == "ok"  # memory again: the file is read
     assert con.saved["zone"] == "acme" and final(ask(con, "set accuracy_ms 50")) == "ok"
     assert final(ask(con, "save")) == "ok"

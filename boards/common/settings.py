@@ -9,11 +9,14 @@
 # console is atomic (a temporary file, then a rename), so a power cut leaves the old or the
 # new configuration.
 # Loading never fails: a missing or broken file is the defaults, a wrong or unknown key
-# falls back to its default; either way one line on the console says what was dropped.
+# falls back to its default; either way one line on the console says what was dropped. A
+# file that could not be read for want of memory is the defaults too, with a line saying
+# "out of memory" (sntp.store.OUT_OF_MEMORY): nothing saves them over it (the console reads
+# the file itself and refuses to save over one it could not read).
 # Without wifi_ssid the board has no Wi-Fi and no time service; the application still runs.
 # Never commit a real passphrase.
 from sntp import config
-from sntp.store import NOT_FOUND, read_json
+from sntp.store import NOT_FOUND, OUT_OF_MEMORY, read_saved
 
 CONFIG_PATH = "/config.json"
 
@@ -25,14 +28,16 @@ def defaults():
 def load(path=CONFIG_PATH, warn=print):
     """The settings: every key of sntp.schema, checked by sntp.config (the core's), from the
     file where valid. Never raises."""
-    doc, why = read_json(path)
-    if doc is None and why == NOT_FOUND:
-        # a console save cut between removing the old file and the rename (FAT): the
-        # temporary file is complete by then (sntp.store)
-        doc, _ = read_json(path + ".tmp")
+    # PATH, else the PATH.tmp of a console save cut between removing the old file and the
+    # rename (FAT): the temporary file is complete by then (sntp.store.read_saved)
+    doc, why = read_saved(path)
     if doc is None:
         if why == NOT_FOUND:
             warn("config: {} not found: no Wi-Fi, no NTP servers".format(path))
+        elif why == OUT_OF_MEMORY:
+            # the file may be good: this line says OUT_OF_MEMORY, as sntp.config.load's does,
+            # and the console (which reads the file itself) refuses to save over it
+            warn("config: {}: {}: no Wi-Fi, no NTP servers until it is read".format(path, why))
         else:
             warn("config: {}: {}: no Wi-Fi, no NTP servers".format(path, why))
         return defaults()
