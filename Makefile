@@ -121,10 +121,10 @@ lint: setup $(VENV)/.lint-done $(foreach p,$(STUB_PORTS),$(STUBS)/$(p)/.stamp)
 	MYPYPATH=$(STUBS)/unix:firmware $(VENV)/bin/mypy --cache-dir build/mypy/unix \
 	  --custom-typeshed-dir $(STUBS)/unix boards/unix/softrtc.py boards/unix/unixconsole.py
 	@for b in esp32 rp2; do \
-	  echo "mypy boards/$$b boards/common ($$b stubs)"; \
-	  MYPYPATH=$(STUBS)/$$b:firmware:boards/common:boards/$$b $(VENV)/bin/mypy \
+	  echo "mypy boards/common ($$b stubs)"; \
+	  MYPYPATH=$(STUBS)/$$b:firmware:boards/common $(VENV)/bin/mypy \
 	    --cache-dir build/mypy/$$b --custom-typeshed-dir $(STUBS)/$$b --check-untyped-defs \
-	    boards/$$b/*.py boards/common/*.py firmware/sntp/rtc.py || exit 1; \
+	    boards/common/*.py firmware/sntp/rtc.py || exit 1; \
 	done
 
 # Cross-compile firmware/ to .mpy and print each module's size and the total.
@@ -166,8 +166,9 @@ mip-heap: setup
 # @micropython.native or viper, and then it must match the board.)
 #   make deploy BOARD=esp32 PORT=/dev/ttyUSB0 [CONFIG=my-config.json]   (BOARD=rp2: Pico W)
 # The board gets :lib/sntp/*.mpy (DEPLOY_FILES under firmware/), the board glue as
-# :lib/*.mpy (the rest of DEPLOY_FILES) and boards/$(BOARD)/main.py as :main.py; then it is
-# reset. First every .py and .mpy under :lib/sntp/ and the glue's old :lib/NAME.py/.mpy are
+# :lib/*.mpy (the rest of DEPLOY_FILES: boards/common/ but its main.py and hil.py; one
+# board.py for both boards, sntp.rtc picks the RTC's resolution by port) and
+# boards/common/main.py as :main.py; then it is reset. First every .py and .mpy under :lib/sntp/ and the glue's old :lib/NAME.py/.mpy are
 # removed: the board imports a stale NAME.py ahead of a new NAME.mpy. CONFIG (Wi-Fi, vendor
 # zone: see boards/common/config.example.json) is copied to :config.json; without it the
 # board keeps the one it has. Never commit a real passphrase. MPREMOTE: the mpremote to run.
@@ -178,8 +179,8 @@ MPREMOTE ?= $(VENV)/bin/mpremote
 MPY_ARCH_esp32 := xtensawin
 MPY_ARCH_rp2 := armv6m
 MPY_ARCH = $(MPY_ARCH_$(BOARD))
-BOARD_LIB = $(filter-out boards/common/hil.py,$(wildcard boards/common/*.py)) \
-  boards/$(BOARD)/board.py
+BOARD_NOT_LIB := boards/common/hil.py boards/common/main.py
+BOARD_LIB = $(filter-out $(BOARD_NOT_LIB),$(wildcard boards/common/*.py))
 # Every file deploy compiles and copies: the package (firmware/ -> :lib/sntp/), then the glue.
 DEPLOY_FILES = $(wildcard firmware/sntp/*.py) $(BOARD_LIB)
 DEPLOY_GLUE = $(notdir $(basename $(filter-out firmware/%,$(DEPLOY_FILES))))
@@ -195,7 +196,7 @@ S=['lib/sntp/'+f for f in os.listdir('lib/sntp') if f[-3:]=='.py' or f[-4:]=='.m
 S+=['lib/'+f for f in L if f in G];[os.remove(f) for f in S];\
 print('deploy: removed %d old files from the board%s'%(len(S),':' if S else ''),*S)
 deploy: setup
-	@test -n "$(MPY_ARCH)" -a -f boards/$(BOARD)/main.py || \
+	@test -n "$(MPY_ARCH)" || \
 	  { echo "deploy: BOARD must be esp32 or rp2, not '$(BOARD)'" >&2; exit 2; }
 	@test -z "$(CONFIG)" -o -f "$(CONFIG)" || { echo "deploy: no file $(CONFIG)" >&2; exit 2; }
 	@echo "deploy: compiling $(words $(DEPLOY_FILES)) files for $(BOARD) (-march=$(MPY_ARCH))"
@@ -208,13 +209,13 @@ deploy: setup
 	  printf '%6d  %s\n' $$n $$o; \
 	done; printf '%6d  total (-march=$(MPY_ARCH))\n' $$total
 	@echo "deploy: to the board on $(PORT): remove the old lib/sntp/*.py|*.mpy and glue," \
-	  "copy build/mpy-$(BOARD)/lib/ to :lib/, boards/$(BOARD)/main.py to :main.py" \
+	  "copy build/mpy-$(BOARD)/lib/ to :lib/, boards/common/main.py to :main.py" \
 	  "$(if $(CONFIG),and $(CONFIG) to :config.json,(config.json left as it is))," \
 	  "then reset"
 	$(MPREMOTE) connect $(PORT) exec "$(DEPLOY_PREP)" \
 	  + fs cp -r build/mpy-$(BOARD)/lib/sntp :lib/ \
 	  + fs cp build/mpy-$(BOARD)/lib/*.mpy :lib/ \
-	  + fs cp boards/$(BOARD)/main.py :main.py \
+	  + fs cp boards/common/main.py :main.py \
 	  $(if $(CONFIG),+ fs cp $(CONFIG) :config.json) \
 	  + reset
 	@echo "deploy: done; the board was reset and runs main.py"

