@@ -492,6 +492,49 @@ def test_settings_unread_for_want_of_memory_say_so_and_are_never_saved_over():
     assert lines == [] and s["wifi_ssid"] == "factory-net" and s["wifi_pass"] == "password"
 
 
+def test_a_configuration_read_but_not_checked_for_want_of_memory_counts_as_unread():
+    # checking the values needs memory too (a tz rule imports sntp.tz, a new character interns
+    # a qstr): a MemoryError there is tried once more, then said as "out of memory", as for
+    # a file that could not be read; never an exception out of load()
+    from sntp import config, store
+    from sntp.console import Console
+
+    path = fresh_path("test_boards", "oom-check.json")
+    good = {"kind": config.KIND, "wifi_ssid": "factory-net", "zone": "acme"}
+    write(path, json.dumps(good))
+    real = config.validate  # what config.load and settings.load check the values with
+    calls = []
+
+    def short_once(doc):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError
+        return real(doc)
+
+    def short(doc):
+        raise MemoryError
+
+    try:
+        config.validate = short_once  # the second try has the memory: the file, whole
+        lines = []
+        assert settings.load(path, lines.append)["wifi_ssid"] == "factory-net" and lines == []
+        del calls[:]
+        assert config.load(path, lines.append)["zone"] == "acme" and lines == []
+        config.validate = short
+        assert settings.load(path, lines.append) == settings.defaults()
+        assert config.load(path, lines.append) == config.defaults()
+        assert len(lines) == 2 and all(store.OUT_OF_MEMORY in x for x in lines), lines
+        said = []
+        con = Console(path, warn=said.append)
+        assert con.handle(b"set zone other")[-1] == "ok"
+        reply = con.handle(b"save")
+        assert reply[-1].startswith("err ") and store.OUT_OF_MEMORY in reply[-1], reply
+    finally:
+        config.validate = real
+    with open(path) as f:
+        assert json.loads(f.read()) == good  # untouched
+
+
 def test_settings_read_the_temporary_file_of_a_save_cut_before_its_rename():
     path = fresh_path("test_boards", "fat.json")  # FAT: the old file removed, then the cut
     write(path + ".tmp", '{"wifi_ssid": "net", "zone": "acme"}')

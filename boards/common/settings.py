@@ -16,7 +16,7 @@
 # Without wifi_ssid the board has no Wi-Fi and no time service; the application still runs.
 # Never commit a real passphrase.
 from sntp import config
-from sntp.store import NOT_FOUND, OUT_OF_MEMORY, read_saved
+from sntp.store import NOT_FOUND, OUT_OF_MEMORY, read_saved, retry_short
 
 CONFIG_PATH = "/config.json"
 
@@ -31,17 +31,19 @@ def load(path=CONFIG_PATH, warn=print):
     # PATH, else the PATH.tmp of a console save cut between removing the old file and the
     # rename (FAT): the temporary file is complete by then (sntp.store.read_saved)
     doc, why = read_saved(path)
-    if doc is None:
-        if why == NOT_FOUND:
-            warn("config: {} not found: no Wi-Fi, no NTP servers".format(path))
-        elif why == OUT_OF_MEMORY:
-            # the file may be good: this line says OUT_OF_MEMORY, as sntp.config.load's does,
-            # and the console (which reads the file itself) refuses to save over it
-            warn("config: {}: {}: no Wi-Fi, no NTP servers until it is read".format(path, why))
-        else:
-            warn("config: {}: {}: no Wi-Fi, no NTP servers".format(path, why))
-        return defaults()
-    return check(doc, path, warn)
+    if doc is not None:  # checking needs memory too: read but not checked is not read
+        values, why = retry_short(lambda d: check(d, path, warn), doc)
+        if values is not None:
+            return values
+    if why == NOT_FOUND:
+        warn("config: {} not found: no Wi-Fi, no NTP servers".format(path))
+    elif why == OUT_OF_MEMORY:
+        # the file may be good: this line says OUT_OF_MEMORY, as sntp.config.load's does,
+        # and the console (which reads the file itself) refuses to save over it
+        warn("config: {}: {}: no Wi-Fi, no NTP servers until it is read".format(path, why))
+    else:
+        warn("config: {}: {}: no Wi-Fi, no NTP servers".format(path, why))
+    return defaults()
 
 
 def check(doc, path=CONFIG_PATH, warn=print):

@@ -9,7 +9,7 @@
 # Saving goes through store.JsonStore: a temporary file, then a rename over the old one, so a
 # power cut at any byte leaves the old or the new configuration, never a broken one.
 from .schema import KEYS, KIND, MAX_TEXT, SCHEMA, parse_server, server_refusal, zone_label
-from .store import NOT_FOUND, OUT_OF_MEMORY, JsonStore, read_saved
+from .store import NOT_FOUND, OUT_OF_MEMORY, JsonStore, read_saved, retry_short
 
 SECRET_KEYS = ("wifi_pass",)
 LOG_LEVELS = ("error", "warn", "info", "debug")
@@ -152,7 +152,10 @@ def load(path, warn=print):
     """The configuration in path, validated; every problem is one warn() line."""
     doc, why = read_saved(path)  # PATH, else the PATH.tmp of a save cut before its rename
     why = None if why == NOT_FOUND else why  # not worth a line: the defaults
-    values, warnings = validate(doc)
+    checked, short = retry_short(validate, doc)  # checking needs memory too
+    if short:  # read, but not checked: as if it could not be read
+        checked, why = (defaults(), []), short
+    values, warnings = checked
     if why == OUT_OF_MEMORY:  # the file may be good: the defaults, and nothing saved over it
         warnings.insert(0, "{}: {}: the defaults are used until it is read".format(path, why))
     elif why:  # the configuration's words, not the state file's

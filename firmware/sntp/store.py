@@ -142,6 +142,21 @@ def read_saved(path):
     return None, NOT_FOUND
 
 
+def retry_short(fn, arg):
+    """(fn(arg), None), or (None, OUT_OF_MEMORY): a MemoryError is tried once more after a
+    collection, then said as such. For what checks a file's contents after reading it (a tz
+    rule imports sntp.tz; a character never seen before interns a qstr, and a full qstr pool
+    grows by one block of kilobytes): a good file is not "broken" for want of memory."""
+    try:
+        return fn(arg), None
+    except MemoryError:
+        gc.collect()
+    try:
+        return fn(arg), None
+    except MemoryError:
+        return None, OUT_OF_MEMORY
+
+
 def read_json(path):
     """(dict, None), or (None, why): a short reason such as NOT_FOUND, OUT_OF_MEMORY or
     "not JSON". The file is read in the size it has (a board's heap may have no 16 KB block
