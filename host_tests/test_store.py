@@ -201,3 +201,57 @@ def test_read_saved_is_the_file_else_its_complete_temporary_one():
     assert store.read_saved(path) == ({"v": 3}, None)
     write(path, b"[3]")  # the file's own reason; the temporary file is not read then
     assert store.read_saved(path) == (None, "not a JSON object")
+
+
+def test_a_state_read_only_after_the_boot_keeps_its_sends_and_holds():
+    # at boot the state file could not be read for want of memory: the boot starts from
+    # nothing (a short boot), and its first save reads the file first; when it reads then,
+    # its sends and KoD holds join the running policy's instead of being saved over
+    from sntp.keeper import Keeper
+    from sntp.schema import Config
+    from sntp.sources import peer_by_text
+
+    wall = [1_800_000_000_000_000]
+    saved = {
+        "v": 1,
+        "boots": 3,
+        "fails": 2,
+        "up": 900_000,
+        "open": False,
+        "saved_ms": wall[0] // 1000,
+        "sent": [
+            ["10.0.0.7:123", wall[0] // 1000 - 20_000, 20_000],
+            ["10.0.0.8:123", wall[0] // 1000 - 10_000, 10_000],  # asked, then denied
+        ],
+        "denied": {"10.0.0.8:123": wall[0] // 1_000_000 + 50_000},
+        "rate": {"10.0.0.9:123": [1_200_000, 1_000_000, 80_000_000]},
+    }
+
+    class LateStore:  # the first load runs out of memory, the next one reads
+        unread = False
+        loads = 0
+
+        def load(self):
+            self.loads += 1
+            self.unread = self.loads == 1
+            return {} if self.unread else dict(saved)
+
+        def save(self, doc):
+            self.doc = doc
+            return True
+
+    store = LateStore()
+    k = Keeper(Config.from_dict({"servers": ["ntp.example.com"]}), lambda n: 0, lambda: wall[0],
+               store=store)  # fmt: skip
+    k.boot(0)
+    p = k.policy
+    assert store.loads == 2 and not store.unread  # the boot's save read it again
+    assert [x[0] for x in store.doc["sent"]] == ["10.0.0.7:123", "10.0.0.8:123"]
+    assert set(store.doc["denied"]) == {"10.0.0.8:123"} and set(store.doc["rate"]) == {
+        "10.0.0.9:123"
+    }
+    assert p.fails >= 2 and store.doc["fails"] >= 2
+    denied = peer_by_text(p.peers, "10.0.0.8:123")  # one peer for its send and its hold
+    assert denied.denied_until_ms > 0 and denied.last_send_ms is not None
+    assert peer_by_text(p.peers, "10.0.0.9:123").rate_gap_ms == 1_200_000
+    assert peer_by_text(p.peers, "10.0.0.7:123").last_send_ms is not None

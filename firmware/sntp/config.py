@@ -25,8 +25,8 @@ def defaults():
 
 
 def _printable(text):
-    for c in text:
-        if ord(c) < 0x20 or ord(c) == 0x7F:
+    for b in text.encode():  # bytes: no string made per character (schema._only)
+        if b < 0x20 or b == 0x7F:
             return False
     return True
 

@@ -224,6 +224,10 @@ class Keeper:
             if self.store is None:
                 return  # nothing to persist: the state is not even built
             wall = self.wall_us()
+            if getattr(self.store, "unread", False):  # at boot, no memory to read it
+                doc = self.store.load()
+                if isinstance(doc, dict) and not self.store.unread:
+                    p.merge(doc, wall)
             state = saved.write(p, wall)
             if self.disc is not None:
                 state["discipline"] = self.disc.state(wall)

@@ -15,8 +15,7 @@
 #
 # Rules of this file (what holds whatever the events):
 #  R1 Never two requests to one address less than MIN_GAP_MS apart (rule 1); a RATE kiss
-#     widens that address's gap (rule 5); DENY/RSTR stop it for DENY_HOLD_S. Both holds
-#     are kept across reboots (state.py).
+#     widens that address's gap (rule 5); DENY/RSTR stop it for DENY_HOLD_S; across reboots.
 #  R2 Never more than HOURLY_CAP requests in any hour in total, whatever the configuration.
 #  R3 Every interval is randomized: a uniform 0-25 % on top (JITTER_DIV), so nothing aligns
 #     with the wall clock (rule 15). There is no cron-like schedule anywhere.
@@ -43,8 +42,7 @@ from .state import BACKOFF_MAX_MS, HOUR_MS, HOURLY_CAP, JITTER_DIV
 from .vote import AGREE_ABOVE_US, Correction, Sample, best, choose, near
 
 _BACKOFF_MIN_MS = const(30_000)  # R4 (lwIP: 15 s to 150 s, too fast)
-# Poll interval: the schema's bounds (for pool names a 30 min floor, rule 14; 64 s for
-# other servers; 4 h until the discipline knows the drift); 36 h at most in any case.
+# The longest poll interval in any case (the schema's top: 36 h; its floors: rule 14).
 _POLL_TOP_S = SCHEMA["poll_max_s"][3]
 _SAMPLE_MAX_AGE_MS = const(900_000)  # R5: older replies are not compared
 _NO_REPLY = (exchange.TIMEOUT, exchange.BAD_ORIGIN, exchange.SHORT, exchange.WRONG_SOURCE)
@@ -141,9 +139,8 @@ class Policy(Emitter):
 
     # ---- start-up ------------------------------------------------------------------------
     def start(self, now_ms, wall_us, saved=None, wake=False):
-        """Begin at now_ms with the state a store saved (a dict; None: none). wake: True, a
-        wake from deep sleep (the RTC ran on); None, the reset cause is unknown (a short
-        boot); False, a power-on or reset."""
+        """Begin at now_ms with the state a store saved (a dict; None: none). wake: True, the
+        RTC ran on (deep sleep); None, the reset cause is unknown; False, a power-on."""
         self.now_ms = self.boot_ms = now_ms
         self.mark_ms = now_ms + state.MARK_FIRST_MS
         valid = wall_us >= self.floor_us
@@ -163,26 +160,25 @@ class Policy(Emitter):
         self._due(now_ms, max(0, delay), wall_us, "start", clock_valid=valid, short=self.short)
 
     def _restore(self, sv):
-        """Take a saved state (state.Saved) in; True when the boot before this one was short
-        (or cannot be told: an unreadable state, an older one, an unknown reset cause)."""
+        """Take a state.Saved in; True when the boot before was short (or cannot be told)."""
         self.fails, self.boots, self.short, self.rr = sv.fails, sv.boots, sv.shorts, sv.rr
         if not sv.first:
             self.interval_s = sv.interval_s or self.interval_s
             self.last_sync_unix_s = sv.last_sync_unix_s
             self.next_due_unix_s = sv.next_due_unix_s
-        self.sent = sv.sent
-        for text, _, sent_ms in sv.sent:
-            peer_by_text(self.peers, text).sent_at(sent_ms)
-        for text, until_s, until_ms in sv.denied:
-            self.denied_wall[text] = until_s
-            peer_by_text(self.peers, text).denied_until_ms = until_ms
-        for text, gap, until_ms, sent_ms in sv.rate:
-            peer = peer_by_text(self.peers, text)
-            peer.rate_gap_ms, peer.rate_until_ms = gap, until_ms
-            peer.sent_at(sent_ms)
+        _hold(self, sv)
         if sv.warnings:
             self.emit("config", warning="state: " + "; ".join(sv.warnings))
         return sv.short
+
+    def merge(self, st, wall_us):
+        """A saved state read only now (at boot there was no memory for it): its failures,
+        sends and holds join this boot's, so that R1, R2 and the holds span the restart."""
+        sv = state.read(st, self.now_ms, wall_us, self.floor_us, self.config)
+        self.fails = max(self.fails, sv.fails)
+        _hold(self, sv)
+        self.dirty = True
+        self.emit("config", note="state: read at last; its sends and holds kept")
 
     def sync_now(self, now_ms):
         """A person asked: start a round now. The floors (R1, R2), KoD holds and the crash-loop
@@ -484,3 +480,21 @@ def _back(things, d):
             t = getattr(o, name)
             if t is not None:
                 setattr(o, name, max(t - d, -d))
+
+
+def _hold(p, sv):
+    """The sends and holds of saved state sv join policy p's: the later of each."""
+    sent = p.sent
+    sent[:] = sorted(sent + [x for x in sv.sent if x not in sent], key=lambda x: x[2])
+    del sent[: -state.HOURLY_CAP]
+    for text, _, sent_ms in sv.sent:
+        peer_by_text(p.peers, text).sent_at(sent_ms)
+    for text, until_s, until_ms in sv.denied:
+        p.denied_wall[text] = max(until_s, p.denied_wall.get(text, 0))
+        peer = peer_by_text(p.peers, text)
+        peer.denied_until_ms = max(until_ms, peer.denied_until_ms)
+    for text, gap, until_ms, sent_ms in sv.rate:
+        peer = peer_by_text(p.peers, text)
+        peer.rate_gap_ms = max(gap, peer.rate_gap_ms)
+        peer.rate_until_ms = max(until_ms, peer.rate_until_ms)
+        peer.sent_at(sent_ms)

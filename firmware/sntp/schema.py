@@ -64,7 +64,18 @@ KEYS = (  # the order help, show and the saved file use
 
 
 def _digits(t):
-    return bool(t) and all("0" <= c <= "9" for c in t)  # ASCII only, as on the boards
+    return bool(t) and _only(t, b"", 0)
+
+
+def _only(text, extra, letters=32):
+    """Every character of text an ASCII digit, letter (letters=0: none) or one of extra
+    (bytes): ASCII only, as on the boards, where isalpha() differs. Its bytes are looked at,
+    not its characters: iterating a str makes a string of each on the heap, and a character
+    new to the interned pool may need a block a fragmented heap has not got."""
+    for b in text.encode():
+        if not (48 <= b <= 57 or letters and 97 <= b | letters <= 122 or b in extra):
+            return False
+    return True
 
 
 # ---- servers ------------------------------------------------------------------------------
@@ -86,10 +97,7 @@ def parse_server(text):
         host, port = text.split(":")
     if not _digits(port) or not 0 < int(port) < 65536:
         raise ValueError("bad port in {!r}".format(text))
-    ok = 0 < len(host) <= SCHEMA["factory_server"][3]
-    for c in host:  # ASCII only: isalpha() takes any letter on CPython, not on the boards
-        ok = ok and ("a" <= c.lower() <= "z" or "0" <= c <= "9" or c in ".-_:")
-    if not ok:
+    if not (0 < len(host) <= SCHEMA["factory_server"][3] and _only(host, b".-_:")):
         raise ValueError("bad server name {!r}".format(text))
     return host, int(port)
 
@@ -130,9 +138,7 @@ def zone_label(zone):
     """A vendor zone of the NTP Pool (one DNS label, like acme), lower-cased. ValueError."""
     _, _, lo, hi = SCHEMA["zone"]
     ok = isinstance(zone, str) and lo <= len(zone) <= hi and zone[0] != "-" and zone[-1] != "-"
-    for c in zone if ok else "":
-        ok = ok and ("a" <= c.lower() <= "z" or "0" <= c <= "9" or c == "-")
-    if not ok:
+    if not (ok and _only(zone, b"-")):
         raise ValueError("zone must be one DNS label such as acme")
     return zone.lower()
 

@@ -178,12 +178,14 @@ def next_source(sources, rr, tried, peers, now_ms):
 
 
 def peer_by_text(peers, text):
-    """The Peer of an address saved as text (peers are keyed by (ip, port) once asked)."""
-    for key, peer in peers.items():
-        if key_text(key) == text:
-            return peer
-    p = Peer()
-    peers[("text", text)] = p
+    """The Peer of an address saved as text (peers are keyed by (ip, port) once asked, by
+    ("text", text) until then)."""
+    p = peers.get(("text", text))
+    if p is None:
+        for key, peer in peers.items():
+            if key[0] != "text" and key_text(key) == text:
+                return peer
+        p = peers[("text", text)] = Peer()
     return p
 
 
