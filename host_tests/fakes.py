@@ -251,7 +251,7 @@ class MemStore:
         if self.fail:
             self.warning = "disk full"
             return False
-        self.doc = doc
+        self.doc = json.loads(json.dumps(doc))  # a copy, as a file holds it
         return True
 
 

@@ -5,6 +5,7 @@
 # Every request is turned into real reply bytes by a simulated server and judged by
 # exchange.Exchange exactly as on a device, so a KoD or a liar in a scenario goes through
 # the same checks as one on the wire.
+import json
 import struct
 
 import ntpwire
@@ -134,7 +135,7 @@ class MemStore:
         return self.doc
 
     def save(self, doc):
-        self.doc = doc
+        self.doc = json.loads(json.dumps(doc))  # what the flash holds: a copy, as JSON has it
         return True
 
 

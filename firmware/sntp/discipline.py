@@ -189,8 +189,8 @@ class Discipline:
             "at_us": wall_us,  # drift applied up to here (to within the last tick)
             "v": _STATE_VERSION,
             "drift_ppb": self.drift_ppb,
-            "samples": list(self.samples),
-            "errors": list(self.errors),
+            "samples": self.samples,  # a store writes them out at once
+            "errors": self.errors,
             "sleep": self.sleep,
             "sleep_errors": self.sleep_errors,
             "fit": self.fit,

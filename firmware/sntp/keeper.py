@@ -141,15 +141,17 @@ class Keeper:
                 p.set_interval_cap(cap, now_ms)
                 self._budget(cap)
                 p.changed()  # the discipline's state is saved with the policy's
-                p.emit(
-                    "drift",
-                    drift_ppb=d.drift_ppb,
-                    measured_ppb=d.last["measured_ppb"],
-                    sigma_ppb=d.sigma_ppb(),
-                    interval_cap_s=cap,
-                    interval_s=p.interval_s,
-                )
-        p.emit("clock", applied=applied, offset_us=corr.offset_us, how=kind, detail=why)
+                if p.hears("drift"):
+                    p.emit(
+                        "drift",
+                        drift_ppb=d.drift_ppb,
+                        measured_ppb=d.last["measured_ppb"],
+                        sigma_ppb=d.sigma_ppb(),
+                        interval_cap_s=cap,
+                        interval_s=p.interval_s,
+                    )
+        if p.hears("clock"):
+            p.emit("clock", applied=applied, offset_us=corr.offset_us, how=kind, detail=why)
 
     def _budget(self, cap_s):
         """Say once (and again when the figure doubles or halves) when accuracy_ms cannot be

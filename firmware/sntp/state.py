@@ -191,7 +191,7 @@ def write(p, wall_us=None):
         "interval_s": p.interval_s,
         "last_sync_unix_s": p.last_sync_unix_s,
         "next_due_unix_s": p.next_due_unix_s,
-        "denied": dict(p.denied_wall),
+        "denied": p.denied_wall,  # a store writes it out at once (simdev.MemStore: a copy)
         "sent": [[x[0], x[1], now - x[2]] for x in p.sent],
     }
 
