@@ -90,7 +90,7 @@ class Discipline:
         # the sleep clock's realized errors: |offset| / sqrt(s asleep), us per root second,
         # the last _SLEEP_ERRORS (its cycle-to-cycle noise adds up as a random walk)
         self.sleep_errors = []
-        self.fit = None  # the sleep clock's daily fit [level, a, b] ppb, or None (_refit)
+        self.fit = None  # the sleep clock's daily fit [level, a, b] ppb, or None (_fit)
         self.awake_ms = 0  # ms on the awake clock since the last sync (to _MS_TOP)
         self.slept_ms = 0  # ms asleep since the last sync (to _MS_TOP)
         self.slept_us = 0  # us applied for those sleeps, signed
@@ -150,7 +150,7 @@ class Discipline:
         if isinstance(f, list) and len(f) == 3 and _ints(f) and max(map(abs, f)) <= _MAX_SLEEP_PPB:
             self.fit = f
         elif self.sleep:
-            self._refit()  # an older state, or a broken fit: from the measurements
+            self.fit = _fit(self.sleep)  # an older state, or a broken fit: from the measurements
         e = st.get("sleep_errors")
         if isinstance(e, list):
             self.sleep_errors = [x for x in e if _is_int(x) and 0 <= x < _MS_TOP][-_SLEEP_ERRORS:]
@@ -289,7 +289,7 @@ class Discipline:
         self.sleep.append([self.ref_unix_us // 60_000_000, wall_us // 60_000_000 + 1, f])
         if len(self.sleep) > _SLEEP_SAMPLES:
             self.sleep.pop(0)
-        self._refit()
+        self.fit = _fit(self.sleep)
         return f
 
     def tick(self, now_ms):
@@ -340,42 +340,6 @@ class Discipline:
         eight is about 1.4 sigma); None: not measured yet."""
         e = self.sleep_errors
         return max(e) * 2 + 1 if e else None
-
-    def _refit(self):
-        """The daily fit of the sleep clock's measurements, as [level, a, b] ppb (rate =
-        level + a cos + b sin of the time of day), or None: too few within _FIT_SPAN_MIN or
-        not spread over the day. Least squares by Cramer's rule: big ints, at a sync only."""
-        s = self.sleep
-        self.fit = None
-        if not s:
-            return
-        pts = [m for m in s if s[-1][1] - m[1] < _FIT_SPAN_MIN]
-        n = len(pts)
-        if n < _FIT_MIN:
-            return
-        sc = ss = scc = scs = sss = y0 = yc = ys = 0
-        for m in pts:
-            c, sn = _cs(m[0], m[1])
-            y = m[2]
-            sc += c
-            ss += sn
-            scc += c * c
-            scs += c * sn
-            sss += sn * sn
-            y0 += y
-            yc += y * c
-            ys += y * sn
-        a00, a01, a02 = n * _Q * _Q, _Q * sc, _Q * ss
-        b0 = _Q * y0
-        det = _det(a00, a01, a02, a01, scc, scs, a02, scs, sss)
-        # the phases must cover the day: a well-spread set has det ~ n**3 * Q**6 / 4
-        if det * 64 < n * n * n * _Q**6:
-            return
-        self.fit = [
-            _det(b0, a01, a02, yc, scc, scs, ys, scs, sss) * _Q // det,
-            _det(a00, b0, a02, a01, yc, scs, a02, ys, sss) * _Q // det,
-            _det(a00, a01, b0, a01, scc, yc, a02, scs, ys) * _Q // det,
-        ]
 
     def sleep_ppb(self, t0, t1):
         """The sleep clock's predicted mean rate over [t0, t1] (Unix minutes): the daily fit
@@ -489,6 +453,41 @@ class Discipline:
         if self._grow_us(aw, self.slept_ms) >= left:
             return 0
         return min(_MS_TOP, self._reach_s(left, aw, self.slept_ms) * 1000)
+
+
+def _fit(s):
+    """The daily fit of the sleep clock's measurements s, as [level, a, b] ppb (rate =
+    level + a cos + b sin of the time of day), or None: too few within _FIT_SPAN_MIN or
+    not spread over the day. Least squares by Cramer's rule: big ints, at a sync only."""
+    if not s:
+        return None
+    pts = [m for m in s if s[-1][1] - m[1] < _FIT_SPAN_MIN]
+    n = len(pts)
+    if n < _FIT_MIN:
+        return None
+    sc = ss = scc = scs = sss = y0 = yc = ys = 0
+    for m in pts:
+        c, sn = _cs(m[0], m[1])
+        y = m[2]
+        sc += c
+        ss += sn
+        scc += c * c
+        scs += c * sn
+        sss += sn * sn
+        y0 += y
+        yc += y * c
+        ys += y * sn
+    a00, a01, a02 = n * _Q * _Q, _Q * sc, _Q * ss
+    b0 = _Q * y0
+    det = _det(a00, a01, a02, a01, scc, scs, a02, scs, sss)
+    # the phases must cover the day: a well-spread set has det ~ n**3 * Q**6 / 4
+    if det * 64 < n * n * n * _Q**6:
+        return None
+    return [
+        _det(b0, a01, a02, yc, scc, scs, ys, scs, sss) * _Q // det,
+        _det(a00, b0, a02, a01, yc, scs, a02, ys, sss) * _Q // det,
+        _det(a00, a01, b0, a01, scc, yc, a02, scs, ys) * _Q // det,
+    ]
 
 
 def _isqrt(n):
