@@ -466,7 +466,6 @@ def test_settings_unread_for_want_of_memory_say_so_and_are_never_saved_over():
     # says "out of memory" as sntp.config.load's does; the console, which reads the file
     # itself, refuses to save over it; once memory is back, the file reads whole
     from sntp import config, store
-    from sntp.console import Console
 
     path = fresh_path("test_boards", "oom.json")
     good = {"kind": config.KIND, "wifi_ssid": "factory-net", "wifi_pass": "password"}
@@ -478,11 +477,7 @@ def test_settings_unread_for_want_of_memory_say_so_and_are_never_saved_over():
         lines = []
         assert settings.load(path, lines.append) == settings.defaults()
         assert len(lines) == 1 and store.OUT_OF_MEMORY in lines[0] and path in lines[0], lines
-        said = []
-        con = Console(path, warn=said.append)
-        assert con.handle(b"set accuracy_ms 50")[-1] == "ok"
-        reply = con.handle(b"save")
-        assert reply[-1].startswith("err ") and store.OUT_OF_MEMORY in reply[-1], reply
+        refuses_save(path, b"set accuracy_ms 50")
     finally:
         store._read = real
     with open(path) as f:
@@ -492,12 +487,22 @@ def test_settings_unread_for_want_of_memory_say_so_and_are_never_saved_over():
     assert lines == [] and s["wifi_ssid"] == "factory-net" and s["wifi_pass"] == "password"
 
 
+def refuses_save(path, change):
+    """The console takes change but refuses to save it over path, unread for memory."""
+    from sntp import store
+    from sntp.console import Console
+
+    con = Console(path, warn=[].append)
+    assert con.handle(change)[-1] == "ok"
+    reply = con.handle(b"save")
+    assert reply[-1].startswith("err ") and store.OUT_OF_MEMORY in reply[-1], reply
+
+
 def test_a_configuration_read_but_not_checked_for_want_of_memory_counts_as_unread():
     # checking the values needs memory too (a tz rule imports sntp.tz, a new character interns
     # a qstr): a MemoryError there is tried once more, then said as "out of memory", as for
     # a file that could not be read; never an exception out of load()
     from sntp import config, store
-    from sntp.console import Console
 
     path = fresh_path("test_boards", "oom-check.json")
     good = {"kind": config.KIND, "wifi_ssid": "factory-net", "zone": "acme"}
@@ -524,11 +529,7 @@ def test_a_configuration_read_but_not_checked_for_want_of_memory_counts_as_unrea
         assert settings.load(path, lines.append) == settings.defaults()
         assert config.load(path, lines.append) == config.defaults()
         assert len(lines) == 2 and all(store.OUT_OF_MEMORY in x for x in lines), lines
-        said = []
-        con = Console(path, warn=said.append)
-        assert con.handle(b"set zone other")[-1] == "ok"
-        reply = con.handle(b"save")
-        assert reply[-1].startswith("err ") and store.OUT_OF_MEMORY in reply[-1], reply
+        refuses_save(path, b"set zone other")
     finally:
         config.validate = real
     with open(path) as f:
