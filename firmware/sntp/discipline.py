@@ -372,9 +372,13 @@ class Discipline:
         return aw
 
     def _split(self, t_s):
-        """t_s seconds as (awake ms, asleep ms) at the last interval's share of sleep."""
+        """t_s seconds as (awake ms, asleep ms) at the last interval's share of sleep, each at
+        most _MS_TOP. In small ints: with t_s = 1024 q + r, t_s x duty x 1000 / 1024 (up to
+        2**42, a big int on a 32-bit port, 22 times in a bisection) is never formed."""
         sl = self.duty
-        return t_s * (1024 - sl) * 1000 // 1024, t_s * sl * 1000 // 1024
+        q, r = t_s >> 10, t_s & 1023
+        slept = _ms(q * sl, r * sl * 1000 // 1024)
+        return _ms(q * (1024 - sl), r * (1024 - sl) * 1000 // 1024), slept
 
     def _rates(self):
         """(u, k): the awake clock's uncertainty, ppb, and the sleep clock's k (None: not
@@ -453,6 +457,11 @@ class Discipline:
         if self._grow_us(aw, self.slept_ms) >= left:
             return 0
         return min(_MS_TOP, self._reach_s(left, aw, self.slept_ms) * 1000)
+
+
+def _ms(whole_s, ms):
+    """whole_s x 1000 + ms (ms < 2**20), at most _MS_TOP, in small ints."""
+    return _MS_TOP if whole_s > _MS_TOP // 1000 else min(whole_s * 1000 + ms, _MS_TOP)
 
 
 def _fit(s):
