@@ -371,15 +371,6 @@ class Discipline:
             aw += now_ms - self.tick_ms
         return aw
 
-    def _split(self, t_s):
-        """t_s seconds as (awake ms, asleep ms) at the last interval's share of sleep, each at
-        most _MS_TOP. In small ints: with t_s = 1024 q + r, t_s x duty x 1000 / 1024 (up to
-        2**42, a big int on a 32-bit port, 22 times in a bisection) is never formed."""
-        sl = self.duty
-        q, r = t_s >> 10, t_s & 1023
-        slept = _ms(q * sl, r * sl * 1000 // 1024)
-        return _ms(q * (1024 - sl), r * (1024 - sl) * 1000 // 1024), slept
-
     def _rates(self):
         """(u, k): the awake clock's uncertainty, ppb, and the sleep clock's k (None: not
         measured yet). A board that sleeps between all its syncs never measures its awake
@@ -406,9 +397,10 @@ class Discipline:
         interval's share of sleep (bisection: it only grows)."""
         lo, hi = 0, 1 << 22  # 48 days: beyond any interval
         r = self._rates()
+        sl = self.duty
         while lo < hi:
             t = (lo + hi + 1) // 2
-            a, s = self._split(t)
+            a, s = _share(t, 1024 - sl), _share(t, sl)
             if (
                 self._grow_us(min(awake_ms + a, _MS_TOP), min(slept_ms + s, _MS_TOP), r)
                 <= budget_us
@@ -444,7 +436,8 @@ class Discipline:
 
     def can_ms(self, interval_s):
         """The accuracy that polling every interval_s holds, ms."""
-        g = self._grow_us(*self._split(interval_s))
+        sl = self.duty
+        g = self._grow_us(_share(interval_s, 1024 - sl), _share(interval_s, sl))
         return (self._reserve_us() + g) // 1000 + 1
 
     def left_ms(self, now_ms):
@@ -459,8 +452,12 @@ class Discipline:
         return min(_MS_TOP, self._reach_s(left, aw, self.slept_ms) * 1000)
 
 
-def _ms(whole_s, ms):
-    """whole_s x 1000 + ms (ms < 2**20), at most _MS_TOP, in small ints."""
+def _share(t_s, share):
+    """The ms of t_s seconds at share/1024 (the awake or the asleep part of an interval at
+    the last one's duty), at most _MS_TOP. In small ints: with t_s = 1024 q + r, the product
+    t_s x share x 1000 (up to 2**42, a big int on a 32-bit port, 44 times in a bisection) is
+    never formed."""
+    whole_s, ms = (t_s >> 10) * share, (t_s & 1023) * share * 1000 // 1024
     return _MS_TOP if whole_s > _MS_TOP // 1000 else min(whole_s * 1000 + ms, _MS_TOP)
 
 
