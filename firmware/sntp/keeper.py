@@ -88,9 +88,10 @@ class Keeper:
         return top if due is None else min(top, due - now_ms)
 
     def poll(self, now_ms):
-        """The policy's next action: None, or a policy.Action (RESOLVE or QUERY)."""
-        action = self.policy.poll(now_ms, self.wall_us())
-        self.save()
+        """The policy's next action: None, or a sources.Action (RESOLVE or QUERY)."""
+        wall = self.wall_us()  # a big int on a 32-bit port: read once, for the save too
+        action = self.policy.poll(now_ms, wall)
+        self.save(wall)
         return action
 
     def resolved(self, src, addrs, now_ms, detail=None):
@@ -219,13 +220,14 @@ class Keeper:
             e = x
         return "cannot set the clock: {}".format(e)
 
-    def save(self):
-        """Persist the state if it changed; a failed save is retried at the next change."""
+    def save(self, wall=None):
+        """Persist the state if it changed; a failed save is retried at the next change.
+        wall: the clock now, when the caller has just read it (the clock did not move)."""
         p = self.policy
         if p.saved():
             if self.store is None:
                 return  # nothing to persist: the state is not even built
-            wall = self.wall_us()
+            wall = self.wall_us() if wall is None else wall
             if getattr(self.store, "unread", False):  # at boot, no memory to read it
                 doc = self.store.load()
                 if isinstance(doc, dict) and not self.store.unread:
