@@ -10,7 +10,11 @@
 #   service_bytes   heap resident with a Service built and synced once (fake network);
 #   wake_bytes      bytes allocated per idle wake-up of Service.run() (a minute's sleep with
 #                   no request due: the discipline's tick and the policy's schedule);
-#   sync_bytes      bytes allocated per Service.sync() against a fake server (one exchange);
+#   sync_bytes      bytes allocated per Service.sync() (one exchange), with the firmware's own
+#                   net.Net and net.Udp over tools/wasm/fakesock.py's World (this port has
+#                   no socket module), less what its fake server allocated (World.own);
+#   run_sync_bytes  the same for a sync that Service.run() schedules (the headless board's:
+#                   no summary dict), with the idle wake-ups around it (0 bytes each);
 #   dns_import_bytes  heap resident after `from sntp import dns` (the optional resolver);
 #   dns_lookup_bytes  bytes allocated by one sntp.dns lookup (an A and an AAAA question, two
 #                   addresses in the A answer) on a fake socket whose answers were built
@@ -23,7 +27,7 @@ import json
 import sys
 
 WAKES = 1_000  # idle wake-ups measured
-SYNCS = 5  # syncs measured, 10 minutes apart
+SYNCS = 5  # syncs measured, an hour apart
 START_US = 1_800_000_000_000_000  # Unix us at the start (2027)
 DRIFT_PPB = 20_000  # the board's crystal runs 20 ppm slow
 _MASK = (1 << 30) - 1  # the boards' ticks period, less one
@@ -43,6 +47,7 @@ class Clock:
         self.moved = 0  # us the RTC was adjusted by
         self.ms = 0  # elapsed ms (a small int for 12 days)
         self.us = 0  # and us
+        self.tus = 0  # ticks_us: elapsed us, wrapping at 2**30 (a small int, as a board's)
         self.t0 = time.ticks_add(0, -3_600_000)  # ticks_ms wraps an hour in
         self.ticks_add = time.ticks_add
         self.ticks_diff = time.ticks_diff
@@ -53,6 +58,11 @@ class Clock:
         return self.ms * 1000 + self.us
 
     def advance(self, us):
+        if us <= _MASK:  # a sleep: small ints only (2**30 - us is one)
+            d = _MASK - us + 1
+            self.tus = self.tus - d if self.tus >= d else self.tus + us
+        else:  # the probe's own jumps of an hour
+            self.tus = (self.tus + us) & _MASK
         us += self.us
         self.ms += us // 1000
         self.us = us % 1000
@@ -65,7 +75,7 @@ class Clock:
         return self.ticks_add(self.t0, self.ms)
 
     def ticks_us(self):
-        return (self.ms * 1000 + self.us) & _MASK
+        return self.tus
 
     def sleep_ms(self, ms):
         self.advance(ms * 1000)
@@ -159,28 +169,68 @@ def heap():
     return gc.mem_alloc()
 
 
-def main():
-    # each yield ends a call into the runtime: the heap is collected before the next step
-    yield
-    base = heap()
+def service(clock):
+    """(Service, World): the sync core's Service with the firmware's own net.Net, over a
+    fakesock.World whose one server is honest (shared with tools/wasm/syncalloc.py)."""
+    import fakesock
+    from fakes import honest
+
+    from sntp.net import Net
     from sntp.service import Service
 
-    yield
-    import_bytes = heap() - base
-    from fakes import NTP_1970, FakeNet, honest
-
-    yield
-    base = heap()
-    clock = Clock(NTP_1970)
+    world = fakesock.World(clock, honest(START_US))
+    world.install()
     svc = Service(
         {"servers": ["ntp.example"], "poll_min_s": 86_400, "poll_max_s": 86_400},
-        net=FakeNet(clock, honest(START_US)),
+        net=Net(),
         clock=clock,
         rtc=Rtc(clock),
         store=Store(),
         rand_below=lambda n: n // 3,
         timeout_ms=1_000,
     )
+    return svc, world
+
+
+def sync(svc, world):
+    """(bytes, summary) of one Service.sync() an hour after the last: what it allocated,
+    less what the fake server did (World.own). Call it at the start of a call into the
+    runtime: nothing made in the call is freed before it returns."""
+    svc.clock.advance(3_600_000_000)  # an hour apart: the discipline learns the drift
+    own = world.own
+    a = gc.mem_alloc()
+    s = svc.sync()
+    return gc.mem_alloc() - a - (world.own - own), s
+
+
+def scheduled(svc, world):
+    """Bytes allocated by Service.run() until a minute after the next request the schedule
+    sends (the headless board's sync: no summary; the idle wake-ups before it allocate
+    nothing), less what the fake server did."""
+    until_ms = svc.now_ms() + svc.due() + 60_000  # the next request and a minute after it
+    own, sent = world.own, world.sent
+    a = gc.mem_alloc()
+    svc.run(until_ms=until_ms)
+    used = gc.mem_alloc() - a - (world.own - own)
+    assert world.sent == sent + 1, (sent, world.sent)
+    return used
+
+
+def main():
+    # each yield ends a call into the runtime: the heap is collected before the next step
+    yield
+    base = heap()
+    from sntp.service import Service  # noqa: F401 - the import measured
+
+    yield
+    import_bytes = heap() - base
+    import fakesock  # noqa: F401 - the fakes: not part of the figure below
+    from fakes import NTP_1970, honest  # noqa: F401
+
+    yield
+    clock = Clock(NTP_1970)
+    base = heap()
+    svc, world = service(clock)
     ok = svc.sync()["clock_set"]
     # any slew of that correction done, and the uptime checkpoints of a boot (15 s to 16 min)
     svc.run(until_ms=svc.now_ms() + 1_000_000)
@@ -190,12 +240,12 @@ def main():
     yield
     sync_bytes = []
     for _ in range(SYNCS):
-        clock.advance(3_600_000_000)  # an hour apart: the discipline learns the drift
-        a = gc.mem_alloc()
-        s = svc.sync()
-        sync_bytes.append(gc.mem_alloc() - a)
+        used, s = sync(svc, world)
+        sync_bytes.append(used)
         ok = ok and s["ok"]
         yield
+    run_sync_bytes = scheduled(svc, world)
+    yield
     svc.run(until_ms=svc.now_ms() + 600_000)  # the last slew done
     yield
     steps = dns_lookup()
@@ -205,8 +255,7 @@ def main():
         dns_bytes = next(steps)
     wake.append(idle(svc, clock))  # with the drift known
     drift = svc.keeper.disc.drift_ppb
-    sends = len(svc.net.sent)
-    assert ok and sends == 1 + SYNCS, (ok, svc.net.sent)  # no request while idle
+    assert ok and world.sent == 2 + SYNCS, (ok, world.sent)  # no request while idle
     doc = {
         "runtime": "micropython-wasm32",
         "version": sys.version,
@@ -219,6 +268,7 @@ def main():
         "wakes": WAKES,
         "sync_bytes": sum(sync_bytes) // SYNCS,
         "syncs": sync_bytes,
+        "run_sync_bytes": run_sync_bytes,
         "dns_import_bytes": dns_bytes[0],
         "dns_lookup_bytes": dns_bytes[1],
     }
@@ -234,6 +284,7 @@ def main():
             doc["sync_bytes"], SYNCS, sync_bytes
         )
     )
+    print("  allocated by a scheduled sync in run(): {} bytes".format(run_sync_bytes))
     print(
         "  sntp.dns: resident {} bytes; allocated per lookup (A and AAAA): {} bytes".format(
             dns_bytes[0], dns_bytes[1]
