@@ -320,6 +320,17 @@ footprint-wasm32: setup
 	  "(it needs Node.js and npm)" >&2; exit 2; }
 	node host_tests/wasmrun.mjs --run tools/wasm/footprint.py
 
+# Where one sync's allocations come from on the 32-bit WebAssembly MicroPython
+# (tools/wasm/syncalloc.py): every function of the loaded sntp modules wrapped, one
+# Service.sync() and one scheduled sync in Service.run(), each function's bytes printed, most
+# first (a few seconds in a 1 MB heap, which grows if need be: gc.mem_alloc() reads the
+# whole heap, twice per wrapped call; prints only).
+.PHONY: footprint-breakdown
+footprint-breakdown: setup
+	@test -f $(WASM_MP) || { echo "footprint-breakdown: no WebAssembly MicroPython: make" \
+	  "setup (it needs Node.js and npm)" >&2; exit 2; }
+	WASM_HEAPSIZE=1048576 node host_tests/wasmrun.mjs --run tools/wasm/syncalloc.py
+
 # The longest event-loop stall while sntp.aio.AsyncService syncs a zone whose DNS server answers
 # normally, 3 s late, SERVFAIL, or never (tools/stall.py; docs/reliability.md "Every wait
 # bounded"): printed with its target (<= 20 ms) and written to results/stall.json (about 30 s;

@@ -1,6 +1,7 @@
 # tools/footprint.py (make footprint): the probes it runs under the unix-port MicroPython see
 # what they claim to see, and the targets are judged from the figures.
 import os
+import re
 import shutil
 import subprocess
 
@@ -117,3 +118,26 @@ def test_the_32_bit_figures_that_make_footprint_reads_are_produced():
         dict(res, core_modules=[], packages={}, board_modules=[], **dict.fromkeys(KEYS))
     )
     assert any("32-bit (WebAssembly port" in line for line in lines)
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not os.path.isdir(WASM_MP),
+    reason="no WebAssembly MicroPython (make setup installs it where Node.js is)",
+)
+def test_the_breakdown_of_a_sync_adds_up_to_the_sync():
+    r = subprocess.run(
+        ["node", "host_tests/wasmrun.mjs", "--run", "tools/wasm/syncalloc.py"],
+        cwd=ROOT,
+        env=dict(os.environ, WASM_HEAPSIZE=str(1 << 20)),  # as make footprint-breakdown
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    plain = [int(n) for n in re.findall(r"\((\d+) B (?:measured )?without the wrappers", r.stdout)]
+    total = [int(n) for n in re.findall(r"^  total (\d+) B", r.stdout, re.M)]
+    assert len(plain) == len(total) == 2, r.stdout  # Service.sync(), and a scheduled sync
+    for p, t in zip(plain, total):
+        assert p > 0 and abs(t - p) <= p // 10, (p, t)  # the wrappers' own calls taken off
+    for name in ("sntp.exchange.Exchange.receive", "sntp.net.Udp.recv", "sntp.client."):
+        assert name in r.stdout, name  # found by importing, not listed
