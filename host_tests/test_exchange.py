@@ -61,6 +61,21 @@ def test_ignored_datagrams_keep_the_exchange_open():
     assert e.ignored["duplicate"] == 1
 
 
+def test_a_reply_longer_than_a_header_and_a_mac_is_not_ours():
+    mac = b"\x00\x00\x00\x01" + b"\xaa" * 20  # key ID and a SHA-1 digest: the most accepted
+    assert len(good() + mac) == ex.MAX_REPLY_LEN == 72
+    r = final(good() + mac)
+    assert r.ok and r.offset_us == OFFSET  # the bytes after the header are not looked at
+    e = new()
+    for extra in (mac + b"\x00", mac + bytes(100)):  # one byte more: cut where net cuts, or not
+        assert e.receive(good() + extra, SERVER, T4) is None  # never judged on its header
+    assert e.ignored == {"long": 2}
+    assert e.expire().error == ex.LONG  # nothing else came: the last kind ignored
+    e = new()
+    e.receive(good() + mac + b"\x00", SERVER, T4)
+    assert e.receive(good(), SERVER, T4).ok  # the real reply after it still counts
+
+
 def test_expire_names_the_last_kind_of_ignored_datagram():
     e = new()
     assert e.expire().error == ex.TIMEOUT

@@ -13,7 +13,16 @@
 import os
 
 from fakes import NTP_1970, NTP_2000, SERVER, reply
-from fuzz.onwire import DELAY_SLACK, ERA, FINAL, IGNORED, Request, accepted_problems, violations
+from fuzz.onwire import (
+    DELAY_SLACK,
+    ERA,
+    FINAL,
+    IGNORED,
+    MAX_REPLY_LEN,
+    Request,
+    accepted_problems,
+    violations,
+)
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
@@ -201,6 +210,7 @@ def mutation(draw, case):
                 "processing-longer-than-trip",
                 "wrong-source",
                 "short",
+                "long",
             ]
         )
     )
@@ -257,6 +267,9 @@ def mutation(draw, case):
         )
         source = source if source != SERVER else (SERVER[0], SERVER[1] + 1)
         return kind, data, source, ex.WRONG_SOURCE
+    if kind == "long":  # extension fields after the header, or a datagram cut at net.RECV_LEN
+        tail = draw(st.binary(min_size=MAX_REPLY_LEN - len(data) + 1, max_size=200))
+        return kind, data + tail, source, ex.LONG
     cut = draw(st.integers(0, 47))
     return kind, data[:cut], source, ex.SHORT
 
@@ -294,7 +307,7 @@ def test_a_reply_with_one_rule_broken_is_rejected_with_that_reason(broken):
 @given(case=honest_cases(), extras=st.tuples(st.integers(0, 2), st.integers(1, 15), st.binary()))
 def test_honest_replies_give_the_generated_offset(case, extras):
     li, stratum, tail = extras
-    data = case.data(li=li, stratum=stratum, extra=tail[:40])
+    data = case.data(li=li, stratum=stratum, extra=tail[: MAX_REPLY_LEN - 48])  # a MAC
     assert violations(case.request, data, SERVER, case.t4_us, band=-1) == []
     r = case.exchange().receive(data, SERVER, case.t4_us)
     assert r is not None and r.ok, r and r.error

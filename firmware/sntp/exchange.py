@@ -9,7 +9,7 @@
 # receive() answers None for a datagram that is not our reply (it is counted in `ignored` and
 # the driver keeps waiting: a spoof or a late duplicate must not end the exchange), or a Result.
 # The checks run in this order, each with a named reason (rule 6):
-#   not our reply, ignored:   wrong-source, short, bad-origin
+#   not our reply, ignored:   wrong-source, short, long, bad-origin
 #   our reply, final:         bad-mode, bad-version, kiss (rule 5), unsynchronized,
 #                             zero-timestamp, no-reference, too-far, bad-timestamps
 # A KoD is recognized by stratum 0 alone, never by its timestamps, and its timestamps are
@@ -75,8 +75,13 @@ def unix_us(t_us, epoch_s):
 
 # ---- the header (RFC 5905 section 7.3) ------------------------------------------------------
 # Every field by byte offset, read with struct.unpack_from at a fixed offset (no slicing per
-# field). Bytes past the 48-byte header (extension fields, a MAC) are ignored.
+# field). Bytes past the 48-byte header, up to MAX_REPLY_LEN (a MAC: a 4-byte key ID and a
+# digest of up to 20 bytes, RFC 5905 7.3 and RFC 8573), are ignored; a longer datagram is not
+# our reply (no server sends extension fields to a request without any, RFC 7822 3): the
+# drivers receive MAX_REPLY_LEN + 1 bytes at most (net.RECV_LEN), so a longer one, cut there,
+# is still seen to be too long and never judged on its first bytes.
 HEADER_LEN = const(48)
+MAX_REPLY_LEN = const(72)
 _OFF_LI_VN_MODE = const(0)  # LI (2 bits) | VN (3 bits) | mode (3 bits)
 # 1 stratum: 0 = Kiss-o'-Death, 1 primary, 2-15 secondary, 16 unsynchronized
 # 2 poll, 3 precision: signed log2 seconds; 4 root delay, 8 root dispersion: NTP short 16.16
@@ -150,6 +155,7 @@ def kiss_code(refid):
 # Reasons. Strings, so that events, JSON and the console print them as they are.
 WRONG_SOURCE = "wrong-source"  # from another address or port than the one we asked
 SHORT = "short"  # fewer than 48 bytes
+LONG = "long"  # more than MAX_REPLY_LEN bytes: extension fields, or a datagram cut there
 BAD_ORIGIN = "bad-origin"  # origin is not our nonce: a spoof, or a reply to an older request
 BAD_MODE = "bad-mode"  # not mode 4 (server)
 BAD_VERSION = "bad-version"  # not version 3 or 4
@@ -234,6 +240,8 @@ class Exchange:
             return self._ignore(WRONG_SOURCE)
         if data is None or len(data) < HEADER_LEN:
             return self._ignore(SHORT)
+        if len(data) > MAX_REPLY_LEN:
+            return self._ignore(LONG)
         if not origin_matches(data, self.nonce):
             return self._ignore(BAD_ORIGIN)
         return self._finish(self._judge(Header(data), t4_us))
@@ -243,7 +251,7 @@ class Exchange:
         if self.result is not None:
             return self.result
         error = TIMEOUT
-        for reason in (WRONG_SOURCE, SHORT, BAD_ORIGIN):
+        for reason in (WRONG_SOURCE, SHORT, LONG, BAD_ORIGIN):
             if reason in self.ignored:
                 error = reason
         return self._finish(Result(self.server, error))

@@ -16,6 +16,10 @@ import struct
 from fractions import Fraction
 
 HEADER_LEN = 48
+# RFC 5905 7.3: after the header, at most a MAC (a 4-byte key ID and a digest, 20 bytes with
+# SHA-1); a longer datagram carries extension fields (RFC 7822), which no server sends to a
+# request without any: docs/design.md's table calls it too long
+MAX_REPLY_LEN = HEADER_LEN + 4 + 20
 ERA = 1 << 32  # NTP seconds per era, and timestamp fraction units per second
 NTP_1970_S = 2_208_988_800  # 1900-01-01 to 1970-01-01: 70 years, 17 leap days
 NTP_2000_S = 3_155_673_600  # 1900-01-01 to 2000-01-01: 100 years, 24 leap days
@@ -27,8 +31,8 @@ DELAY_SLACK = Fraction(1, 1000)  # s; a round trip 1 ms shorter than processing 
 # Only the delay limit gets this band, both ways (lenient / strict): every other rule is exact.
 ROUNDING = Fraction(1, 1_000_000)
 
-# In docs/design.md's order. The first three mean "not our reply": ignored, keep waiting.
-IGNORED = ("wrong-source", "short", "bad-origin")
+# In docs/design.md's order. The first four mean "not our reply": ignored, keep waiting.
+IGNORED = ("wrong-source", "short", "long", "bad-origin")
 FINAL = (
     "bad-mode",
     "bad-version",
@@ -99,6 +103,9 @@ def violations(req, data, source, t4_us, band=1):
         out.append("wrong-source")
     if data is None or len(data) < HEADER_LEN:  # RFC 5905 7.3: a header is 48 bytes
         out.append("short")
+        return out
+    if len(data) > MAX_REPLY_LEN:  # more than a header and a MAC
+        out.append("long")
         return out
     f = Fields(data)
     if f.origin_bytes != req.nonce:  # RFC 5905 8: origin != our transmit: bogus
