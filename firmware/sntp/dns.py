@@ -379,7 +379,7 @@ class Resolver(Net):
             self.got[1] = None
         self.t0 = ticks_ms()
         self.gap_ms = self.next_ms = _FIRST_TRY_MS
-        self.sock = self.udp(self.to.family)
+        self.sock = self.udp(self.to.family, _MAX_MESSAGE + 1)  # longer: seen, MALFORMED
         try:
             self.sock.bind_random()
             self._send()

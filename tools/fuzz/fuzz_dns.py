@@ -63,7 +63,7 @@ class FakeSock:
 
 def _resolver():
     class R(dns.Resolver):
-        def udp(self, family):
+        def udp(self, family, size=None):
             return FakeSock()
 
         def address(self, ip, port):  # getaddrinfo's work for an IP address, without it

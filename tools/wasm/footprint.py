@@ -148,7 +148,7 @@ def dns_lookup():
             pass
 
     class Resolver(dns.Resolver):
-        def udp(self, family):
+        def udp(self, family, size=None):
             return Sock()
 
         def address(self, ip, port):
