@@ -38,7 +38,6 @@ import struct
 from .compat import const
 
 US_PER_S = const(1_000_000)
-_FRAC_HALF = const(1 << 31)
 
 # Seconds from 1900-01-01 (the NTP prime epoch) to the port epochs.
 NTP_1970_S = 2_208_988_800  # 70 years incl. 17 leap days
@@ -50,17 +49,26 @@ BUILD_UNIX_S = 1_795_219_200
 ERA_PIVOT_NTP_S = BUILD_UNIX_S + NTP_1970_S - 50 * 365 * 86400  # 50 years before the build
 
 
+def _era_s(ts64, pivot_s):
+    """A 64-bit wire timestamp's seconds since pivot_s, in [0, 2**32): its era resolved."""
+    return ((ts64 >> 32) - pivot_s) % (1 << 32)  # 2**32 s: one era, 136 years
+
+
+def _frac_us(hi, lo):
+    """A timestamp's fraction of a second, given as its two 16-bit halves, in us rounded to
+    the nearest: (fraction * 10**6 + 2**31) >> 32 in small integers only (10**6 / 2**32 is
+    15625 / 2**26, and no step reaches 2**30), so that it allocates nothing on a board."""
+    return (hi * 15625 + ((lo * 15625 + (1 << 25)) >> 16)) >> 10
+
+
 def resolve_era(ts64, pivot_s):
     """A 64-bit wire timestamp -> the full NTP value in [pivot_s, pivot_s + 2**32) seconds."""
-    sec = ts64 >> 32
-    full_sec = pivot_s + (sec - pivot_s) % (1 << 32)  # 2**32 s: one era, 136 years
-    return (full_sec << 32) | (ts64 & 0xFFFF_FFFF)
+    return ((pivot_s + _era_s(ts64, pivot_s)) << 32) | (ts64 & 0xFFFF_FFFF)
 
 
 def ntp_to_us(full, epoch_s):
     """A full NTP value -> us since the port epoch, rounded to the nearest microsecond."""
-    s = (full >> 32) - epoch_s
-    return s * US_PER_S + (((full & 0xFFFF_FFFF) * US_PER_S + _FRAC_HALF) >> 32)
+    return ((full >> 32) - epoch_s) * US_PER_S + _frac_us((full >> 16) & 0xFFFF, full & 0xFFFF)
 
 
 def short_to_us(v):
@@ -70,16 +78,18 @@ def short_to_us(v):
 
 def unix_us(t_us, epoch_s):
     """us since the port epoch -> us since 1970-01-01 (for output and for the 2000-epoch ports)."""
+    if epoch_s == NTP_1970_S:
+        return t_us  # the same (a sum would allocate a new big int on a 32-bit board)
     return t_us + (epoch_s - NTP_1970_S) * US_PER_S
 
 
 # ---- the header (RFC 5905 section 7.3) ------------------------------------------------------
-# Every field by byte offset, read with struct.unpack_from at a fixed offset (no slicing per
-# field). Bytes past the 48-byte header, up to MAX_REPLY_LEN (a MAC: a 4-byte key ID and a
-# digest of up to 20 bytes, RFC 5905 7.3 and RFC 8573), are ignored; a longer datagram is not
-# our reply (no server sends extension fields to a request without any, RFC 7822 3): the
-# drivers receive MAX_REPLY_LEN + 1 bytes at most (net.RECV_LEN), so a longer one, cut there,
-# is still seen to be too long and never judged on its first bytes.
+# Every field by byte offset, read with one struct.unpack_from (no slicing per field). Bytes
+# past the 48-byte header, up to MAX_REPLY_LEN (a MAC: a 4-byte key ID and a digest of up to
+# 20 bytes, RFC 5905 7.3 and RFC 8573), are ignored; a longer datagram is not our reply
+# (no server sends extension fields to a request without any, RFC 7822 3): the drivers
+# receive MAX_REPLY_LEN + 1 bytes at most (net.RECV_LEN), so a longer one, cut there, is
+# still seen to be too long and never judged on its first bytes.
 HEADER_LEN = const(48)
 MAX_REPLY_LEN = const(72)
 _OFF_LI_VN_MODE = const(0)  # LI (2 bits) | VN (3 bits) | mode (3 bits)
@@ -91,6 +101,9 @@ _OFF_ORIGIN_TS = const(24)  # origin: must equal the transmit timestamp we sent
 _OFF_RX_TS = const(32)  # receive: server time when our request arrived (T2)
 _OFF_TX_TS = const(40)  # transmit: server time when the reply left (T3)
 _REQUEST_BYTE0 = const(0x23)  # LI 0, VN 4, mode 3
+# the whole header in one read: byte 0, stratum, poll, precision, root delay and dispersion,
+# refid, then the reference, origin, receive and transmit timestamps (64 bits each)
+_HEADER_FORMAT = "!BBbbII4sQQQQ"
 
 
 def build_request(buf, nonce):
@@ -112,27 +125,21 @@ class Header:
     """The decoded fields of a reply header. Timestamps are raw 64-bit wire values."""
 
     def __init__(self, data):
-        b0, stratum, poll, precision, root_delay, root_disp = struct.unpack_from(
-            "!BBbbII", data, _OFF_LI_VN_MODE
-        )
+        f = struct.unpack_from(_HEADER_FORMAT, data, _OFF_LI_VN_MODE)
+        b0 = f[0]
         self.leap = b0 >> 6  # 0 no warning, 1/2 leap second pending, 3 unsynchronized
         self.version = (b0 >> 3) & 7
         self.mode = b0 & 7
-        self.stratum = stratum
-        self.poll = poll  # log2 s; never used to schedule (an attacker could pin it)
-        self.precision = precision  # log2 s
-        self.root_delay = root_delay  # NTP short 16.16 s
-        self.root_disp = root_disp  # NTP short 16.16 s
-        self.refid = bytes(data[_OFF_REFID : _OFF_REFID + 4])
-        self.ref_ts = _ts64(data, _OFF_REF_TS)
-        self.origin_ts = _ts64(data, _OFF_ORIGIN_TS)
-        self.rx_ts = _ts64(data, _OFF_RX_TS)
-        self.tx_ts = _ts64(data, _OFF_TX_TS)
-
-
-def _ts64(data, off):
-    hi, lo = struct.unpack_from("!II", data, off)
-    return (hi << 32) | lo
+        self.stratum = f[1]
+        self.poll = f[2]  # log2 s; never used to schedule (an attacker could pin it)
+        self.precision = f[3]  # log2 s
+        self.root_delay = f[4]  # NTP short 16.16 s
+        self.root_disp = f[5]  # NTP short 16.16 s
+        self.refid = f[6]  # 4 bytes (_OFF_REFID)
+        self.ref_ts = f[7]  # _OFF_REF_TS
+        self.origin_ts = f[8]  # _OFF_ORIGIN_TS
+        self.rx_ts = f[9]  # _OFF_RX_TS
+        self.tx_ts = f[10]  # _OFF_TX_TS
 
 
 def origin_matches(data, nonce):
@@ -244,7 +251,7 @@ class Exchange:
             return self._ignore(LONG)
         if not origin_matches(data, self.nonce):
             return self._ignore(BAD_ORIGIN)
-        return self._finish(self._judge(Header(data), t4_us))
+        return self._finish(self._judge(Header(data), data, t4_us))
 
     def expire(self):
         """The deadline passed: a timeout, or the last reason a datagram was ignored for."""
@@ -262,7 +269,7 @@ class Exchange:
         self.result = result
         return result
 
-    def _judge(self, h, t4_us):
+    def _judge(self, h, data, t4_us):
         # Origin matched: this is the server's answer to our request. Every check is final.
         if h.mode != _MODE_SERVER:
             return Result(self.server, BAD_MODE, h)
@@ -284,14 +291,20 @@ class Exchange:
             r.ok, r.error = False, TOO_FAR
             return r
         t1 = self.t1_us
-        rx_full = resolve_era(h.rx_ts, self.pivot_s)
-        tx_full = resolve_era(h.tx_ts, self.pivot_s)
-        t2 = ntp_to_us(rx_full, self.epoch_s)
-        t3 = ntp_to_us(tx_full, self.epoch_s)
+        # resolve_era() then ntp_to_us(), in fewer big-integer steps (each one allocates on
+        # a 32-bit board): seconds into the era window, and the fraction from its 16-bit
+        # halves (receive's two, the transmit seconds' two, transmit's two)
+        rx_s = _era_s(h.rx_ts, self.pivot_s)
+        tx_s = _era_s(h.tx_ts, self.pivot_s)
+        f = struct.unpack_from("!HHHHHH", data, _OFF_RX_TS + 4)  # small ints only
+        base_s = self.pivot_s - self.epoch_s  # the window's start, s since the port epoch
+        t2 = (base_s + rx_s) * US_PER_S + _frac_us(f[0], f[1])
+        t3 = (base_s + tx_s) * US_PER_S + _frac_us(f[4], f[5])
         delay = (t4_us - t1) - (t3 - t2)
         # transmit before receive is judged on the wire values: rounded to microseconds, a
         # transmit less than 1 us before the receive could round to the same one and pass
-        if tx_full < rx_full or delay < -_DELAY_SLACK_US:
+        before = tx_s < rx_s or (tx_s == rx_s and (f[4] < f[0] or (f[4] == f[0] and f[5] < f[1])))
+        if before or delay < -_DELAY_SLACK_US:
             r.ok, r.error = False, BAD_TIMESTAMPS
             return r
         if delay < 0:

@@ -133,8 +133,8 @@ def parse_log(text):
 COVERED_FUNCTIONS = {
     "exchange.py": ["Result.__init__", "Exchange.receive", "Exchange._ignore", "Exchange.expire"]
     + ["Exchange._finish", "Exchange._judge"]
-    + ["Header.__init__", "_ts64", "origin_matches", "kiss_code"]
-    + ["resolve_era", "ntp_to_us", "short_to_us"],
+    + ["Header.__init__", "origin_matches", "kiss_code"]
+    + ["_era_s", "_frac_us", "short_to_us"],
     "timestamp.py": ["refid_text"],
 }
 COVERED = {
