@@ -52,6 +52,7 @@ class Clock:
         self.ticks_add = time.ticks_add
         self.ticks_diff = time.ticks_diff
         self.n = 0
+        self.pool = bytes((i * 101 + 37) & 255 for i in range(264))  # the "random" bytes
 
     @property
     def mono_us(self):
@@ -81,8 +82,9 @@ class Clock:
         self.advance(ms * 1000)
 
     def random_bytes(self, n):
-        self.n += 1
-        return bytes((self.n * 37 + i * 101) & 255 for i in range(n))
+        """n bytes, a new bytes object as os.urandom(n) makes (and a slice object)."""
+        self.n = (self.n + 1) & 255
+        return self.pool[self.n : self.n + n]
 
 
 class Rtc:
