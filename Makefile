@@ -291,13 +291,15 @@ bench-docs: bench-check setup $(VENV)/.bench-done
 	  --restart-devices $(FLEET_RESTART_DEVICES) \
 	  --restart-baseline-devices $(FLEET_RESTART_BASELINE_DEVICES) --docs $(FLEET_ARGS)
 
-# What the time service costs a device, on the unix-port MicroPython (docs/footprint.md):
+# What the time service costs a device (docs/footprint.md): on the unix-port MicroPython,
 # .mpy bytes of the sync core, of each package and of the headless board program, resident
 # heap after import, bytes allocated by one sync and per idle wake-up, the smallest
-# -X heapsize in which one sync succeeds; printed with the targets, and written to
-# results/footprint.json (about 10 s; talks only to a reference server on 127.0.0.1). First
-# the allocation figures on the 32-bit WebAssembly MicroPython (footprint-wasm32), shown
-# beside them and judged against the 32-bit targets (without it those say not measured).
+# -X heapsize in which one sync succeeds; on the 32-bit WebAssembly MicroPython, first the
+# allocation figures (footprint-wasm32), then the sync core and the board's boot modules
+# resident from .mpy and the free heap one sync needs (a sweep, a fresh runtime per try).
+# Printed with the targets, met or missed (without the 32-bit runtime: not measured),
+# and written to results/footprint.json (about 30 s; talks only to a reference server on
+# 127.0.0.1).
 .PHONY: footprint
 footprint: setup
 	@rm -f results/footprint-wasm32.json

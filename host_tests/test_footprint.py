@@ -55,32 +55,44 @@ def test_the_headless_board_program_does_not_load_the_console(sizes):
 
 
 def test_targets_are_met_only_within_their_limits():
-    res = {"core_mpy": 16 * 1024, "min_heap": 32 * 1024 + 64, "sync_alloc": None}
-    res.update({"idle_alloc": 0, "board_mpy": 20 * 1024 - 1})
-    marks = [t["met"] for t in footprint.targets(res)]
-    # core at its limit, heap 64 B over, sync not measured, idle only means 32-bit, board in
-    assert marks == [True, False, None, None, True, None]  # the lookup: 32-bit only
-    res.update({"sync_alloc": 4096, "idle_alloc_32": 0, "wasm32": {"sync_bytes": 4097}})
-    marks = [t["met"] for t in footprint.targets(res)]
-    assert marks[2:4] == [False, True]  # one sync: both runtimes within 4 KB, or missed
-    res["wasm32"]["sync_bytes"] = 4096
-    assert footprint.targets(res)[2]["met"] is True
-    assert [footprint.targets(dict(res, dns_lookup_32=n))[5]["met"] for n in (1024, 1025)] == [
-        True,
-        False,
-    ]
+    limits = {key: limit for key, _, limit, _ in footprint.TARGETS}
+    assert limits["sync_alloc_32"] == limits["sync_heap_32"] == 4096  # docs/footprint.md
+    assert limits["core_resident_32"] == 24 * 1024 and limits["board_resident_32"] == 40 * 1024
+    assert footprint.TARGETS[0][0] == "sync_alloc_32"
+    w = {"sync_bytes": 1, "run_sync_bytes": 1}
+    at = {key: limit for key, limit in limits.items()}
+    over = {key: limit + 1 for key, limit in limits.items()}
+    assert [t["met"] for t in footprint.targets(dict(at, wasm32=w))] == [True] * len(limits)
+    assert [t["met"] for t in footprint.targets(dict(over, wasm32=w))] == [False] * len(limits)
+    assert [t["met"] for t in footprint.targets({})] == [None] * len(limits)  # not measured
+    got = footprint.targets({"sync_alloc_32": 4097, "wasm32": {"sync_bytes": 3000,
+                             "run_sync_bytes": 4097}})  # fmt: skip
+    assert got[0]["met"] is False and "4,097 B (a scheduled sync" in got[0]["measured"]
+
+
+def test_the_smallest_size_is_the_one_every_size_above_passes_from():
+    fails = {1024, 1088, 5120}  # passes from 960 on, but for these (fragmentation)
+    tried = []
+
+    def ok(n):
+        tried.append(n)
+        return n >= 960 and n not in fails
+
+    assert footprint.smallest(ok, 64, 8192, 2048, 64) == 1152  # after the last failure
+    assert footprint.smallest(ok, 64, 8192, 8192, 64) == 5184  # a sweep that reaches 5120
+    assert footprint.smallest(lambda n: False, 64, 8192, 2048, 64) is None
 
 
 def test_the_readme_gets_the_targets_between_its_markers(tmp_path):
     res = {"commit": "abc1234", "micropython": "3.4.0; MicroPython x on 2026-07-05"}
-    res["targets"] = footprint.targets({"core_mpy": 17_000, "min_heap": 30_000})
+    res["targets"] = footprint.targets({"core_resident_32": 30_000, "sync_heap_32": 3_000})
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- footprint -->\nold figures\n<!-- /footprint -->\nrest\n")
     footprint.write_readme(res, str(readme))
     text = readme.read_text()
     assert "old figures" not in text and text.startswith("intro\n<!-- footprint -->\n")
     assert text.endswith("<!-- /footprint -->\nrest\n")
-    assert "| 17,000 B | missed |" in text and "| 30,000 B | met |" in text
+    assert "| 30,000 B | missed |" in text and "| 3,000 B | met |" in text
     assert "abc1234" in text
     with open(os.path.join(ROOT, "README.md")) as f:  # the real README has the markers
         mine = f.read()
@@ -110,7 +122,7 @@ def test_the_32_bit_figures_that_make_footprint_reads_are_produced():
     assert r.returncode == 0, r.stdout + r.stderr
     got = footprint.load_wasm32(os.path.join("results", "footprint-wasm32.json"))
     assert got["sys_maxsize"] == 2**31 - 1  # a 32-bit runtime
-    keys = ("import_bytes", "sync_bytes", "wake_bytes", "wake_bytes_drift_known")
+    keys = ("import_bytes", "sync_bytes", "run_sync_bytes", "wake_bytes", "wake_bytes_drift_known")
     for k in keys + ("dns_import_bytes", "dns_lookup_bytes"):
         assert isinstance(got[k], int) and got[k] >= 0, k
     res = {"wasm32": got, "idle_alloc_32": max(got["wake_bytes"], got["wake_bytes_drift_known"])}
@@ -141,3 +153,25 @@ def test_the_breakdown_of_a_sync_adds_up_to_the_sync():
         assert p > 0 and abs(t - p) <= p // 10, (p, t)  # the wrappers' own calls taken off
     for name in ("sntp.exchange.Exchange.receive", "sntp.net.Udp.recv", "sntp.client."):
         assert name in r.stdout, name  # found by importing, not listed
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not os.path.isdir(WASM_MP),
+    reason="no WebAssembly MicroPython (make setup installs it where Node.js is)",
+)
+def test_the_32_bit_resident_figures_are_of_the_mpy_files(sizes):
+    core, board = footprint.resident_32(["app", "sntp.aio", "sntp.rtc"])
+    assert 0 < core < board  # the import alone, then the board's modules beside it
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not os.path.isdir(WASM_MP),
+    reason="no WebAssembly MicroPython (make setup installs it where Node.js is)",
+)
+def test_a_sync_passes_with_heap_to_spare_and_fails_with_too_little():
+    def tried(n):
+        out = footprint.wasm(["tools/wasm/syncheap.py", str(n)], heap=footprint.SYNC_HEAP_WASM)
+        return re.search(r"^syncheap: (\d+) (pass|fail)", out, re.M).groups()
+
+    assert tried(48 * 1024) == (str(48 * 1024), "pass")
+    assert tried(1024) == ("1024", "fail")  # a sync allocates more than 1 KB there

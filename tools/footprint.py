@@ -24,7 +24,14 @@ with relative paths, so the figures do not depend on where the checkout lives.
                 on fakes of machine and network, a console that never gets a line): the
                 modules it loads, their .mpy bytes, and its resident heap
 The unix port is 64-bit: integers up to 2**62 are small there, so the idle figure shows no
-big-integer churn that a 32-bit board would have (see docs/footprint.md).
+big-integer churn that a 32-bit board would have (see docs/footprint.md). On the 32-bit
+WebAssembly MicroPython (host_tests/wasmrun.mjs; make footprint-wasm32's figures are read
+from --wasm32 JSON):
+  resident .mpy the sync core, and the modules the board program loads at boot, imported
+                from build/footprint/lib's .mpy (WASM_RESIDENT)
+  sync heap     the smallest free heap in which one Service.sync() succeeds, with every
+                size in a sweep above it (tools/wasm/syncheap.py, a fresh runtime a try)
+and the lines of firmware/sntp/policy.py and of its longest class, for their targets.
 """
 
 import argparse
@@ -45,16 +52,30 @@ HEAP_STEP = 64
 HEAP_MAX = 512 * 1024
 SWEEP_BYTES = 16 * 1024  # above the bisected size, every SWEEP_STEP must pass too
 SWEEP_STEP = 512
-
-# The targets (docs/footprint.md): (key, what, limit, goal or None).
-TARGETS = (
-    ("core_mpy", "sync core .mpy (from sntp.service import Service)", 16 * 1024, 12 * 1024),
-    ("min_heap", "one sync succeeds in micropython -X heapsize=N", 32 * 1024, 24 * 1024),
-    ("sync_alloc", "bytes allocated by one sync (64-bit warm, and 32-bit)", 4 * 1024, None),
-    ("idle_alloc_32", "bytes allocated per idle wake-up on a 32-bit MicroPython", 0, None),
-    ("board_mpy", "headless board program .mpy loaded", 20 * 1024, None),
-    ("dns_lookup_32", "bytes allocated by one sntp.dns lookup (A, AAAA), 32-bit", 1024, None),
+# the 32-bit runtime (the WebAssembly MicroPython of make setup), run by host_tests/wasmrun.mjs
+WASM_RUNTIME = os.path.join(
+    ".venv", "node", "node_modules", "@micropython", "micropython-webassembly-pyscript"
 )
+SYNC_HEAP_STEP = 16  # bytes: one GC block on a 32-bit port
+SYNC_HEAP_MAX = 64 * 1024
+SYNC_HEAP_SWEEP = 2 * 1024  # above the bisected size, every SYNC_HEAP_SWEEP_STEP passes too
+SYNC_HEAP_SWEEP_STEP = 128
+SYNC_HEAP_WASM = 256 * 1024  # the heap the runtime starts with for those tries (it grows)
+
+# The targets (docs/footprint.md: the allocation and resident targets, and the idle and lookup
+# targets from before them):
+# (key, what, limit, goal or None). Each is judged on the figure of that key.
+TARGETS = (
+    ("sync_alloc_32", "bytes one sync allocates, 32-bit (Service.sync(), scheduled)", 4096, None),
+    ("sync_heap_32", "free heap one sync needs with the modules loaded, 32-bit", 4096, None),
+    ("core_resident_32", "sync core resident from .mpy, 32-bit", 24 * 1024, None),
+    ("board_resident_32", "headless board program at boot from .mpy, 32-bit", 40 * 1024, None),
+    ("idle_alloc_32", "bytes allocated per idle wake-up, 32-bit", 0, None),
+    ("dns_lookup_32", "bytes allocated by one sntp.dns lookup (A, AAAA), 32-bit", 1024, None),
+    ("policy_lines", "lines of firmware/sntp/policy.py", 500, None),
+    ("class_lines", "lines of the longest class in firmware/sntp", 400, None),
+)
+BOOT_NOT = ("sntp.summary",)  # loaded by the board probe's own sync, not by the boot
 
 # The probes: small modules compiled to .mpy like the firmware, so that their own source is
 # not compiled inside the measured heap. Each prints one JSON line.
@@ -232,6 +253,43 @@ print(out[0])
 }
 
 
+# Run by the 32-bit WebAssembly MicroPython from build/footprint/ (so that host_tests/
+# wasmrun.mjs copies lib/ with it): the heap resident after each import statement in argv,
+# in turn, every module from lib/'s .mpy (the path has no firmware/ nor boards/); a module
+# loaded from source is an error. Each step is a call into the runtime, collected at its end.
+WASM_RESIDENT = """
+import gc, sys
+
+LIB = "/repo/build/footprint/lib"
+
+
+def main():
+    sys.path[:] = [LIB] + [p for p in sys.path if not p.startswith(("/repo/firmware",
+        "/repo/boards", "/repo/build"))]
+    import asyncio  # noqa: F401 - the port's own, before the base: not the program's weight
+    import socket  # noqa: F401 - tools/wasm's stand-in for a port's built-in module, likewise
+
+    gc.collect()
+    yield
+    base = gc.mem_alloc()
+    res = []
+    for stmt in sys.argv[1:]:
+        exec(stmt)
+        gc.collect()
+        yield
+        res.append(gc.mem_alloc() - base)
+    bad = []  # loaded from the repository, but not from lib/'s .mpy
+    for k, m in sys.modules.items():
+        f = getattr(m, "__file__", "")
+        if k in ("socket", __name__):  # the stand-in, and this probe
+            continue
+        if f.startswith("/repo/") and not (f.startswith(LIB) and f.endswith(".mpy")):
+            bad.append(k)
+    print('footprint32: {"resident": %s, "not_mpy": [%s]}' % (
+        res, ", ".join('"%s"' % k for k in bad)))
+"""
+
+
 def _run(cmd, **kw):
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, **kw)
 
@@ -286,19 +344,15 @@ def probe(name, *args, heap=None):
         return None
 
 
-def smallest_heap(name, *args):
-    """The smallest -X heapsize (a multiple of HEAP_STEP) in which the probe prints ok, and
-    so does every size above it in a sweep of SWEEP_BYTES: success is not monotonic in the
-    heap size (a larger heap can fragment so that a 1 KB receive buffer finds no room), so
-    a bisection alone reports wherever it lands."""
-
-    def ok(n):
-        got = probe(name, *args, heap=n)
-        return bool(got and got.get("ok"))
+def smallest(ok, step, top, sweep, sweep_step):
+    """The smallest size (a multiple of step, below top) for which ok(size) is true, and
+    from which every size in a sweep of `sweep` bytes above it (sweep_step apart) is too:
+    success is not monotonic in the heap size (a larger heap can fragment so that a block
+    finds no room), so a bisection alone reports wherever it lands. None when top fails."""
 
     def bisect(lo, hi):  # lo fails, hi passes
-        while hi - lo > HEAP_STEP:
-            mid = (lo + hi) // 2 // HEAP_STEP * HEAP_STEP
+        while hi - lo > step:
+            mid = (lo + hi) // 2 // step * step
             if mid <= lo:
                 break
             if ok(mid):
@@ -307,15 +361,26 @@ def smallest_heap(name, *args):
                 lo = mid
         return hi
 
-    if not ok(HEAP_MAX):
+    if not ok(top):
         return None
-    hi = bisect(0, HEAP_MAX)  # 0 fails: nothing runs in no heap
-    failed, n, end = None, hi, hi + SWEEP_BYTES
+    hi = bisect(0, top)  # 0 fails: nothing runs in no heap
+    failed, n, end = None, hi, hi + sweep
     while n <= end:
         if not ok(n):
-            failed, end = n, max(end, n + SWEEP_STEP)  # the sweep ends on a pass
-        n += SWEEP_STEP
-    return hi if failed is None else bisect(failed, failed + SWEEP_STEP)
+            failed, end = n, max(end, n + sweep_step)  # the sweep ends on a pass
+        n += sweep_step
+    return hi if failed is None else bisect(failed, failed + sweep_step)
+
+
+def smallest_heap(name, *args):
+    """The smallest -X heapsize (a multiple of HEAP_STEP) in which the probe prints ok, and
+    so does every size above it in a sweep of SWEEP_BYTES (see smallest())."""
+
+    def ok(n):
+        got = probe(name, *args, heap=n)
+        return bool(got and got.get("ok"))
+
+    return smallest(ok, HEAP_STEP, HEAP_MAX, SWEEP_BYTES, SWEEP_STEP)
 
 
 def refserver():
@@ -362,6 +427,87 @@ def load_wasm32(path):
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def wasm(args, heap=None):
+    """Run host_tests/wasmrun.mjs --run ARGS under the 32-bit WebAssembly MicroPython; its
+    stdout, or None without Node.js or the runtime (make setup installs both)."""
+    if not os.path.isdir(os.path.join(ROOT, WASM_RUNTIME)):
+        return None
+    env = dict(os.environ, WASM_HEAPSIZE=str(heap)) if heap else None
+    try:
+        r = _run(["node", "host_tests/wasmrun.mjs", "--run"] + args, env=env, timeout=300)
+    except OSError:  # no node
+        return None
+    return r.stdout if r.returncode == 0 else None
+
+
+def resident_32(board_mods):
+    """[(core, board)] resident bytes from .mpy on the 32-bit runtime (build() first): after
+    `from sntp.service import Service`, and after importing board_mods as well (the modules
+    the headless board program loads at boot). None when it could not run."""
+    src = os.path.join(BUILD, "fp32_resident.py")
+    with open(os.path.join(ROOT, src), "w") as f:
+        f.write(WASM_RESIDENT.lstrip())
+    stmts = ["from sntp.service import Service"]
+    if board_mods:
+        stmts.append("; ".join("__import__({!r})".format(m) for m in board_mods))
+    out = wasm([src] + stmts)
+    m = re.search(r"^footprint32: (.*)$", out or "", re.M)
+    if not m:
+        return None
+    got = json.loads(m.group(1))
+    if got["not_mpy"]:
+        raise SystemExit("footprint: 32-bit, not from .mpy: {}".format(got["not_mpy"]))
+    res = got["resident"]
+    return res[0], (res[1] if len(res) > 1 else None)
+
+
+def sync_heap_32():
+    """(bytes, the fake server's bytes in them): the smallest free heap in which one
+    Service.sync() succeeds on the 32-bit runtime, and from which every size in a sweep of
+    SYNC_HEAP_SWEEP above it does too (tools/wasm/syncheap.py: a fresh runtime per try, the
+    heap filled until exactly that many bytes are free), less what its fake server allocated
+    during the sync. None when it could not run."""
+    server = []
+
+    def ok(n):
+        out = wasm(["tools/wasm/syncheap.py", str(n)], heap=SYNC_HEAP_WASM) or ""
+        m = re.search(r"^syncheap: \d+ (pass|fail).*?(?:server (\d+) B)?\)?$", out, re.M)
+        if m and m.group(1) == "pass":
+            server.append(int(m.group(2) or 0))
+            return True
+        return False
+
+    if wasm(["tools/wasm/syncheap.py", str(SYNC_HEAP_MAX)], heap=SYNC_HEAP_WASM) is None:
+        return None
+    n = smallest(ok, SYNC_HEAP_STEP, SYNC_HEAP_MAX, SYNC_HEAP_SWEEP, SYNC_HEAP_SWEEP_STEP)
+    if n is None:
+        return None
+    own = max(server) if server else 0
+    return n - own, own
+
+
+def line_counts():
+    """(lines of firmware/sntp/policy.py, (lines, module.Class) of the longest class in
+    firmware/sntp): a class from its `class` line to its last line."""
+    import ast
+
+    folder = os.path.join(ROOT, "firmware", "sntp")
+    policy = None
+    longest = (0, None)
+    for f in sorted(os.listdir(folder)):
+        if not f.endswith(".py"):
+            continue
+        with open(os.path.join(folder, f)) as fh:
+            text = fh.read()
+        if f == "policy.py":
+            policy = len(text.splitlines())
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef):
+                n = node.end_lineno - node.lineno + 1
+                longest = max(longest, (n, "{}.{}".format(f[:-3], node.name)))
+    return policy, longest
 
 
 def measure(idle_minutes=60, wasm32=None):
@@ -413,6 +559,13 @@ def measure(idle_minutes=60, wasm32=None):
         srv.wait()
     mods = [m for m in board.get("modules", []) if m in sizes]
     res["board_modules"] = mods
+    # the 32-bit runtime: resident from .mpy, and the free heap a sync needs
+    r32 = resident_32([m for m in mods if m not in BOOT_NOT and m != "sntp"])
+    res["core_resident_32"], res["board_resident_32"] = r32 or (None, None)
+    res["board_boot_modules_32"] = [m for m in mods if m not in BOOT_NOT] if r32 else None
+    heap32 = sync_heap_32()
+    res["sync_heap_32"], res["sync_heap_32_server"] = heap32 or (None, None)
+    res["policy_lines"], (res["class_lines"], res["class_longest"]) = line_counts()
     res["board_mpy"] = sum(sizes[m] for m in mods) if mods else None
     res["board_resident"] = board.get("resident")
     res["board_synced"] = board.get("synced")
@@ -422,6 +575,8 @@ def measure(idle_minutes=60, wasm32=None):
         wakes = [w.get(k) for k in ("wake_bytes", "wake_bytes_drift_known")]
         res["idle_alloc_32"] = None if None in wakes else max(wakes)
         res["dns_lookup_32"] = w.get("dns_lookup_bytes")
+        syncs = [w.get(k) for k in ("sync_bytes", "run_sync_bytes")]
+        res["sync_alloc_32"] = None if None in syncs else max(syncs)
     res["targets"] = targets(res)
     return res
 
@@ -429,22 +584,32 @@ def measure(idle_minutes=60, wasm32=None):
 def targets(res):
     """[{target, met, measured}]: met is None where the figure was not measured here."""
     out = []
+    w = res.get("wasm32") or {}
     for key, what, limit, goal in TARGETS:
         v = res.get(key)
         text = "-" if v is None else "{:,} B".format(v)
-        if key == "sync_alloc" and (res.get("wasm32") or {}).get("sync_bytes") is not None:
-            v32 = res["wasm32"]["sync_bytes"]  # met only when both are within the limit
-            text = "{} (64-bit), {:,} B (32-bit)".format(text, v32)
-            v = None if v is None else max(v, v32)
-        if key == "dns_lookup_32" and v is None:
+        if v is None and key in ("sync_alloc_32", "idle_alloc_32", "dns_lookup_32"):
             text = "- (make footprint-wasm32 did not run)"
-        if key == "idle_alloc_32" and v is None:
-            text = "- (make footprint-wasm32 did not run; 64-bit: {})".format(
+        elif v is None and key.endswith("_32"):
+            text = "- (no WebAssembly MicroPython: make setup)"
+        elif key == "sync_alloc_32":
+            text = "{:,} B (Service.sync()), {:,} B (a scheduled sync in run())".format(
+                w["sync_bytes"], w["run_sync_bytes"]
+            )
+        elif key == "sync_heap_32" and res.get("sync_heap_32_server"):
+            text += " ({:,} B of the fake server's taken off)".format(res["sync_heap_32_server"])
+        elif key == "idle_alloc_32":
+            text += " (64-bit: {})".format(
                 "-" if res.get("idle_alloc") is None else "{:,} B".format(res["idle_alloc"])
             )
+        elif key in ("policy_lines", "class_lines") and v is not None:
+            text = "{:,} lines".format(v)
+            if key == "class_lines" and res.get("class_longest"):
+                text += " ({})".format(res["class_longest"])
         met = None if v is None else v <= limit
-        target = "{}: <= {:,} B".format(what, limit) + (
-            " (goal {:,} B)".format(goal) if goal else ""
+        unit = " lines" if key.endswith("_lines") else " B"
+        target = "{}: <= {:,}{}".format(what, limit, unit) + (
+            " (goal {:,}{})".format(goal, unit) if goal else ""
         )
         out.append({"target": target, "met": met, "measured": text})
     return out
@@ -508,7 +673,14 @@ def table(res):
         rows = (
             ("resident after `from sntp.service import Service` (from source)", "import_bytes"),
             ("added to the heap by a service built and synced once", "service_bytes"),
-            ("allocated by one sync (fake server, mean)", "sync_bytes"),
+            (
+                "allocated by one `Service.sync()` (mean of 5, the fake server's left out)",
+                "sync_bytes",
+            ),
+            (
+                "allocated by a sync that `Service.run()` schedules (the headless board's)",
+                "run_sync_bytes",
+            ),
             ("allocated per idle wake-up, drift unknown", "wake_bytes"),
             (
                 "allocated per idle wake-up, drift known ({} ppb)".format(w.get("drift_ppb")),
@@ -518,6 +690,17 @@ def table(res):
             ("allocated by one `sntp.dns` lookup, A and AAAA (fake socket)", "dns_lookup_bytes"),
         )
         lines += ["| {} | {} |".format(what, b(w.get(k))) for what, k in rows]
+    if res.get("core_resident_32") is not None or res.get("sync_heap_32") is not None:
+        lines += ["", "| 32-bit, measured by this tool | bytes |", "|---|---|"]
+        boot = ", ".join(res.get("board_boot_modules_32") or [])
+        rows = (
+            ("resident after `from sntp.service import Service`, from .mpy", "core_resident_32"),
+            ("resident after the modules the headless board loads at boot ({}), from .mpy, "
+             "imported (not running)".format(boot), "board_resident_32"),
+            ("free heap one `Service.sync()` needs, in one piece, with no collection during it",
+             "sync_heap_32"),
+        )  # fmt: skip
+        lines += ["| {} | {} |".format(what, b(res.get(k))) for what, k in rows]
     return lines
 
 
