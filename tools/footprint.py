@@ -31,7 +31,8 @@ from --wasm32 JSON):
                 from build/footprint/lib's .mpy (WASM_RESIDENT)
   sync heap     the smallest free heap in which one Service.sync() succeeds, with every
                 size in a sweep above it (tools/wasm/syncheap.py, a fresh runtime a try)
-and the lines of firmware/sntp/policy.py and of its longest class, for their targets.
+and the lines of firmware/sntp/policy.py and of its longest class, and the Policy attributes code
+outside policy.py sets in a simulated device's three days (tools/structure.py), for their targets.
 """
 
 import argparse
@@ -41,6 +42,8 @@ import re
 import subprocess
 import sys
 import time
+
+import structure  # tools/: the sync core's shape
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join("build", "footprint")  # relative to ROOT, as every path below
@@ -74,6 +77,7 @@ TARGETS = (
     ("dns_lookup_32", "bytes allocated by one sntp.dns lookup (A, AAAA), 32-bit", 1024, None),
     ("policy_lines", "lines of firmware/sntp/policy.py", 500, None),
     ("class_lines", "lines of the longest class in firmware/sntp", 400, None),
+    ("policy_outside_n", "Policy attributes set outside policy.py (tools/structure.py)", 0, None),
 )
 BOOT_NOT = ("sntp.summary",)  # loaded by the board probe's own sync, not by the boot
 
@@ -488,28 +492,6 @@ def sync_heap_32():
     return n - own, own
 
 
-def line_counts():
-    """(lines of firmware/sntp/policy.py, (lines, module.Class) of the longest class in
-    firmware/sntp): a class from its `class` line to its last line."""
-    import ast
-
-    folder = os.path.join(ROOT, "firmware", "sntp")
-    policy = None
-    longest = (0, None)
-    for f in sorted(os.listdir(folder)):
-        if not f.endswith(".py"):
-            continue
-        with open(os.path.join(folder, f)) as fh:
-            text = fh.read()
-        if f == "policy.py":
-            policy = len(text.splitlines())
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, ast.ClassDef):
-                n = node.end_lineno - node.lineno + 1
-                longest = max(longest, (n, "{}.{}".format(f[:-3], node.name)))
-    return policy, longest
-
-
 def measure(idle_minutes=60, wasm32=None):
     sizes = build()
     res = {"mpy": sizes, "micropython": None, "measured_at": time.strftime("%Y-%m-%d %H:%M")}
@@ -565,7 +547,11 @@ def measure(idle_minutes=60, wasm32=None):
     res["board_boot_modules_32"] = [m for m in mods if m not in BOOT_NOT] if r32 else None
     heap32 = sync_heap_32()
     res["sync_heap_32"], res["sync_heap_32_server"] = heap32 or (None, None)
-    res["policy_lines"], (res["class_lines"], res["class_longest"]) = line_counts()
+    shape = structure.measure()  # tools/structure.py: lines, classes, who sets Policy fields
+    res["policy_lines"] = shape["policy_lines"]
+    res["class_longest"], res["class_lines"] = shape["largest_class"]
+    res["policy_outside"] = shape["policy_outside"]
+    res["policy_outside_n"] = len(shape["policy_outside"])
     res["board_mpy"] = sum(sizes[m] for m in mods) if mods else None
     res["board_resident"] = board.get("resident")
     res["board_synced"] = board.get("synced")
@@ -606,8 +592,10 @@ def targets(res):
             text = "{:,} lines".format(v)
             if key == "class_lines" and res.get("class_longest"):
                 text += " ({})".format(res["class_longest"])
+        elif key == "policy_outside_n" and v is not None:
+            text = "{} ({})".format(v, "; ".join(res["policy_outside"]) or "none")
         met = None if v is None else v <= limit
-        unit = " lines" if key.endswith("_lines") else " B"
+        unit = " lines" if key.endswith("_lines") else "" if key.endswith("_n") else " B"
         target = "{}: <= {:,}{}".format(what, limit, unit) + (
             " (goal {:,}{})".format(goal, unit) if goal else ""
         )
