@@ -175,3 +175,13 @@ def test_a_sync_passes_with_heap_to_spare_and_fails_with_too_little():
 
     assert tried(48 * 1024) == (str(48 * 1024), "pass")
     assert tried(1024) == ("1024", "fail")  # a sync allocates more than 1 KB there
+
+
+def test_the_structure_figures_count_policy_fields_set_outside_policy_py():
+    import structure
+
+    shape = structure.measure()
+    assert shape["policy_outside"] == [] and shape["policy_lines"] <= 500
+    assert shape["largest_class"][1] <= 400
+    got = footprint.targets({"policy_outside_n": 1, "policy_outside": ["tools/x.py: dirty"]})
+    assert got[-1]["met"] is False and "tools/x.py: dirty" in got[-1]["measured"]

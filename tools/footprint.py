@@ -593,7 +593,7 @@ def targets(res):
             if key == "class_lines" and res.get("class_longest"):
                 text += " ({})".format(res["class_longest"])
         elif key == "policy_outside_n" and v is not None:
-            text = "{} ({})".format(v, "; ".join(res["policy_outside"]) or "none")
+            text = "{} ({})".format(v, "; ".join(res.get("policy_outside") or []) or "none")
         met = None if v is None else v <= limit
         unit = " lines" if key.endswith("_lines") else "" if key.endswith("_n") else " B"
         target = "{}: <= {:,}{}".format(what, limit, unit) + (
