@@ -704,3 +704,21 @@ def test_a_floor_wait_is_the_policys_own_event_once_with_its_reason():
     n = len(waits)
     d.run(3 * HOUR_MS)  # the poll interval again: no "wait" event
     assert len(kinds(d, "wait")) == n
+
+
+def test_a_round_that_heard_only_oversized_datagrams_is_a_timeout_not_a_rejection():
+    # exchange.LONG, as SHORT or a spoof: nothing of ours arrived (a timeout event, no
+    # reject), and the address counts a failure toward the next one
+    from sntp import exchange
+
+    p = pol.Policy(schema.Config.from_dict({"servers": ["ntp.example.com"]}), Rng(1).below)
+    events = []
+    p.subscribe(events.append)
+    p.start(0, T0, None)
+    src = p.sources[0]
+    p.resolved(src, [sim.Addr(("10.0.0.1", 123))], 0)
+    p.sync_now(0)
+    a = p.poll(0, T0)
+    p.result(a.src, a.addr, exchange.Result(("10.0.0.1", 123), exchange.LONG), 10, T0)
+    kinds = [e["event"] for e in events if e["event"] in ("timeout", "reject")]
+    assert kinds == ["timeout"] and src.addr_fails == 1, events

@@ -743,13 +743,6 @@ def readme_lines(res):
     if pk:
         sizes = ", ".join("`{}` {:,} B".format(f, p["mpy"]) for f, p in pk.items())
         lines.append("| .mpy of each mip package | {} | |".format(sizes))
-    if res.get("core_resident") is not None:
-        r32 = (res.get("wasm32") or {}).get("import_bytes")
-        lines.append(
-            "| heap resident after importing the sync core | {:,} B (64-bit){} | |".format(
-                res["core_resident"], "" if r32 is None else ", {:,} B (32-bit)".format(r32)
-            )
-        )
     return lines
 
 

@@ -164,6 +164,7 @@ WRONG_SOURCE = "wrong-source"  # from another address or port than the one we as
 SHORT = "short"  # fewer than 48 bytes
 LONG = "long"  # more than MAX_REPLY_LEN bytes: extension fields, or a datagram cut there
 BAD_ORIGIN = "bad-origin"  # origin is not our nonce: a spoof, or a reply to an older request
+IGNORED = (WRONG_SOURCE, SHORT, LONG, BAD_ORIGIN)  # not our reply; expire() names the last
 BAD_MODE = "bad-mode"  # not mode 4 (server)
 BAD_VERSION = "bad-version"  # not version 3 or 4
 KISS = "kiss"  # Kiss-o'-Death (stratum 0); the code is in Result.kiss
@@ -258,7 +259,7 @@ class Exchange:
         if self.result is not None:
             return self.result
         error = TIMEOUT
-        for reason in (WRONG_SOURCE, SHORT, LONG, BAD_ORIGIN):
+        for reason in IGNORED:
             if reason in self.ignored:
                 error = reason
         return self._finish(Result(self.server, error))

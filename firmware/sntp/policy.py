@@ -45,7 +45,7 @@ _BACKOFF_MIN_MS = const(30_000)  # R4 (lwIP: 15 s to 150 s, too fast)
 # The longest poll interval in any case (the schema's top: 36 h; its floors: rule 14).
 _POLL_TOP_S = SCHEMA["poll_max_s"][3]
 _SAMPLE_MAX_AGE_MS = const(900_000)  # R5: older replies are not compared
-_NO_REPLY = (exchange.TIMEOUT, exchange.BAD_ORIGIN, exchange.SHORT, exchange.WRONG_SOURCE)
+_NO_REPLY = (exchange.TIMEOUT,) + exchange.IGNORED  # no reply of ours: a timeout
 
 
 class Emitter:
