@@ -194,6 +194,19 @@ def service(clock):
     return svc, world
 
 
+def warmed(clock):
+    """Steps (yield from): a service synced once, its slew and a boot's checkpoints done,
+    then synced three times an hour apart, so that the drift is known; (svc, world)."""
+    svc, world = service(clock)
+    svc.sync()
+    svc.run(until_ms=svc.now_ms() + 1_000_000)
+    yield
+    for _ in range(3):
+        sync(svc, world)
+        yield
+    return svc, world
+
+
 def sync(svc, world):
     """(bytes, summary) of one Service.sync() an hour after the last: what it allocated,
     less what the fake server did (World.own). Call it at the start of a call into the

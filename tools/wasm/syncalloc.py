@@ -171,13 +171,7 @@ def main():
 
     yield
     clock = footprint.Clock(NTP_1970)
-    svc, world = footprint.service(clock)
-    svc.sync()
-    svc.run(until_ms=svc.now_ms() + 1_000_000)
-    yield
-    for _ in range(3):  # the drift known, as after footprint.py's syncs
-        footprint.sync(svc, world)
-        yield
+    svc, world = yield from footprint.warmed(clock)  # the drift known, as in its syncs
     plain = footprint.sync(svc, world)[0]  # without the wrappers, for comparison
     yield
     plain_run = footprint.scheduled(svc, world)

@@ -32,13 +32,7 @@ def main():
     hold = [None] * HOLD
     yield
     clock = footprint.Clock(NTP_1970)
-    svc, world = footprint.service(clock)
-    svc.sync()
-    svc.run(until_ms=svc.now_ms() + 1_000_000)
-    yield
-    for _ in range(3):  # the drift known, as in footprint.py's syncs
-        footprint.sync(svc, world)
-        yield
+    svc, world = yield from footprint.warmed(clock)  # the drift known, as in its syncs
     svc.clock.advance(3_600_000_000)  # an hour after the last, as footprint.sync() does
     yield
     world.prepare()  # the server's reply built now, not in the heap filled below
