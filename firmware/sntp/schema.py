@@ -27,8 +27,8 @@ MAX_TEXT = const(64)  # bytes of any text value
 POOL_SUFFIX = "pool.ntp.org"
 KIND = "sntp-config"  # a configuration file's "kind": never taken for a state file
 POOL_POLL_MIN_S = const(1_800)  # the pool's terms: no more often than every 30 min (rule 14)
-DEFAULT_POLL_MIN_S = const(1_024)  # without a setting: ntpd's 2**10, gentle on any server
-DEFAULT_POLL_MAX_S = const(14_400)  # without a setting, until the drift is known: 4 h
+_DEFAULT_POLL_MIN_S = const(1_024)  # without a setting: ntpd's 2**10, gentle on any server
+_DEFAULT_POLL_MAX_S = const(14_400)  # without a setting, until the drift is known: 4 h
 
 # key -> (kind, default, lo, hi): an int's range, or a text's length in bytes. 1 ms is below
 # what SNTP over the Internet can hold, a minute no target at all; 64 s is the protocol's
@@ -144,15 +144,16 @@ def zone_label(zone):
 
 
 # ---- the service's settings -----------------------------------------------------------------
-def _int_in(d, key, lo, default, warnings):
-    """d[key] clamped to [lo, the schema's top] (an int); default when absent or not one."""
+def int_in(d, key, lo, hi, default, warnings):
+    """d[key] clamped to [lo, hi] (an int, not a bool); default when absent or not one; each
+    change said in warnings (the settings here, the saved state in state.py)."""
     v = d.get(key)
     if v is None:
         return default
     if not isinstance(v, int) or isinstance(v, bool):
         warnings.append("{}: not an integer, using {}".format(key, default))
         return default
-    c = min(max(v, lo), SCHEMA[key][3])
+    c = min(max(v, lo), hi)
     if c != v:
         warnings.append("{}: {} clamped to {}".format(key, v, c))
     return c
@@ -166,7 +167,7 @@ class Config:
         self.servers = []  # [(host, port)], at most MAX_SOURCES
         self.factory = None  # (host, port) used alone until the first good sync, or None
         self.poll_min_s = POOL_POLL_MIN_S  # s, after clamping to the safe floor
-        self.poll_max_s = DEFAULT_POLL_MAX_S  # s
+        self.poll_max_s = _DEFAULT_POLL_MAX_S  # s
         self.poll_max_explicit = False  # configured: the clock discipline may not exceed it
         self.accuracy_ms = SCHEMA["accuracy_ms"][1]  # how far the clock may wander, ms
         self.warnings = []  # what was clamped or dropped, one sentence each
@@ -210,10 +211,12 @@ class Config:
                 w.append("factory_server: {}, ignored".format(e.args[0]))
         pool = any(h.endswith(POOL_SUFFIX) for h, _ in c.servers)
         lo = POOL_POLL_MIN_S if pool else SCHEMA["poll_min_s"][2]
-        c.poll_min_s = _int_in(d, "poll_min_s", lo, max(lo, DEFAULT_POLL_MIN_S), w)
+        top = SCHEMA["poll_min_s"][3]
+        c.poll_min_s = int_in(d, "poll_min_s", lo, top, max(lo, _DEFAULT_POLL_MIN_S), w)
         lo = c.poll_min_s
-        c.poll_max_s = _int_in(d, "poll_max_s", lo, max(lo, DEFAULT_POLL_MAX_S), w)
+        top = SCHEMA["poll_max_s"][3]
+        c.poll_max_s = int_in(d, "poll_max_s", lo, top, max(lo, _DEFAULT_POLL_MAX_S), w)
         c.poll_max_explicit = d.get("poll_max_s") is not None
-        _, default, lo, _ = SCHEMA["accuracy_ms"]
-        c.accuracy_ms = _int_in(d, "accuracy_ms", lo, default, w)
+        _, default, lo, hi = SCHEMA["accuracy_ms"]
+        c.accuracy_ms = int_in(d, "accuracy_ms", lo, hi, default, w)
         return c

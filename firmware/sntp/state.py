@@ -14,7 +14,7 @@
 # Anything unreadable counts against sending: a field out of range is clamped or dropped with
 # a warning, the boot counted as short, a hold unreadable as long as a RATE alone can set.
 from .compat import const, ints
-from .schema import MAX_SOURCES, SCHEMA
+from .schema import MAX_SOURCES, SCHEMA, int_in
 from .sources import DENY_HOLD_S, RATE_GAP_TOP, RATE_HOLD_MS, RATE_MAX_MS, SLEW_SLACK_MS, key_text
 
 HOURLY_CAP = const(12)  # R2: requests in any 3600 s (a round is at most 4): the sends kept
@@ -59,19 +59,6 @@ class Saved:
         self.warnings = []
 
 
-def _int_in(d, key, lo, hi, default, warnings):
-    v = d.get(key)
-    if v is None:
-        return default
-    if type(v) is not int:
-        warnings.append("{}: not an integer, using {}".format(key, default))
-        return default
-    c = min(max(v, lo), hi)
-    if c != v:
-        warnings.append("{}: {} clamped to {}".format(key, v, c))
-    return c
-
-
 def _opt_int(v):
     return v if type(v) is int else None
 
@@ -92,10 +79,10 @@ def read(st, now_ms, wall_us, floor_us, config, wake=False):
         s.warnings = ["unreadable, counted as a short boot"]
         return s
     c = config
-    s.fails = _int_in(st, "fails", 0, 64, 0, w)
-    s.boots = _int_in(st, "boots", 1, 1 << 30, 1, w)  # a state: booted before
-    s.shorts = _int_in(st, "short", 0, SHORT_MAX, 1, w)
-    s.rr = _int_in(st, "rr", 0, MAX_SOURCES - 1, 0, w)  # the rotation goes on
+    s.fails = int_in(st, "fails", 0, 64, 0, w)
+    s.boots = int_in(st, "boots", 1, 1 << 30, 1, w)  # a state: booted before
+    s.shorts = int_in(st, "short", 0, SHORT_MAX, 1, w)
+    s.rr = int_in(st, "rr", 0, MAX_SOURCES - 1, 0, w)  # the rotation goes on
     up = st.get("up")
     short = bool(wake is None or st.get("open") is not False or w)  # died mid-exchange
     if type(up) is not int or up < 0:
@@ -104,7 +91,7 @@ def read(st, now_ms, wall_us, floor_us, config, wake=False):
     elif up < LONG_BOOT_MS:
         short = True
     top = c.poll_max_s if c.poll_max_explicit else SCHEMA["poll_max_s"][3]
-    s.interval_s = _int_in(st, "interval_s", c.poll_min_s, top, c.poll_min_s, w)
+    s.interval_s = int_in(st, "interval_s", c.poll_min_s, top, c.poll_min_s, w)
     s.last_sync_unix_s = _opt_int(st.get("last_sync_unix_s"))
     s.next_due_unix_s = _opt_int(st.get("next_due_unix_s"))
     valid = wall_us >= floor_us
